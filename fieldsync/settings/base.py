@@ -1,0 +1,143 @@
+"""Settings shared by every environment. Everything that differs between machines comes from the environment.
+
+Local use needs no configuration at all: with nothing set, FieldSync runs on SQLite in ./var/ with a development
+secret key. Production settings (fieldsync.settings.production) refuse to start without real secrets.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"  # runtime state of the zero-config setup: SQLite file, sandbox data
+
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="fieldsync-local-development-only-not-a-secret")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "django_q",
+    "billing",
+    "quickbooks_export",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fieldsync.urls"
+WSGI_APPLICATION = "fieldsync.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_env() -> dict:
+    """DATABASE_URL selects the database; unset means SQLite in ./var (the zero-config default)."""
+    default_sqlite = f"sqlite:///{VAR_DIR / 'fieldsync.sqlite3'}"
+    database = env.db_url("DATABASE_URL", default=default_sqlite)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        VAR_DIR.mkdir(exist_ok=True)
+        # The web process, the django-q2 worker and its ORM broker share one file. WAL lets readers and one writer
+        # work at once; IMMEDIATE transactions take the write lock up front, so a writer waits (up to `timeout`
+        # seconds) instead of failing half-way with "database is locked".
+        database["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        }
+    else:
+        database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+        database.setdefault("CONN_HEALTH_CHECKS", True)
+    return database
+
+
+DATABASES = {"default": _database_from_env()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+# The company's time zone: dates on pages and in QuickBooks are the company's local dates.
+TIME_ZONE = env.str("FIELDSYNC_TIME_ZONE", default="America/New_York")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# One currency per deployment (ISO 4217). Invoices and payments in any other currency are refused.
+FIELDSYNC_CURRENCY = env.str("FIELDSYNC_CURRENCY", default="USD").upper()
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("FIELDSYNC_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "fieldsync.exceptions.api_exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+
+# django-q2 with the ORM broker: the queue lives in the same database, so the demo needs no extra service. The broker
+# delivers a task at least once; exactly-once export comes from our own claim + mapping table + QuickBooks requestid.
+# `timeout` (a task is killed after it) stays below `retry` (an unacknowledged task is delivered again after it).
+Q_CLUSTER = {
+    "name": "fieldsync",
+    "orm": "default",
+    "workers": env.int("FIELDSYNC_WORKERS", default=2),
+    "timeout": 240,
+    "retry": 300,
+    "max_attempts": 5,
+    "bulk": 1,
+    "queue_limit": 4,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "catch_up": False,
+    "poll": 0.5,
+}
+
+STATICFILES_DIRS = [BASE_DIR / "fieldsync" / "static"]
