@@ -55,6 +55,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "quickbooks_export.context_processors.quickbooks_connection",
             ],
         },
     },
@@ -141,3 +142,28 @@ Q_CLUSTER = {
 }
 
 STATICFILES_DIRS = [BASE_DIR / "fieldsync" / "static"]
+
+# --- QuickBooks Online --------------------------------------------------------------------------------------------
+# QBO_ENVIRONMENT: "production" or "sandbox" (Intuit's servers) or "local" (the QuickBooks sandbox shipped with
+# FieldSync, `manage.py qbo_sandbox`). QBO_DISCOVERY_URL / QBO_API_BASE_URL point the same code at any
+# QuickBooks-compatible server. With nothing set, everything points at the local sandbox `make run` starts.
+QBO_ENVIRONMENT = env.str("QBO_ENVIRONMENT", default="local")
+QBO_SANDBOX_URL = env.str("QBO_SANDBOX_URL", default="http://127.0.0.1:8765")
+_qbo_local = QBO_ENVIRONMENT == "local"
+QBO_CLIENT_ID = env.str("QBO_CLIENT_ID", default="fieldsync-local" if _qbo_local else "")
+QBO_CLIENT_SECRET = env.str("QBO_CLIENT_SECRET", default="fieldsync-local-secret" if _qbo_local else "")
+QBO_REDIRECT_URI = env.str("QBO_REDIRECT_URI", default="http://127.0.0.1:8000/quickbooks/callback/")
+QBO_DISCOVERY_URL = env.str(
+    "QBO_DISCOVERY_URL", default=f"{QBO_SANDBOX_URL}/.well-known/openid_configuration" if _qbo_local else ""
+)
+QBO_API_BASE_URL = env.str("QBO_API_BASE_URL", default=QBO_SANDBOX_URL if _qbo_local else "")
+QBO_MINOR_VERSION = env.int("QBO_MINOR_VERSION", default=75)
+QBO_HTTP_TIMEOUT_SECONDS = env.float("QBO_HTTP_TIMEOUT_SECONDS", default=30.0)
+
+# Keys for encrypting OAuth tokens at rest (MultiFernet: the first key encrypts, every key decrypts, so keys can be
+# rotated by putting a new one first). Generate one with:
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+# The default is a fixed key for local use only; production settings refuse to start without real keys.
+FIELDSYNC_ENCRYPTION_KEYS = env.list(
+    "FIELDSYNC_ENCRYPTION_KEYS", default=["bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="]
+)

@@ -1,0 +1,2 @@
+def quickbooks_connection(request):
+    return {}
