@@ -35,9 +35,7 @@ class ConflictError(ApplicationError):
 def api_exception_handler(exc, context):
     """Give every API error the same shape: {"code", "message", "details"}."""
     if isinstance(exc, ApplicationError):
-        return Response(
-            {"code": exc.code, "message": exc.message, "details": exc.extra}, status=exc.http_status
-        )
+        return Response({"code": exc.code, "message": exc.message, "details": exc.extra}, status=exc.http_status)
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response({"code": "invalid", "message": "; ".join(exc.messages), "details": details}, status=400)
@@ -50,9 +48,16 @@ def api_exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, drf_exceptions.ValidationError):
-        response.data = {"code": "invalid", "message": "The request has invalid fields.", "details": response.data}
+        response.data = {
+            "code": "invalid",
+            "message": "The request has invalid fields.",
+            "details": response.data,
+        }
     elif isinstance(exc, drf_exceptions.APIException):
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
-        response.data = {"code": exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code,
-                         "message": str(detail), "details": {}}
+        response.data = {
+            "code": exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code,
+            "message": str(detail),
+            "details": {},
+        }
     return response

@@ -1,0 +1,235 @@
+"""Admin for every billing model. Balances and exportability are derived with the same selectors the export engine
+uses, annotated on the list queryset (one query per page) or computed per page in one query.
+
+The admin is for looking and for fixing master data (names, addresses). Money moves only through services, so
+amounts, applications and refunds are read-only here.
+"""
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from .models import (
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Job,
+    ManualHandlingItem,
+    Payment,
+    PaymentApplication,
+    PaymentExportTransition,
+    Refund,
+)
+from .money import format_money
+from .selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "company_name", "email", "phone", "billing_city"]
+    search_fields = ["display_name", "company_name", "email", "phone"]
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["number", "title", "customer", "status", "scheduled_on", "completed_on"]
+    list_filter = ["status"]
+    search_fields = ["number", "title", "customer__display_name"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+
+
+class InvoiceLineInline(ReadOnlyInline):
+    model = InvoiceLine
+    fields = ["service_name", "description", "quantity", "unit_price", "amount"]
+    readonly_fields = fields
+
+
+class InvoiceApplicationInline(ReadOnlyInline):
+    model = PaymentApplication
+    fields = ["payment", "amount", "created_at"]
+    readonly_fields = fields
+    verbose_name_plural = "payments applied"
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "customer",
+        "status",
+        "issued_on",
+        "total_display",
+        "paid_display",
+        "open_display",
+    ]
+    list_filter = ["status", "issued_on"]
+    search_fields = ["number", "customer__display_name"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer", "job"]
+    readonly_fields = [
+        "status",
+        "currency",
+        "sales_tax",
+        "total_display",
+        "paid_display",
+        "open_display",
+        "voided_at",
+    ]
+    inlines = [InvoiceLineInline, InvoiceApplicationInline]
+
+    def get_queryset(self, request):
+        return invoice_with_balances(super().get_queryset(request))
+
+    @admin.display(description="Total", ordering="total")
+    def total_display(self, obj):
+        return format_money(obj.total, obj.currency)
+
+    @admin.display(description="Paid", ordering="amount_paid")
+    def paid_display(self, obj):
+        return format_money(obj.amount_paid, obj.currency)
+
+    @admin.display(description="Open balance", ordering="open_balance")
+    def open_display(self, obj):
+        return format_money(obj.open_balance, obj.currency)
+
+
+class PaymentApplicationInline(ReadOnlyInline):
+    model = PaymentApplication
+    fields = ["invoice", "amount", "created_at"]
+    readonly_fields = fields
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = ["amount", "refunded_on", "method", "reason", "application"]
+    readonly_fields = fields
+
+
+class ExportTransitionInline(ReadOnlyInline):
+    model = PaymentExportTransition
+    fields = ["at", "from_status", "to_status", "note", "by"]
+    readonly_fields = fields
+    verbose_name_plural = "export status history"
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "customer",
+        "amount_display",
+        "method",
+        "received_on",
+        "export_status",
+        "exportable_display",
+        "held_reason_display",
+    ]
+    list_filter = ["export_status", "method", "received_on"]
+    search_fields = ["customer__display_name", "reference", "applications__invoice__number"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+    readonly_fields = [
+        "amount",
+        "currency",
+        "export_status",
+        "export_status_changed_at",
+        "export_reference",
+        "applied_display",
+        "unapplied_display",
+        "refunded_display",
+        "exportable_display",
+        "held_reason_display",
+    ]
+    inlines = [PaymentApplicationInline, RefundInline, ExportTransitionInline]
+
+    def get_queryset(self, request):
+        return payment_with_amounts(super().get_queryset(request))
+
+    def get_changelist_instance(self, request):
+        # Work out the fully-paid rule for the whole page in one query, not one per row.
+        changelist = super().get_changelist_instance(request)
+        readiness = payment_export_readiness_map(payment_ids=[p.pk for p in changelist.result_list])
+        for payment in changelist.result_list:
+            payment._readiness = readiness[payment.pk]
+        return changelist
+
+    def _readiness(self, obj):
+        if not hasattr(obj, "_readiness"):
+            obj._readiness = payment_export_readiness_map(payment_ids=[obj.pk])[obj.pk]
+        return obj._readiness
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="Applied")
+    def applied_display(self, obj):
+        return format_money(obj.amount_applied, obj.currency)
+
+    @admin.display(description="Unapplied credit")
+    def unapplied_display(self, obj):
+        return format_money(obj.unapplied_credit, obj.currency)
+
+    @admin.display(description="Refunded")
+    def refunded_display(self, obj):
+        return format_money(obj.amount_refunded, obj.currency)
+
+    @admin.display(description="Exportable", boolean=True)
+    def exportable_display(self, obj):
+        return self._readiness(obj).exportable
+
+    @admin.display(description="Held because")
+    def held_reason_display(self, obj):
+        reason = self._readiness(obj).held_reason
+        return format_html('<span style="color:#b44d12">{}</span>', reason) if reason else "—"
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    list_display = ["id", "payment", "amount", "refunded_on", "method", "reason"]
+    list_select_related = ["payment"]
+    readonly_fields = ["payment", "application", "amount", "refunded_on", "method", "reason", "created_by"]
+
+
+@admin.register(ManualHandlingItem)
+class ManualHandlingItemAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "customer",
+        "amount",
+        "quickbooks_reference",
+        "created_at",
+        "handled_by",
+    ]
+    list_filter = ["status", "kind"]
+    list_select_related = ["customer", "handled_by"]
+    readonly_fields = [
+        "kind",
+        "customer",
+        "payment",
+        "refund",
+        "amount",
+        "quickbooks_reference",
+        "instructions",
+        "created_at",
+        "status",
+        "handled_at",
+        "handled_by",
+        "handled_note",
+    ]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # nothing is ever deleted to "fix" books

@@ -1,0 +1,276 @@
+"""The billing domain: customers, jobs, invoices and their lines, payments applied to invoices, and refunds.
+
+Amounts that can be derived are never stored twice: an invoice's total is its lines plus tax, what is paid is the
+applications minus their refunds, the open balance is the difference (see billing.selectors). Every write goes
+through billing.services.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+def _default_currency() -> str:
+    return settings.FIELDSYNC_CURRENCY
+
+
+class Customer(models.Model):
+    display_name = models.CharField(max_length=200)
+    company_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    billing_line1 = models.CharField("billing address", max_length=200, blank=True)
+    billing_line2 = models.CharField("billing address (line 2)", max_length=200, blank=True)
+    billing_city = models.CharField("city", max_length=100, blank=True)
+    billing_region = models.CharField("state / region", max_length=100, blank=True)
+    billing_postal_code = models.CharField("postal code", max_length=20, blank=True)
+    billing_country = models.CharField("country", max_length=2, blank=True, default="US")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        indexes = [models.Index(fields=["email"]), models.Index(fields=["display_name"])]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
+    number = models.CharField(max_length=30, unique=True)
+    title = models.CharField(max_length=200)
+    service_address = models.CharField(max_length=300, blank=True)
+    scheduled_on = models.DateField(null=True, blank=True)
+    completed_on = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True)
+    # QuickBooks' DocNumber holds 21 characters at most, and ours becomes it.
+    number = models.CharField(max_length=21, unique=True)
+    issued_on = models.DateField(null=True, blank=True)
+    due_on = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3, default=_default_currency)
+    # OPEN <-> PAID follows the balance and is kept in step by billing.services under the invoice's row lock.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    sales_tax = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    memo = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sales_tax__gte=0), name="invoice_sales_tax_not_negative"),
+        ]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(default=0)
+    # The service sold; it becomes a QuickBooks Service item of the same name.
+    service_name = models.CharField(max_length=100)
+    description = models.CharField(max_length=500, blank=True)
+    quantity = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1.00"))
+    unit_price = models.DecimalField(**MONEY)
+    # quantity × unit price rounded half up to cents when the line is written (what the customer was billed).
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["invoice_id", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="invoice_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="invoice_line_unit_price_not_negative"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="invoice_line_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_name} × {self.quantity}"
+
+
+class Payment(models.Model):
+    class Method(models.TextChoices):
+        CASH = "cash", "Cash"
+        CHECK = "check", "Check"
+        CARD = "card", "Card"
+        ACH = "ach", "ACH"
+        OTHER = "other", "Other"
+
+    class ExportStatus(models.TextChoices):
+        NOT_EXPORTED = "not_exported", "Not exported"
+        QUEUED = "queued", "Queued"
+        EXPORTING = "exporting", "Exporting"
+        EXPORTED = "exported", "Exported"
+        FAILED = "failed", "Failed"
+        EXPORTED_MANUALLY = "exported_manually", "Exported by hand"
+        EXCLUDED = "excluded", "Do not export"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, default=_default_currency)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    # A check number, a card processor's charge id, an ACH trace number.
+    reference = models.CharField(max_length=100, blank=True)
+    received_on = models.DateField()
+    memo = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Driven by the export engine through billing.services.payment_export_status_transition only.
+    export_status = models.CharField(max_length=20, choices=ExportStatus.choices, default=ExportStatus.NOT_EXPORTED)
+    export_status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Where the payment lives in QuickBooks once exported (its QuickBooks Id), for people and refund flags.
+    export_reference = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive")]
+        indexes = [
+            models.Index(fields=["export_status"]),
+            models.Index(fields=["received_on", "id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment #{self.pk} {self.amount} {self.currency}"
+
+
+class PaymentApplication(models.Model):
+    """The part of a payment applied to one invoice. What is not applied is the customer's unapplied credit."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="applications")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="applications")
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="application_amount_positive"),
+            models.UniqueConstraint(fields=["payment", "invoice"], name="application_unique_payment_invoice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of payment #{self.payment_id} to {self.invoice_id}"
+
+
+class Refund(models.Model):
+    """Money given back from a payment.
+
+    A refund comes out of one application (and so re-opens that invoice's balance) or, with no application, out of
+    the payment's unapplied credit.
+    """
+
+    class Method(models.TextChoices):
+        CASH = "cash", "Cash"
+        CHECK = "check", "Check"
+        CARD = "card", "Card (to the original card)"
+        ACH = "ach", "ACH"
+        OTHER = "other", "Other"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    application = models.ForeignKey(
+        PaymentApplication, on_delete=models.PROTECT, related_name="refunds", null=True, blank=True
+    )
+    amount = models.DecimalField(**MONEY)
+    reason = models.CharField(max_length=300)
+    refunded_on = models.DateField()
+    method = models.CharField(max_length=10, choices=Method.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-refunded_on", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"Refund #{self.pk} of {self.amount} from payment #{self.payment_id}"
+
+
+class PaymentExportTransition(models.Model):
+    """History of a payment's export status: every move, when, and why."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="export_transitions")
+    from_status = models.CharField(max_length=20, choices=Payment.ExportStatus.choices)
+    to_status = models.CharField(max_length=20, choices=Payment.ExportStatus.choices)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.payment_id}: {self.from_status} → {self.to_status}"
+
+
+class ManualHandlingItem(models.Model):
+    """Something FieldSync will not do in QuickBooks by itself, waiting for a person to do it and say so.
+
+    Items are never deleted: once handled they stay, with who, when and the note.
+    """
+
+    class Kind(models.TextChoices):
+        REFUND_OF_EXPORTED_PAYMENT = "refund_of_exported_payment", "Refund of a payment already in QuickBooks"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        HANDLED = "handled", "Handled"
+
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="manual_items")
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, related_name="manual_item", null=True, blank=True)
+    amount = models.DecimalField(**MONEY)
+    # The original payment's QuickBooks Id when the item was raised (it may be empty for "exported by hand").
+    quickbooks_reference = models.CharField(max_length=100, blank=True)
+    instructions = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handled_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="open") | (Q(handled_at__isnull=False) & ~Q(handled_note="")),
+                name="manual_item_handled_has_time_and_note",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"

@@ -1,0 +1,180 @@
+"""Reads of the billing domain that need more than a filter: balances, and the fully-paid rule.
+
+Balances are derived in SQL, never stored: total = lines + sales tax; paid = applications − refunds of those
+applications; open balance = total − paid. The same annotations serve one invoice, a page of them, and the
+payment-level exportability filter, so the numbers a person reads and the ones the export engine acts on agree.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import (
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+
+from .models import Invoice, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
+from .money import ZERO, format_money
+
+_MONEY = DecimalField(max_digits=14, decimal_places=2)
+
+# Invoices in these states never make a payment exportable, whatever their balance.
+NOT_EXPORTABLE_INVOICE_STATUSES = (Invoice.Status.DRAFT, Invoice.Status.VOID)
+
+
+def _sum_of(queryset: QuerySet, field: str, group_by: str) -> Coalesce:
+    """A correlated SUM as an expression; 0.00 when there are no rows."""
+    summed = queryset.order_by().values(group_by).annotate(total=Sum(field)).values("total")
+    return Coalesce(Subquery(summed, output_field=_MONEY), Value(ZERO), output_field=_MONEY)
+
+
+def invoice_with_balances(queryset: QuerySet[Invoice] | None = None) -> QuerySet[Invoice]:
+    """Invoices annotated with `total`, `amount_paid` and `open_balance` (Decimals), in one query."""
+    queryset = Invoice.objects.all() if queryset is None else queryset
+    lines_total = _sum_of(InvoiceLine.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
+    applied = _sum_of(PaymentApplication.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
+    refunded = _sum_of(Refund.objects.filter(application__invoice=OuterRef("pk")), "amount", "application__invoice")
+    return queryset.annotate(
+        total=ExpressionWrapper(lines_total + F("sales_tax"), output_field=_MONEY),
+        amount_paid=ExpressionWrapper(applied - refunded, output_field=_MONEY),
+    ).annotate(open_balance=ExpressionWrapper(F("total") - F("amount_paid"), output_field=_MONEY))
+
+
+def invoice_get_with_balances(*, invoice_id: int) -> Invoice:
+    return invoice_with_balances().get(pk=invoice_id)
+
+
+def payment_with_amounts(queryset: QuerySet[Payment] | None = None) -> QuerySet[Payment]:
+    """Payments annotated with `amount_applied` (net of refunds of applications), `amount_refunded` and
+    `unapplied_credit` (what is neither applied nor refunded)."""
+    queryset = Payment.objects.all() if queryset is None else queryset
+    applied = _sum_of(PaymentApplication.objects.filter(payment=OuterRef("pk")), "amount", "payment")
+    refunded = _sum_of(Refund.objects.filter(payment=OuterRef("pk")), "amount", "payment")
+    refunded_from_applications = _sum_of(
+        Refund.objects.filter(payment=OuterRef("pk"), application__isnull=False), "amount", "payment"
+    )
+    return queryset.annotate(
+        gross_applied=applied,
+        amount_refunded=refunded,
+        amount_applied=ExpressionWrapper(applied - refunded_from_applications, output_field=_MONEY),
+        unapplied_credit=ExpressionWrapper(
+            F("amount") - applied - (refunded - refunded_from_applications), output_field=_MONEY
+        ),
+    )
+
+
+# --- The fully-paid rule ------------------------------------------------------------------------------------------
+# A payment is exportable only when it is applied to at least one invoice and every invoice it is applied to is
+# open or paid (not draft, not void) and fully paid. The rule is written twice on purpose — as SQL for filtering
+# a hundred thousand payments, and as Python that explains itself — right here, side by side, and a test checks
+# they agree on every payment of the demo company.
+
+
+def _holding_invoices() -> QuerySet[Invoice]:
+    """The invoices that hold their payments back: draft, void, or not yet fully paid."""
+    return invoice_with_balances().filter(Q(status__in=NOT_EXPORTABLE_INVOICE_STATUSES) | Q(open_balance__gt=0))
+
+
+def payment_filter_exportable(queryset: QuerySet[Payment]) -> QuerySet[Payment]:
+    """The payments of `queryset` that the fully-paid rule lets go to QuickBooks."""
+    applied = PaymentApplication.objects.filter(payment=OuterRef("pk"))
+    holding = _holding_invoices().filter(applications__payment=OuterRef("pk"))
+    return queryset.filter(Exists(applied), ~Exists(holding))
+
+
+def payment_filter_held(queryset: QuerySet[Payment]) -> QuerySet[Payment]:
+    """The payments of `queryset` that the fully-paid rule holds back."""
+    applied = PaymentApplication.objects.filter(payment=OuterRef("pk"))
+    holding = _holding_invoices().filter(applications__payment=OuterRef("pk"))
+    return queryset.filter(~Exists(applied) | Exists(holding))
+
+
+@dataclass(frozen=True)
+class InvoiceState:
+    invoice_id: int
+    number: str
+    status: str
+    total: Decimal
+    amount_paid: Decimal
+    open_balance: Decimal
+    currency: str
+
+    @property
+    def hold_reason(self) -> str | None:
+        if self.status == Invoice.Status.DRAFT:
+            return f"{self.number} is still a draft; issue it first"
+        if self.status == Invoice.Status.VOID:
+            return f"{self.number} is void"
+        if self.open_balance > 0:
+            return f"{self.number} still has {format_money(self.open_balance, self.currency)} open"
+        return None
+
+
+@dataclass(frozen=True)
+class ExportReadiness:
+    payment_id: int
+    invoices: tuple[InvoiceState, ...]
+
+    @property
+    def exportable(self) -> bool:
+        return bool(self.invoices) and all(invoice.hold_reason is None for invoice in self.invoices)
+
+    @property
+    def held_reason(self) -> str:
+        """Why the payment waits, in words a person reads; empty when it is exportable."""
+        if not self.invoices:
+            return "Held: not applied to any invoice yet; apply it to an invoice first."
+        reasons = [invoice.hold_reason for invoice in self.invoices if invoice.hold_reason]
+        return f"Held: {'; '.join(reasons)}." if reasons else ""
+
+
+def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, ExportReadiness]:
+    """The fully-paid rule for many payments at once, in one query whatever their number."""
+    payment_ids = list(payment_ids)
+    invoices = (
+        invoice_with_balances(Invoice.objects.filter(applications__payment_id__in=payment_ids))
+        .annotate(payment_id=F("applications__payment_id"))
+        .values("id", "number", "status", "total", "amount_paid", "open_balance", "currency", "payment_id")
+        .order_by("payment_id", "number")
+    )
+    by_payment: dict[int, list[InvoiceState]] = defaultdict(list)
+    for row in invoices:
+        by_payment[row["payment_id"]].append(
+            InvoiceState(
+                invoice_id=row["id"],
+                number=row["number"],
+                status=row["status"],
+                total=row["total"],
+                amount_paid=row["amount_paid"],
+                open_balance=row["open_balance"],
+                currency=row["currency"],
+            )
+        )
+    return {pid: ExportReadiness(payment_id=pid, invoices=tuple(by_payment.get(pid, ()))) for pid in payment_ids}
+
+
+def payment_export_readiness(*, payment_id: int) -> ExportReadiness:
+    return payment_export_readiness_map(payment_ids=[payment_id])[payment_id]
+
+
+def payment_ids_sharing_invoices(*, payment_id: int) -> list[int]:
+    """Every payment applied to any invoice this payment is applied to: they go to QuickBooks together."""
+    invoice_ids = PaymentApplication.objects.filter(payment_id=payment_id).values("invoice_id")
+    return sorted(
+        set(PaymentApplication.objects.filter(invoice_id__in=invoice_ids).values_list("payment_id", flat=True))
+    )
+
+
+def manual_items_open_count() -> int:
+    return ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.OPEN).count()

@@ -1,0 +1,76 @@
+"""Real concurrent transactions on PostgreSQL: SQLite serialises writers, so it cannot prove anything here."""
+
+import datetime
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from billing import services
+from billing.models import Payment, PaymentApplication
+from billing.selectors import invoice_get_with_balances
+from fieldsync.exceptions import ApplicationError
+from tests.factories import issued_invoice
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_at_once(*calls):
+    """Run each call in its own thread and database connection, released together; return results or errors."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def worker(index, call):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_two_payments_recorded_at_once_never_over_apply_an_invoice():
+    for _ in range(5):  # a race lost by luck once must not pass: repeat it
+        invoice = issued_invoice(amount="100.00")
+
+        def record(invoice=invoice):
+            return services.payment_record(
+                customer=invoice.customer,
+                amount="100.00",
+                method=Payment.Method.CARD,
+                received_on=datetime.date(2026, 11, 10),
+                applications=[services.ApplicationInput(invoice=invoice, amount="100.00")],
+            )
+
+        results = run_at_once(record, record)
+
+        created = [r for r in results if isinstance(r, Payment)]
+        refused = [r for r in results if isinstance(r, ApplicationError)]
+        assert len(created) == 1, results
+        assert len(refused) == 1 and refused[0].code == "over_application", results
+        assert invoice_get_with_balances(invoice_id=invoice.pk).open_balance == Decimal("0.00")
+        assert PaymentApplication.objects.filter(invoice=invoice).count() == 1
+
+
+def test_two_applications_of_one_payments_credit_at_once_never_exceed_it():
+    invoice_a = issued_invoice(amount="100.00")
+    invoice_b = issued_invoice(customer=invoice_a.customer, amount="100.00")
+    payment = services.payment_record(
+        customer=invoice_a.customer, amount="100.00", method="cash", received_on=datetime.date(2026, 11, 10)
+    )
+    results = run_at_once(
+        lambda: services.payment_apply(payment=payment, invoice=invoice_a, amount="80.00"),
+        lambda: services.payment_apply(payment=payment, invoice=invoice_b, amount="80.00"),
+    )
+    assert sum(isinstance(r, PaymentApplication) for r in results) == 1, results
+    assert sum(isinstance(r, ApplicationError) for r in results) == 1, results
+    assert sum(a.amount for a in PaymentApplication.objects.filter(payment=payment)) == Decimal("80.00")

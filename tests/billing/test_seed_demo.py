@@ -1,0 +1,64 @@
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from billing.models import Customer, Invoice, ManualHandlingItem, Payment
+from billing.selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
+
+pytestmark = pytest.mark.django_db
+
+
+def story_state():
+    invoices = {i.number: (i.status, i.open_balance) for i in invoice_with_balances()}
+    readiness = payment_export_readiness_map(payment_ids=Payment.objects.values_list("pk", flat=True))
+    return invoices, readiness
+
+
+def test_seed_demo_builds_every_invoice_state_the_office_meets():
+    call_command("seed_demo")
+    invoices, readiness = story_state()
+
+    assert invoices["INV-1041"] == (Invoice.Status.PAID, Decimal("0.00"))  # deposit + part + final
+    assert invoices["INV-1042"][0] == Invoice.Status.OPEN  # deposit only
+    assert invoices["INV-1043"] == (Invoice.Status.OPEN, Decimal("50.00"))  # partially paid
+    assert invoices["INV-1044"][0] == invoices["INV-1045"][0] == Invoice.Status.PAID  # split payment
+    assert invoices["INV-1047"][0] == Invoice.Status.OPEN  # unpaid
+    assert invoices["INV-1048"] == (Invoice.Status.OPEN, Decimal("40.00"))  # refunded before export
+    assert invoices["INV-1050"][0] == Invoice.Status.VOID
+    assert invoices["INV-1051"][0] == Invoice.Status.DRAFT
+
+    held_reasons = {r.held_reason for r in readiness.values() if not r.exportable}
+    assert "Held: INV-1043 still has $50.00 open." in held_reasons
+    overpaid = payment_with_amounts().get(customer__display_name="Lakeview Property Management")
+    assert overpaid.unapplied_credit == Decimal("10.00") and readiness[overpaid.pk].exportable
+
+    assert Customer.objects.filter(display_name="John Smith").count() == 2
+    assert Customer.objects.filter(display_name__contains="'").count() == 2
+    assert Customer.objects.filter(email="").exists()
+    item = ManualHandlingItem.objects.get()  # the refund after export
+    assert item.amount == Decimal("110.00") and item.status == ManualHandlingItem.Status.OPEN
+    assert get_user_model().objects.get(username="admin").is_staff
+
+
+def test_seed_demo_is_deterministic_and_if_empty_does_nothing_the_second_time(capsys):
+    call_command("seed_demo")
+    first = story_state()
+    call_command("seed_demo", "--if-empty")
+    assert "already present" in capsys.readouterr().out
+    assert Payment.objects.count() == 12
+    assert story_state() == first
+
+
+def test_seed_demo_scale_bulk_creates_payments_in_consistent_states():
+    call_command("seed_demo", "--scale", "200")
+    scaled = Payment.objects.filter(reference__startswith="R")
+    assert scaled.count() == 200
+    readiness = payment_export_readiness_map(payment_ids=scaled.values_list("pk", flat=True))
+    for invoice in invoice_with_balances(Invoice.objects.filter(number__startswith="S-")):
+        expected = Invoice.Status.PAID if invoice.open_balance == 0 else Invoice.Status.OPEN
+        assert invoice.status == expected
+        assert invoice.open_balance >= 0
+    exportable = sum(r.exportable for r in readiness.values())
+    assert 0 < exportable < 200
