@@ -1,6 +1,8 @@
 import pytest
 from django.db import connection
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` prove something only real row locks and concurrent transactions can show."""

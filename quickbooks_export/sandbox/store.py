@@ -1,0 +1,216 @@
+"""Sandbox state: companies with their entities, remembered requestid answers and statistics, and its file.
+
+Entities are kept as the dicts QBO answers with, except that amounts are `Decimal` (they become JSON numbers on
+the wire, see `to_wire`). Each company has one re-entrant lock; every read or write of its entities holds it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+logger = logging.getLogger(__name__)
+
+# QBO reports times in the company's zone; sandbox companies are created in US Pacific time.
+COMPANY_TZ = ZoneInfo("America/Los_Angeles")
+
+ENTITY_NAMES = ("Account", "CompanyInfo", "Customer", "Invoice", "Item", "Payment", "PaymentMethod")
+
+
+def qbo_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=COMPANY_TZ)
+
+
+def qbo_time(epoch: float, *, millis: bool = False) -> str:
+    """`2015-07-24T10:33:39-07:00` (MetaData) or `2015-07-24T10:33:39.110-07:00` (the answer's `time`)."""
+    return qbo_datetime(epoch).isoformat(timespec="milliseconds" if millis else "seconds")
+
+
+def to_wire(value: object) -> object:
+    """A deep copy ready for `json.dumps`, with amounts as JSON numbers like QBO's (100.0 -> 100, 12.75 -> 12.75).
+
+    Money never has more than 15 significant digits, so the float round-trips exactly to the decimal text.
+    """
+    if isinstance(value, dict):
+        return {key: to_wire(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_wire(item) for item in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def dumps(body: dict) -> bytes:
+    return json.dumps(to_wire(body), separators=(",", ":")).encode()
+
+
+class CompanyStats:
+    """What tests and benchmarks ask about: requests performed, 429s served, injected faults, replays."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+class Company:
+    """One QuickBooks company (realm). Derived indexes are rebuilt by `accounting.rebuild_indexes`."""
+
+    def __init__(self, realm_id: str, name: str, created_at: float) -> None:
+        self.realm_id = realm_id
+        self.name = name
+        self.created_at = created_at
+        self.lock = threading.RLock()
+        self.entities: dict[str, dict[str, dict]] = {name: {} for name in ENTITY_NAMES}
+        self.counters: dict[str, int] = {}
+        self.next_doc_number = 1001
+        # requestid -> (HTTP status, body bytes) of the original answer, oldest first.
+        self.requestids: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        # Derived from payments: invoice id -> {payment id: amount applied}.
+        self.applications: dict[str, dict[str, Decimal]] = {}
+        # Derived: entity -> {casefolded unique name or DocNumber: id}, so uniqueness checks stay O(1).
+        self.unique: dict[str, dict[str, str]] = {}
+        self.stats = CompanyStats()
+
+    def next_id(self, sequence: str) -> str:
+        self.counters[sequence] = self.counters.get(sequence, 0) + 1
+        return str(self.counters[sequence])
+
+    def remember(self, requestid: str, status: int, body: bytes, retention: int) -> None:
+        self.requestids[requestid] = (status, body)
+        while len(self.requestids) > retention:
+            self.requestids.popitem(last=False)
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {
+                "realm_id": self.realm_id,
+                "name": self.name,
+                "created_at": self.created_at,
+                "entities": copy.deepcopy(self.entities),
+                "counters": dict(self.counters),
+                "next_doc_number": self.next_doc_number,
+                "requestids": [[key, status, body.decode()] for key, (status, body) in self.requestids.items()],
+            }
+
+    @classmethod
+    def restore(cls, data: dict) -> Company:
+        company = cls(data["realm_id"], data["name"], data["created_at"])
+        for name, entities in data["entities"].items():
+            company.entities[name] = entities
+        company.counters = dict(data["counters"])
+        company.next_doc_number = data["next_doc_number"]
+        for key, status, body in data["requestids"]:
+            company.requestids[key] = (status, body.encode())
+        return company
+
+
+class Store:
+    """All companies, by realm id."""
+
+    def __init__(self) -> None:
+        self._companies: dict[str, Company] = {}
+        self._lock = threading.Lock()
+
+    def add(self, company: Company) -> None:
+        with self._lock:
+            self._companies[company.realm_id] = company
+
+    def get(self, realm_id: str) -> Company | None:
+        with self._lock:
+            return self._companies.get(realm_id)
+
+    def all(self) -> list[Company]:
+        with self._lock:
+            return sorted(self._companies.values(), key=lambda company: company.created_at)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._companies.clear()
+
+
+# --- The data file ---
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _decode(obj: dict) -> object:
+    if len(obj) == 1 and "$decimal" in obj:
+        return Decimal(obj["$decimal"])
+    return obj
+
+
+class DataFile:
+    """Keeps the sandbox state in a JSON file, so a restarted sandbox still knows its companies and tokens.
+
+    Writes happen on a background thread shortly after each change (changes arriving together are written
+    once) and on `close()`; each write replaces the file atomically, so a crash leaves the previous version.
+    """
+
+    def __init__(self, path: str | Path, snapshot: Callable[[], dict], delay: float = 0.05) -> None:
+        self.path = Path(path)
+        self._snapshot = snapshot
+        self._delay = delay
+        self._dirty = threading.Event()
+        self._stopping = False
+        self._write_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="qbo-sandbox-data-file", daemon=True)
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        return json.loads(self.path.read_text(encoding="utf-8"), object_hook=_decode)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._dirty.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.write()
+
+    def write(self) -> None:
+        with self._write_lock:
+            text = json.dumps(self._snapshot(), default=_encode)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, self.path)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._dirty.wait()
+            if self._stopping:
+                return
+            time.sleep(self._delay)  # let changes that arrive together be written once
+            self._dirty.clear()
+            try:
+                self.write()
+            except OSError:
+                logger.exception("could not write the sandbox data file %s", self.path)

@@ -1,0 +1,35 @@
+"""A sandbox with a data file keeps companies, entities, tokens and requestid answers across a restart."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from quickbooks.exceptions import QuickbooksException
+from quickbooks.objects.customer import Customer
+from quickbooks.objects.invoice import Invoice
+
+from .clients import auth_client, connect, make_customer, make_invoice, make_item, make_payment, qb_client
+
+
+def test_restart_with_the_same_data_file_keeps_everything(qbo_sandbox_factory, tmp_path):
+    data_file = tmp_path / "qbo_sandbox.json"
+    first = qbo_sandbox_factory(data_file=data_file)
+    qbo = connect(first)
+    customer = make_customer(qbo.qb, "Persisted Co", request_id="persist-1")
+    invoice = make_invoice(qbo.qb, customer, make_item(qbo.qb), "100.10")
+    make_payment(qbo.qb, customer, "50", {invoice.Id: "40.05"})
+    first.stop()
+
+    second = qbo_sandbox_factory(data_file=data_file)
+    client = auth_client(second, access_token=qbo.auth_client.access_token, refresh_token=qbo.auth_client.refresh_token)
+    qb = qb_client(second, client, qbo.realm_id)
+
+    assert Invoice.get(invoice.Id, qb=qb).Balance == Decimal("60.05")
+    assert Customer.get(customer.Id, qb=qb).Balance == Decimal("50.10")  # 60.05 open - 9.95 unapplied
+    assert make_customer(qb, "Ignored", request_id="persist-1").Id == customer.Id
+    with pytest.raises(QuickbooksException) as duplicate:
+        make_customer(qb, "persisted co")
+    assert duplicate.value.error_code == 6240
+    client.refresh()
+    assert make_customer(qb, "New After Restart").Id
+    assert json.loads(data_file.read_text())["companies"][0]["realm_id"] == qbo.realm_id
