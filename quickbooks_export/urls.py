@@ -1,4 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from quickbooks_export import views
 
 app_name = "quickbooks_export"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.settings_page, name="settings"),
+    path("connect/", views.connect, name="connect"),
+    path("callback/", views.callback, name="callback"),
+    path("disconnect/", views.disconnect, name="disconnect"),
+    path("mapping/", views.mapping_update, name="mapping"),
+]

@@ -1,0 +1,60 @@
+from django import forms
+
+from quickbooks_export.connection import MappingChoices, QboChoice
+from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS, QuickBooksMappingSettings
+
+NONE_CHOICE = ("", "— none —")
+QUICKBOOKS_DEFAULT_DEPOSIT = ("", "QuickBooks default (Undeposited Funds)")
+
+
+def _field_name(method: str) -> str:
+    return f"payment_method_{method}"
+
+
+class MappingSettingsForm(forms.Form):
+    """Mapping choices offered from the connected company; cleaned data holds QboChoice objects (or None)."""
+
+    deposit_account = forms.ChoiceField(label="Deposit payments to", required=False)
+    income_account = forms.ChoiceField(label="Income account for new service items", required=True)
+
+    def __init__(self, *args, choices: MappingChoices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._by_id = {
+            "deposit_account": {c.id: c for c in choices.deposit_accounts},
+            "income_account": {c.id: c for c in choices.income_accounts},
+            "payment_method": {c.id: c for c in choices.payment_methods},
+        }
+        self.fields["deposit_account"].choices = [QUICKBOOKS_DEFAULT_DEPOSIT] + [
+            (c.id, f"{c.name} ({c.type})") for c in choices.deposit_accounts
+        ]
+        self.fields["income_account"].choices = [("", "— choose —")] + [(c.id, c.name) for c in choices.income_accounts]
+        method_choices = [NONE_CHOICE] + [(c.id, c.name) for c in choices.payment_methods]
+        for method in PAYMENT_METHOD_KEYS:
+            self.fields[_field_name(method)] = forms.ChoiceField(
+                label=f"{PAYMENT_METHOD_LABELS[method]} payments", choices=method_choices, required=False
+            )
+
+    @classmethod
+    def initial_from(cls, mapping: QuickBooksMappingSettings | None) -> dict:
+        if mapping is None:
+            return {}
+        initial = {"deposit_account": mapping.deposit_account_id, "income_account": mapping.income_account_id}
+        for row in mapping.payment_methods.all():
+            initial[_field_name(row.method)] = row.qbo_payment_method_id
+        return initial
+
+    def payment_method_fields(self):
+        return [self[_field_name(method)] for method in PAYMENT_METHOD_KEYS]
+
+    def _lookup(self, kind: str, value: str) -> QboChoice | None:
+        return self._by_id[kind].get(value) if value else None
+
+    def clean(self):
+        cleaned = super().clean()
+        cleaned["deposit_account"] = self._lookup("deposit_account", cleaned.get("deposit_account", ""))
+        cleaned["income_account"] = self._lookup("income_account", cleaned.get("income_account", ""))
+        cleaned["payment_methods"] = {
+            method: self._lookup("payment_method", cleaned.get(_field_name(method), ""))
+            for method in PAYMENT_METHOD_KEYS
+        }
+        return cleaned

@@ -1,0 +1,406 @@
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from fieldsync.exceptions import ConflictError
+from quickbooks_export import crypto
+
+# Our payment methods, in the order pages show them. billing's Payment.Method uses exactly these values; this list
+# deliberately does not import billing (billing never imports quickbooks_export and vice versa for models).
+PAYMENT_METHOD_KEYS: tuple[str, ...] = ("cash", "check", "card", "ach", "other")
+PAYMENT_METHOD_LABELS: dict[str, str] = {
+    "cash": "Cash",
+    "check": "Check",
+    "card": "Card",
+    "ach": "ACH / bank transfer",
+    "other": "Other",
+}
+
+
+class QuickBooksConnection(models.Model):
+    """One authorization of FieldSync by one QuickBooks company (realm).
+
+    At most one row is current (connected or needing reconnection); disconnected rows stay as history. Tokens are
+    stored encrypted (see crypto.py) and are never shown by __str__/__repr__, the admin or error messages.
+    `token_version` increases every time the stored tokens change, so a worker that refreshed from an older version
+    can tell that another worker rotated the tokens first (see client.py).
+    """
+
+    class State(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        NEEDS_RECONNECT = "needs_reconnect", "Needs reconnecting"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    # Allowed state changes. A disconnected row is history: connecting again creates a new row.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        State.CONNECTED: frozenset({State.NEEDS_RECONNECT, State.DISCONNECTED}),
+        State.NEEDS_RECONNECT: frozenset({State.CONNECTED, State.DISCONNECTED}),
+        State.DISCONNECTED: frozenset(),
+    }
+
+    realm_id = models.CharField("realm id", max_length=32)
+    company_name = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CONNECTED)
+    is_current = models.BooleanField(default=True, editable=False)
+
+    connected_at = models.DateTimeField(default=timezone.now)
+    connected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    access_token_ciphertext = models.TextField(blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_ciphertext = models.TextField(blank=True, editable=False)
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    token_version = models.PositiveIntegerField(default=0, editable=False)
+
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "QuickBooks connection"
+        ordering = ["-connected_at", "-pk"]
+        permissions = [("manage_quickbooks_connection", "Can manage the QuickBooks connection")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_current"], condition=Q(is_current=True), name="qbo_connection_at_most_one_current"
+            ),
+            # "Current" is exactly "not disconnected": the flag exists only so the unique constraint above can use it.
+            models.CheckConstraint(
+                condition=(
+                    Q(is_current=True, state__in=["connected", "needs_reconnect"])
+                    | Q(is_current=False, state="disconnected")
+                ),
+                name="qbo_connection_current_iff_not_disconnected",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_name or 'QuickBooks company'} (realm {self.realm_id}, {self.get_state_display()})"
+
+    def __repr__(self) -> str:
+        return f"<QuickBooksConnection pk={self.pk} realm_id={self.realm_id!r} state={self.state!r}>"
+
+    # --- tokens: plaintext only in memory ----------------------------------------------------------------------
+    def get_access_token(self) -> str:
+        return crypto.decrypt(self.access_token_ciphertext)
+
+    def get_refresh_token(self) -> str:
+        return crypto.decrypt(self.refresh_token_ciphertext)
+
+    def set_tokens(
+        self,
+        *,
+        access_token: str,
+        refresh_token: str,
+        access_expires_in: int | float | None,
+        refresh_expires_in: int | float | None,
+        now: datetime | None = None,
+    ) -> None:
+        """Store a token pair (encrypted) with its expiry times and bump the token version. Does not save."""
+        now = now or timezone.now()
+        self.access_token_ciphertext = crypto.encrypt(access_token)
+        self.refresh_token_ciphertext = crypto.encrypt(refresh_token)
+        self.access_token_expires_at = now + timedelta(seconds=int(access_expires_in or 3600))
+        self.refresh_token_expires_at = now + timedelta(seconds=int(refresh_expires_in)) if refresh_expires_in else None
+        self.token_version += 1
+
+    def clear_tokens(self) -> None:
+        self.access_token_ciphertext = ""
+        self.refresh_token_ciphertext = ""
+        self.access_token_expires_at = None
+        self.refresh_token_expires_at = None
+        self.token_version += 1
+
+    def transition_to(self, state: str) -> None:
+        """Change state (not saved; callers hold the row with select_for_update). Staying put is allowed."""
+        if state != self.state and state not in self.TRANSITIONS[self.state]:
+            raise ConflictError(
+                f"A QuickBooks connection cannot go from {self.get_state_display().lower()} to "
+                f"{self.State(state).label.lower()}.",
+                code="quickbooks_connection_state",
+            )
+        self.state = state
+        self.is_current = state != self.State.DISCONNECTED
+
+    @property
+    def is_connected(self) -> bool:
+        return self.state == self.State.CONNECTED
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.state == self.State.NEEDS_RECONNECT
+
+
+class QuickBooksMappingSettings(models.Model):
+    """How our payments land in one QuickBooks company (per realm, so reconnecting keeps the choices)."""
+
+    realm_id = models.CharField("realm id", max_length=32, unique=True)
+    # Where payments are deposited. Empty id means QuickBooks' own default (Undeposited Funds).
+    deposit_account_id = models.CharField(max_length=32, blank=True)
+    deposit_account_name = models.CharField(max_length=255, blank=True)
+    # Income account for Service items FieldSync creates.
+    income_account_id = models.CharField(max_length=32, blank=True)
+    income_account_name = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "QuickBooks mapping settings"
+        verbose_name_plural = "QuickBooks mapping settings"
+
+    def __str__(self) -> str:
+        return f"Mapping for realm {self.realm_id}"
+
+    def deposit_account_ref(self) -> dict | None:
+        """QBO `DepositToAccountRef`, or None to let QuickBooks use Undeposited Funds."""
+        if not self.deposit_account_id:
+            return None
+        return {"value": self.deposit_account_id, "name": self.deposit_account_name}
+
+    def income_account_ref(self) -> dict | None:
+        if not self.income_account_id:
+            return None
+        return {"value": self.income_account_id, "name": self.income_account_name}
+
+    def payment_method_ref(self, method: str) -> dict | None:
+        """QBO `PaymentMethodRef` for one of PAYMENT_METHOD_KEYS, or None when that method is not mapped."""
+        if method not in PAYMENT_METHOD_KEYS:
+            raise ValueError(f"Unknown payment method {method!r}; expected one of {', '.join(PAYMENT_METHOD_KEYS)}.")
+        row = next((m for m in self.payment_methods.all() if m.method == method), None)
+        if row is None or not row.qbo_payment_method_id:
+            return None
+        return {"value": row.qbo_payment_method_id, "name": row.qbo_payment_method_name}
+
+
+class QuickBooksPaymentMethodMapping(models.Model):
+    """Which QuickBooks PaymentMethod one of our payment methods becomes (no row / empty id: none)."""
+
+    settings = models.ForeignKey(QuickBooksMappingSettings, on_delete=models.CASCADE, related_name="payment_methods")
+    method = models.CharField(max_length=10, choices=[(key, PAYMENT_METHOD_LABELS[key]) for key in PAYMENT_METHOD_KEYS])
+    qbo_payment_method_id = models.CharField(max_length=32, blank=True)
+    qbo_payment_method_name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = "QuickBooks payment method mapping"
+        constraints = [
+            models.UniqueConstraint(fields=["settings", "method"], name="qbo_payment_method_mapping_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} → {self.qbo_payment_method_name or 'none'}"
+
+
+# --- The export engine's own tables -------------------------------------------------------------------------------
+# Exactly once comes from three things together: a mapping of our objects to QuickBooks Ids, checked before any
+# create; an outbox of every create sent to QuickBooks, written (with its request id and body) before it is sent, so
+# a crash or a lost answer is healed by re-sending the very same request, which QuickBooks answers from its requestid
+# replay instead of creating again; and a claim on each payment (its export status moves QUEUED -> EXPORTING under a
+# row lock) so two workers never export the same payment.
+
+
+class QuickBooksMapping(models.Model):
+    """One of our objects and the QuickBooks object it is, per company. Once linked, always reused."""
+
+    class Kind(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        ITEM = "item", "Service item"
+        INVOICE = "invoice", "Invoice"
+        PAYMENT = "payment", "Payment"
+
+    realm_id = models.CharField(max_length=32)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Our primary key for customers, invoices and payments; the lower-cased service name for items.
+    local_key = models.CharField(max_length=200)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    sync_token = models.CharField(max_length=16, blank=True)
+    # The name it has in QuickBooks (a customer's DisplayName may carry a suffix that tells two parties apart).
+    qbo_name = models.CharField(max_length=500, blank=True)
+    # True when the object already existed in QuickBooks and we linked to it instead of creating it.
+    linked_existing = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["realm_id", "kind", "local_key"], name="qbo_mapping_unique_object"),
+            models.UniqueConstraint(fields=["realm_id", "kind", "qbo_id"], name="qbo_mapping_unique_qbo_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.local_key} → QuickBooks {self.qbo_id}"
+
+
+class QuickBooksRequest(models.Model):
+    """The outbox: a create (or a batch of creates) written before it is sent, and its answer once it came.
+
+    A PENDING row is a request that may or may not have reached QuickBooks. It is only ever re-sent unchanged with the
+    same request id, so QuickBooks answers with what it did the first time.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    realm_id = models.CharField(max_length=32)
+    request_id = models.CharField(max_length=50, unique=True)
+    # "batch", or the entity of a single create ("Customer", "Item", "Invoice", "Payment").
+    operation = models.CharField(max_length=20)
+    # For a single create: which of our objects it is (mapping kind + local key). Batch items carry it in their bId.
+    kind = models.CharField(max_length=10, blank=True)
+    local_key = models.CharField(max_length=200, blank=True)
+    # Amounts are Decimals; DjangoJSONEncoder keeps them exact as strings, which QuickBooks accepts as numbers.
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    response = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["realm_id", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.request_id} ({self.state})"
+
+
+class ExportBatch(models.Model):
+    """One request to export payments: a click on Export Payments, a single export, an API call, a command."""
+
+    class Source(models.TextChoices):
+        PAGE = "page", "Staff page"
+        API = "api", "API"
+        COMMAND = "command", "Command line"
+        RETRY = "retry", "Retry"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who asked, in words: a user's name or an API client's name.
+    requested_by = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    # What was selected, in words ("3 selected payments", "everything exportable", "payment #42").
+    selection = models.CharField(max_length=300)
+    realm_id = models.CharField(max_length=32)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Why the batch is waiting, when it is (e.g. QuickBooks needs reconnecting, or throttling).
+    waiting_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("export_payments", "Can export payments to QuickBooks")]
+        verbose_name_plural = "export batches"
+
+    def __str__(self) -> str:
+        return f"Export batch #{self.pk}"
+
+
+class ExportBatchItem(models.Model):
+    """What happened to one payment in one batch. The batch's counters are counts of these, never stored twice."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        LINKED = "linked", "Already in QuickBooks"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    batch = models.ForeignKey(ExportBatch, on_delete=models.CASCADE, related_name="items")
+    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, related_name="export_items")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    # The reason for skipped and failed records, in plain words; QuickBooks' code and message for failures.
+    message = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32, blank=True)
+    # Added because another selected payment shares its invoice (invoices go to QuickBooks with all their payments).
+    added_with_invoice = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment")]
+        indexes = [models.Index(fields=["batch", "outcome"]), models.Index(fields=["outcome", "id"])]
+
+    def __str__(self) -> str:
+        return f"Payment #{self.payment_id} in batch #{self.batch_id}: {self.outcome}"
+
+
+class ExportAttempt(models.Model):
+    """Every call made to QuickBooks on a payment's behalf: when, what, with which request id, and how it ended."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "OK"
+        LINKED = "linked", "Found in QuickBooks"
+        ERROR = "error", "Error"
+
+    at = models.DateTimeField(auto_now_add=True)
+    payment = models.ForeignKey("billing.Payment", on_delete=models.CASCADE, related_name="export_attempts")
+    batch = models.ForeignKey(ExportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # e.g. "create Customer", "find Customer by e-mail", "create Payment (batch)".
+    operation = models.CharField(max_length=60)
+    object_kind = models.CharField(max_length=10, blank=True)
+    local_key = models.CharField(max_length=200, blank=True)
+    request_id = models.CharField(max_length=50, blank=True)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    error_code = models.CharField(max_length=40, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["payment", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.operation} for payment #{self.payment_id}: {self.outcome}"
+
+
+class ExportRunnerLease(models.Model):
+    """Who is exporting to one company right now. One runner per company: it alone spends the company's request
+    budget, so creates of the same customer or item never race, and its expiry lets another worker take over
+    after a crash."""
+
+    realm_id = models.CharField(max_length=32, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Export runner for {self.realm_id}: {self.holder or 'free'}"
+
+
+class RateLimitBucket(models.Model):
+    """Requests sent to one company in one short time bucket, shared by every process (see limiter.py)."""
+
+    realm_id = models.CharField(max_length=32)
+    kind = models.CharField(max_length=10)  # "request" or "batch"
+    bucket_start = models.BigIntegerField()  # unix seconds, a multiple of the bucket length
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["realm_id", "kind", "bucket_start"], name="rate_bucket_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} requests to {self.realm_id} from {self.bucket_start}: {self.count}"

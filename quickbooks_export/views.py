@@ -1,0 +1,133 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from fieldsync.exceptions import ApplicationError
+from quickbooks_export.connection import (
+    connection_authorization_cancel,
+    connection_complete_authorization,
+    connection_disconnect,
+    connection_get_latest,
+    connection_start_authorization,
+    mapping_choices_get,
+    mapping_settings_get,
+    mapping_settings_update,
+)
+from quickbooks_export.errors import QuickBooksError
+from quickbooks_export.forms import MappingSettingsForm
+from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS
+
+MANAGE_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
+manage_required = permission_required(MANAGE_PERMISSION, raise_exception=True)
+
+
+def _render_settings(request, *, form: MappingSettingsForm | None = None, status: int = 200):
+    connection = connection_get_latest()
+    current = connection if connection is not None and connection.is_current else None
+    mapping = mapping_settings_get(realm_id=current.realm_id) if current else None
+    can_manage = request.user.has_perm(MANAGE_PERMISSION)
+    choices_error = ""
+    # Only people who may change the mapping need the live choices (two QuickBooks queries).
+    if form is None and can_manage and current is not None and current.is_connected:
+        try:
+            form = MappingSettingsForm(choices=mapping_choices_get(), initial=MappingSettingsForm.initial_from(mapping))
+        except QuickBooksError as exc:
+            choices_error = exc.message
+    payment_methods = {row.method: row for row in mapping.payment_methods.all()} if mapping else {}
+    context = {
+        "connection": connection,
+        "current": current,
+        "mapping": mapping,
+        "mapping_payment_methods": [
+            (PAYMENT_METHOD_LABELS[key], payment_methods.get(key)) for key in PAYMENT_METHOD_KEYS
+        ],
+        "form": form,
+        "choices_error": choices_error,
+        "can_manage": can_manage,
+    }
+    return render(request, "quickbooks_export/settings.html", context, status=status)
+
+
+@login_required
+@require_GET
+def settings_page(request):
+    return _render_settings(request)
+
+
+@login_required
+@manage_required
+@require_http_methods(["GET", "POST"])
+def connect(request):
+    try:
+        url = connection_start_authorization(request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("quickbooks_export:settings")
+    return redirect(url)
+
+
+@login_required
+@manage_required
+@require_GET
+def callback(request):
+    if request.GET.get("error"):
+        connection_authorization_cancel(request=request)
+        messages.warning(request, f"QuickBooks was not connected: {request.GET['error'][:100]}.")
+        return redirect("quickbooks_export:settings")
+    try:
+        connection = connection_complete_authorization(
+            request=request,
+            code=request.GET.get("code", ""),
+            state=request.GET.get("state", ""),
+            realm_id=request.GET.get("realmId", ""),
+            user=request.user,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("quickbooks_export:settings")
+    messages.success(request, f"Connected to QuickBooks company {connection.company_name or connection.realm_id}.")
+    return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def disconnect(request):
+    try:
+        connection = connection_disconnect(user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("quickbooks_export:settings")
+    if connection.last_error:
+        messages.warning(request, connection.last_error)
+    else:
+        messages.success(request, f"Disconnected from {connection.company_name or 'QuickBooks'}.")
+    return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def mapping_update(request):
+    connection = connection_get_latest()
+    if connection is None or not connection.is_current:
+        messages.error(request, "Connect QuickBooks before choosing the mapping.")
+        return redirect("quickbooks_export:settings")
+    try:
+        choices = mapping_choices_get()
+    except QuickBooksError as exc:
+        messages.error(request, exc.message)
+        return redirect("quickbooks_export:settings")
+    form = MappingSettingsForm(request.POST, choices=choices)
+    if not form.is_valid():
+        return _render_settings(request, form=form, status=400)
+    mapping_settings_update(
+        realm_id=connection.realm_id,
+        user=request.user,
+        deposit_account=form.cleaned_data["deposit_account"],
+        income_account=form.cleaned_data["income_account"],
+        payment_methods=form.cleaned_data["payment_methods"],
+    )
+    messages.success(request, "QuickBooks mapping saved.")
+    return redirect("quickbooks_export:settings")
