@@ -265,14 +265,17 @@ def ensure_demo_user(*, password: str):
     return user, created
 
 
-def seed_scale(*, payments: int, seed: int = 7, batch_size: int = 5000) -> DemoSummary:
+def seed_scale(
+    *, payments: int, seed: int = 7, batch_size: int = 5000, paid_in_full_ratio: float = 0.85, customers: int = 0
+) -> DemoSummary:
     """Bulk-insert `payments` payments, each on its own one-line invoice, for benchmarks.
 
-    About 85% pay their invoice in full (exportable), 15% pay part of it (held). One customer per five payments.
+    `paid_in_full_ratio` of them pay their invoice in full (exportable), the rest pay half of it (held). One customer
+    per five payments unless `customers` says how many.
     """
     rng = random.Random(seed)  # deterministic
     start = (Invoice.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
-    n_customers = max(1, payments // 5)
+    n_customers = customers or max(1, payments // 5)
     with transaction.atomic():
         customers = Customer.objects.bulk_create(
             [
@@ -314,7 +317,7 @@ def seed_scale(*, payments: int, seed: int = 7, batch_size: int = 5000) -> DemoS
         methods = Payment.Method.values
         payment_rows, paid_in_full = [], []
         for i, (invoice, total) in enumerate(zip(invoices, totals, strict=True)):
-            full = rng.random() < 0.85
+            full = rng.random() < paid_in_full_ratio
             amount = total if full else (total / 2).quantize(Decimal("0.01"))
             paid_in_full.append(full)
             payment_rows.append(

@@ -281,14 +281,14 @@ def _apply(*, payment: Payment, invoice: Invoice, amount: Decimal, available: De
             f"{format_money(amount, invoice.currency)} is more than the {format_money(open_balance, invoice.currency)} "
             f"open on {invoice.number}.",
             code="over_application",
-            extra={"invoice": invoice.number, "open_balance": str(open_balance)},
+            extra={"invoice": invoice.number, "open_balance": f"{open_balance:.2f}"},
         )
     if amount > available:
         raise ApplicationError(
             f"{format_money(amount, payment.currency)} is more than the {format_money(available, payment.currency)} "
             "of this payment left to apply.",
             code="over_application",
-            extra={"unapplied": str(available)},
+            extra={"unapplied": f"{available:.2f}"},
         )
     application, created = PaymentApplication.objects.get_or_create(
         payment=payment, invoice=invoice, defaults={"amount": amount}
@@ -428,7 +428,7 @@ def refund_record(
             f"{format_money(amount, payment.currency)} is more than the {format_money(remaining, payment.currency)} "
             f"left of payment #{payment.pk}.",
             code="refund_exceeds_payment",
-            extra={"remaining": str(remaining)},
+            extra={"remaining": f"{remaining:.2f}"},
         )
     if source is not None:
         left_on_application = source.amount - sum((r.amount for r in source.refunds.all()), ZERO)
@@ -557,3 +557,45 @@ def payment_export_status_transition(
         payment=payment, from_status=current, to_status=to_status, note=note[:500], by=user
     )
     return payment
+
+
+@transaction.atomic
+def payment_export_status_bulk_transition(
+    *, payment_ids: Iterable[int], to_status: str, expected_from: Iterable[str], note: str = "", user=None
+) -> list[int]:
+    """Move every payment of `payment_ids` that is in one of `expected_from` to `to_status`; return the ids moved.
+
+    The compare-and-set form of payment_export_status_transition for thousands of payments at once: rows are locked,
+    only legal moves are made, history rows are written, and payments in any other state are left alone (the caller
+    learns which by the ids returned).
+    """
+    expected_from = set(expected_from)
+    for status in expected_from:
+        if to_status not in EXPORT_TRANSITIONS[status]:
+            raise IllegalExportTransition(
+                f"Payments cannot go from {ExportStatus(status).label.lower()} "
+                f"to {ExportStatus(to_status).label.lower()}."
+            )
+    payment_ids = list(payment_ids)
+    now = timezone.now()
+    moved: list[tuple[int, str]] = []
+    for start in range(0, len(payment_ids), 2000):  # stay under SQLite's bound-parameter limit
+        chunk = payment_ids[start : start + 2000]
+        rows = list(
+            Payment.objects.select_for_update()
+            .filter(pk__in=chunk, export_status__in=expected_from)
+            .order_by("pk")
+            .values_list("pk", "export_status")
+        )
+        Payment.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            export_status=to_status, export_status_changed_at=now
+        )
+        moved.extend(rows)
+    PaymentExportTransition.objects.bulk_create(
+        [
+            PaymentExportTransition(payment_id=pk, from_status=status, to_status=to_status, note=note[:500], by=user)
+            for pk, status in moved
+        ],
+        batch_size=2000,
+    )
+    return [pk for pk, _ in moved]

@@ -1,41 +1,18 @@
 """Real concurrent transactions on PostgreSQL: SQLite serialises writers, so it cannot prove anything here."""
 
 import datetime
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from billing import services
 from billing.models import Payment, PaymentApplication
 from billing.selectors import invoice_get_with_balances
 from fieldsync.exceptions import ApplicationError
+from tests.concurrency import run_at_once
 from tests.factories import issued_invoice
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_at_once(*calls):
-    """Run each call in its own thread and database connection, released together; return results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def test_two_payments_recorded_at_once_never_over_apply_an_invoice():

@@ -9,7 +9,7 @@ from billing.selectors import (
     payment_export_readiness_map,
     payment_filter_exportable,
     payment_filter_held,
-    payment_ids_sharing_invoices,
+    payment_ids_with_invoice_partners,
 )
 from tests.factories import (
     CustomerFactory,
@@ -39,7 +39,7 @@ def test_deposit_and_partial_payments_are_held_until_the_invoice_is_paid_in_full
         readiness = payment_export_readiness(payment_id=payment.pk)
         assert readiness.exportable
         assert readiness.held_reason == ""
-    assert payment_ids_sharing_invoices(payment_id=final.pk) == sorted([deposit.pk, partial.pk, final.pk])
+    assert payment_ids_with_invoice_partners(payment_ids=[final.pk]) == sorted([deposit.pk, partial.pk, final.pk])
 
 
 def test_a_split_payment_is_held_while_any_of_its_invoices_is_open():
@@ -121,3 +121,24 @@ def test_sql_filters_and_python_rule_agree_on_every_kind_of_payment():
     assert held_by_sql == set(readiness) - by_sql
     assert overpaid.pk in by_sql and to_refund.pk not in by_sql
     assert len(by_sql) == 3
+
+
+def test_invoice_partners_follow_split_payments_across_invoices():
+    customer = CustomerFactory()
+    first = issued_invoice(customer=customer, amount="100.00")
+    second = issued_invoice(customer=customer, amount="100.00")
+    on_first = pay(first, "50.00")
+    split = services.payment_record(
+        customer=customer,
+        amount="100.00",
+        method=Payment.Method.CARD,
+        received_on=datetime.date(2026, 11, 1),
+        applications=[
+            services.ApplicationInput(invoice=first, amount="50.00"),
+            services.ApplicationInput(invoice=second, amount="50.00"),
+        ],
+    )
+    on_second = pay(second, "50.00")
+    unrelated = pay(issued_invoice(customer=customer), "100.00")
+    assert payment_ids_with_invoice_partners(payment_ids=[on_first.pk]) == [on_first.pk, split.pk, on_second.pk]
+    assert unrelated.pk not in payment_ids_with_invoice_partners(payment_ids=[on_second.pk])

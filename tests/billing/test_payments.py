@@ -149,3 +149,11 @@ def test_a_payment_on_its_way_to_quickbooks_cannot_be_reapplied(status):
         services.payment_apply(payment=payment, invoice=invoice, amount="10.00")
     assert excinfo.value.code == "payment_in_export"
     assert not PaymentApplication.objects.exists()
+
+
+def test_refusal_details_carry_amounts_with_two_places():
+    invoice = issued_invoice(amount="100.00")
+    pay(invoice, "60.00")
+    with pytest.raises(ApplicationError) as excinfo:
+        pay(invoice, "50.00")
+    assert excinfo.value.extra["open_balance"] == "40.00"

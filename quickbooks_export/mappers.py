@@ -1,0 +1,192 @@
+"""Our objects -> QuickBooks Online JSON. Pure functions: no I/O, no database, no clock.
+
+The shapes follow Intuit's Accounting API v3 (see ../shared/QBO.md): amounts are Decimals (python-quickbooks sends
+them as JSON strings), references are {"value": Id}, dates are ISO dates.
+"""
+
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+
+from billing.models import Customer, Invoice, Payment
+from billing.money import ZERO
+
+# QuickBooks field limits (Intuit API reference).
+DISPLAY_NAME_MAX = 500
+DOC_NUMBER_MAX = 21
+PAYMENT_REF_NUM_MAX = 21
+ITEM_NAME_MAX = 100
+PRIVATE_NOTE_MAX = 4000
+
+# uuid5 namespace for request ids: the same object, operation and generation always gives the same request id.
+_REQUEST_ID_NAMESPACE = uuid.UUID("5b0f6a53-2c1e-4d0a-9a51-6f3c2e1f5d10")
+
+
+def request_id_for(*parts: object) -> str:
+    """A deterministic 36-character QuickBooks requestid (fits the batch limit of 36)."""
+    return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, "|".join(str(part) for part in parts)))
+
+
+def quote(value: str) -> str:
+    """A QuickBooks query string literal: single quotes, apostrophes escaped with a backslash."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def item_key(service_name: str) -> str:
+    """Items are matched by name, case-insensitively, as QuickBooks' unique names are."""
+    return " ".join(service_name.split()).lower()
+
+
+def item_name(service_name: str) -> str:
+    # QuickBooks refuses ':' in names (it separates sub-items).
+    return " ".join(service_name.split()).replace(":", "-")[:ITEM_NAME_MAX]
+
+
+# --- Customers ----------------------------------------------------------------------------------------------------
+
+
+def customer_display_names(customer: Customer) -> list[str]:
+    """Names to try, in order. The first is the customer's own; the others tell apart two parties with one name
+    (two different "John Smith"s): the city, then our customer number, which is unique."""
+    base = " ".join(customer.display_name.split()).replace(":", "-")
+    names = [base]
+    if customer.billing_city:
+        names.append(f"{base} ({customer.billing_city})")
+    names.append(f"{base} (FieldSync #{customer.pk})")
+    return [name[:DISPLAY_NAME_MAX] for name in names]
+
+
+def customer_payload(customer: Customer, *, display_name: str) -> dict:
+    payload: dict = {"DisplayName": display_name}
+    if customer.company_name:
+        payload["CompanyName"] = customer.company_name
+    if customer.email:
+        payload["PrimaryEmailAddr"] = {"Address": customer.email}
+    if customer.phone:
+        payload["PrimaryPhone"] = {"FreeFormNumber": customer.phone}
+    address = {
+        "Line1": customer.billing_line1,
+        "Line2": customer.billing_line2,
+        "City": customer.billing_city,
+        "CountrySubDivisionCode": customer.billing_region,
+        "PostalCode": customer.billing_postal_code,
+        "Country": customer.billing_country,
+    }
+    address = {key: value for key, value in address.items() if value}
+    if address.keys() - {"Country"}:
+        payload["BillAddr"] = address
+    return payload
+
+
+def qbo_email(qbo_customer: dict) -> str:
+    return ((qbo_customer.get("PrimaryEmailAddr") or {}).get("Address") or "").strip().lower()
+
+
+def is_same_party(customer: Customer, qbo_customer: dict) -> bool:
+    """Whether a QuickBooks customer found by name is this customer, not another party with the same name.
+
+    A matching e-mail says yes; two different e-mails say no. With no e-mail on one side we accept the match only
+    when the other side has none either (an unknown party would otherwise be merged silently).
+    """
+    ours, theirs = customer.email.strip().lower(), qbo_email(qbo_customer)
+    return ours == theirs
+
+
+# --- Items --------------------------------------------------------------------------------------------------------
+
+
+def item_payload(*, service_name: str, income_account_ref: dict | None) -> dict:
+    payload: dict = {"Name": item_name(service_name), "Type": "Service"}
+    if income_account_ref:
+        payload["IncomeAccountRef"] = income_account_ref
+    return payload
+
+
+# --- Invoices -----------------------------------------------------------------------------------------------------
+
+
+def invoice_payload(invoice: Invoice, *, customer_id: str, item_ids: dict[str, str]) -> dict:
+    """`invoice` carries `lines` and the annotated `total` (billing.selectors.invoice_with_balances)."""
+    lines = []
+    for line in invoice.lines.all():
+        lines.append(
+            {
+                "DetailType": "SalesItemLineDetail",
+                "Amount": line.amount,
+                "Description": line.description or line.service_name,
+                "SalesItemLineDetail": {
+                    "ItemRef": {"value": item_ids[item_key(line.service_name)]},
+                    "Qty": line.quantity,
+                    "UnitPrice": line.unit_price,
+                },
+            }
+        )
+    payload: dict = {
+        "CustomerRef": {"value": customer_id},
+        "DocNumber": invoice.number[:DOC_NUMBER_MAX],
+        "Line": lines,
+        "PrivateNote": f"FieldSync invoice {invoice.number}",
+    }
+    if invoice.issued_on:
+        payload["TxnDate"] = invoice.issued_on.isoformat()
+    if invoice.due_on:
+        payload["DueDate"] = invoice.due_on.isoformat()
+    if invoice.sales_tax > 0:
+        # The tax we charged, as an amount. Companies on QuickBooks' automated sales tax may compute their own:
+        # the export checks QuickBooks' TotalAmt against ours to the cent and refuses to go on if they differ.
+        payload["TxnTaxDetail"] = {"TotalTax": invoice.sales_tax}
+    return payload
+
+
+# --- Payments -----------------------------------------------------------------------------------------------------
+
+
+def payment_net_applications(payment: Payment) -> list[tuple[Invoice, Decimal]]:
+    """(invoice, amount still applied after refunds), for each invoice the payment pays; zero amounts dropped."""
+    result = []
+    for application in payment.applications.all():
+        refunded = sum((refund.amount for refund in application.refunds.all()), ZERO)
+        net = application.amount - refunded
+        if net > 0:
+            result.append((application.invoice, net))
+    return result
+
+
+def payment_total(payment: Payment) -> Decimal:
+    """What the customer paid and kept paid: the amount less every refund already given before export."""
+    return payment.amount - payment.amount_refunded
+
+
+def payment_payload(
+    payment: Payment,
+    *,
+    customer_id: str,
+    invoice_ids: dict[int, str],
+    deposit_account_ref: dict | None,
+    payment_method_ref: dict | None,
+) -> dict:
+    """One Line per invoice paid, linked to it; what is not applied arrives as UnappliedAmt (QuickBooks computes it as
+    TotalAmt minus the lines)."""
+    lines = [
+        {"Amount": amount, "LinkedTxn": [{"TxnId": invoice_ids[invoice.pk], "TxnType": "Invoice"}]}
+        for invoice, amount in payment_net_applications(payment)
+    ]
+    payload: dict = {
+        "CustomerRef": {"value": customer_id},
+        "TotalAmt": payment_total(payment),
+        "TxnDate": payment.received_on.isoformat(),
+        "Line": lines,
+        "PrivateNote": f"FieldSync payment #{payment.pk}" + (f" - {payment.memo}" if payment.memo else ""),
+    }
+    payload["PrivateNote"] = payload["PrivateNote"][:PRIVATE_NOTE_MAX]
+    if payment.reference:
+        payload["PaymentRefNum"] = payment.reference[:PAYMENT_REF_NUM_MAX]
+    if deposit_account_ref:
+        payload["DepositToAccountRef"] = deposit_account_ref
+    if payment_method_ref:
+        payload["PaymentMethodRef"] = payment_method_ref
+    return payload
+
+
+def invoice_ids_needed(payments: Iterable[Payment]) -> set[int]:
+    return {invoice.pk for payment in payments for invoice, _ in payment_net_applications(payment)}

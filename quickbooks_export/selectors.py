@@ -1,0 +1,66 @@
+"""Reads of the export engine's records for pages and the API."""
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db.models import Count, QuerySet
+
+from billing.models import Payment
+
+from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping
+
+Outcome = ExportBatchItem.Outcome
+
+
+def export_batch_counts(*, batch_id: int) -> dict[str, int]:
+    """total, done, and one count per outcome (pending, created, updated, linked, skipped, failed), in one query."""
+    counts = {outcome: 0 for outcome in Outcome.values}
+    rows = ExportBatchItem.objects.filter(batch_id=batch_id).values("outcome").annotate(n=Count("id")).order_by()
+    for row in rows:
+        counts[row["outcome"]] = row["n"]
+    counts["total"] = sum(counts[outcome] for outcome in Outcome.values)
+    counts["done"] = counts["total"] - counts[Outcome.PENDING]
+    return counts
+
+
+def export_batch_items(*, batch_id: int, outcome: str | None = None) -> QuerySet[ExportBatchItem]:
+    items = ExportBatchItem.objects.filter(batch_id=batch_id).select_related("payment", "payment__customer")
+    if outcome:
+        items = items.filter(outcome=outcome)
+    return items.order_by("id")
+
+
+def export_batch_list() -> QuerySet[ExportBatch]:
+    return ExportBatch.objects.select_related("created_by").order_by("-created_at", "-id")
+
+
+def payment_export_attempts(*, payment_id: int) -> QuerySet[ExportAttempt]:
+    return ExportAttempt.objects.filter(payment_id=payment_id).order_by("-at", "-id")
+
+
+def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | None]:
+    """Where a person sees each payment in QuickBooks (None until exported), in at most one query: Intuit's web app
+    for real companies, the sandbox's inspection page of the company for the local one."""
+    exported = [payment for payment in payments if payment.export_reference]
+    links: dict[int, str | None] = {payment.pk: None for payment in payments}
+    if settings.QBO_ENVIRONMENT == "local":
+        realms = (
+            dict(
+                QuickBooksMapping.objects.filter(
+                    kind=QuickBooksMapping.Kind.PAYMENT, local_key__in=[str(p.pk) for p in exported]
+                ).values_list("local_key", "realm_id")
+            )
+            if exported
+            else {}
+        )
+        for payment in exported:
+            links[payment.pk] = f"{settings.QBO_SANDBOX_URL}/_sandbox/companies/{realms.get(str(payment.pk), '')}"
+        return links
+    host = "app.sandbox.qbo.intuit.com" if settings.QBO_ENVIRONMENT == "sandbox" else "app.qbo.intuit.com"
+    for payment in exported:
+        links[payment.pk] = f"https://{host}/app/recvpayment?txnId={payment.export_reference}"
+    return links
+
+
+def payment_quickbooks_link(*, payment: Payment) -> str | None:
+    return payment_quickbooks_links(payments=[payment])[payment.pk]

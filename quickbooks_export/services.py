@@ -1,0 +1,1094 @@
+"""Export orchestration: put each exportable payment, with its customer, items and invoice, into QuickBooks once.
+
+How exactly-once holds, whatever fails:
+- Starting an export only records intent: an ExportBatch, one ExportBatchItem per payment, and the payment's export
+  status QUEUED (a compare-and-set, so two clicks, two batches or an API call and a page at once queue a payment once).
+  The work is a django-q2 task enqueued on commit.
+- One runner per company at a time (ExportRunnerLease). The runner drains every pending item of the company, thirty
+  payments at a time: it claims them (QUEUED -> EXPORTING), makes sure customer, items and invoices exist, then posts
+  the payments. A task delivered twice, or a second worker, finds the lease taken and leaves.
+- Every object is looked up in the mapping table before anything is created. Every create is first written to the
+  outbox (QuickBooksRequest: request id + body) and committed, then sent. A timeout, a 5xx, a dropped connection or a
+  killed worker leaves the outbox row PENDING; it is only ever re-sent unchanged, with the same request id, so
+  QuickBooks answers with what it did the first time instead of doing it again.
+- A worker that dies mid-chunk leaves its payments EXPORTING with their items pending and its lease expiring; the next
+  runner takes the lease, replays the outbox and carries on. Nothing is lost and nothing stays EXPORTING.
+- Throttling (429) and unavailability (5xx, network) are retried with backoff inside the run and, past that, the run
+  hands over to a later task. A 401 refreshes the token once (client.py); a connection that needs reconnecting pauses
+  the company's batches with a reason. A validation fault is permanent: the payment is FAILED with QuickBooks' code and
+  words, and can be retried once fixed.
+- Requests are paced by the company's shared budget (limiter.py) and creates travel in batches of 30.
+
+QuickBooks is never called inside a database transaction, and no row lock is held across a call.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing import selectors as billing_selectors
+from billing import services as billing_services
+from billing.models import Customer, Invoice, Payment
+from billing.money import format_money
+from fieldsync.exceptions import ApplicationError
+
+from . import limiter, mappers
+from .client import QuickBooksClient, error_from_fault
+from .errors import (
+    QuickBooksAuthorizationError,
+    QuickBooksDuplicateNameError,
+    QuickBooksError,
+    QuickBooksNotConnectedError,
+    QuickBooksThrottledError,
+)
+from .models import (
+    ExportAttempt,
+    ExportBatch,
+    ExportBatchItem,
+    ExportRunnerLease,
+    QuickBooksConnection,
+    QuickBooksMapping,
+    QuickBooksMappingSettings,
+    QuickBooksRequest,
+)
+
+logger = logging.getLogger(__name__)
+
+ExportStatus = Payment.ExportStatus
+Outcome = ExportBatchItem.Outcome
+Kind = QuickBooksMapping.Kind
+
+CHUNK_SIZE = 30  # payments claimed at a time; also QuickBooks' batch size
+BATCH_SIZE = 30
+# Waits between attempts of one request that QuickBooks throttled or could not answer, within one run.
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
+
+# Statuses from which a payment may be queued for export.
+QUEUEABLE = (ExportStatus.NOT_EXPORTED, ExportStatus.FAILED)
+IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY)
+
+
+# --- Starting exports ---------------------------------------------------------------------------------------------
+
+
+def _current_connection() -> QuickBooksConnection:
+    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    if connection is None:
+        raise QuickBooksNotConnectedError(
+            "QuickBooks is not connected. Connect a company on the QuickBooks page before exporting."
+        )
+    return connection
+
+
+def _requested_by(user, api_client) -> str:
+    if api_client is not None:
+        return f"API client {api_client.name}"
+    if user is not None:
+        return user.get_full_name() or user.get_username()
+    return ""
+
+
+def _ids_of(payments: "QuerySet[Payment] | Iterable[int]") -> list[int]:
+    if isinstance(payments, QuerySet):
+        return list(payments.order_by().values_list("pk", flat=True))
+    return sorted({int(pk) for pk in payments})
+
+
+@transaction.atomic
+def export_batch_start(
+    *,
+    payments: "QuerySet[Payment] | Iterable[int]",
+    selection: str,
+    user=None,
+    api_client=None,
+    source: str = ExportBatch.Source.PAGE,
+) -> ExportBatch:
+    """Ask for payments to be exported. Returns at once; the work runs in the background.
+
+    Each selected payment, and every payment sharing an invoice with it (an invoice goes to QuickBooks with all its
+    payments), gets an item in the batch: held payments are SKIPPED with their reason, payments already in QuickBooks
+    are LINKED, the rest are queued. Raises QuickBooksNotConnectedError when no company is connected, and
+    ApplicationError for an empty selection.
+    """
+    connection = _current_connection()
+    selected = _ids_of(payments)
+    if not selected:
+        raise ApplicationError("Select at least one payment to export.", code="empty_selection")
+    known = set()
+    for start in range(0, len(selected), 2000):
+        known.update(Payment.objects.filter(pk__in=selected[start : start + 2000]).values_list("pk", flat=True))
+    if missing := [pk for pk in selected if pk not in known]:
+        raise ApplicationError(
+            f"No payment with id {', '.join(map(str, missing[:10]))}.",
+            code="unknown_payment",
+            extra={"missing": missing},
+        )
+
+    all_ids = billing_selectors.payment_ids_with_invoice_partners(payment_ids=selected)
+    readiness = billing_selectors.payment_export_readiness_map(payment_ids=all_ids)
+    statuses: dict[int, str] = {}
+    for start in range(0, len(all_ids), 2000):
+        statuses.update(Payment.objects.filter(pk__in=all_ids[start : start + 2000]).values_list("pk", "export_status"))
+
+    batch = ExportBatch.objects.create(
+        created_by=user,
+        requested_by=_requested_by(user, api_client),
+        source=source,
+        selection=selection[:300],
+        realm_id=connection.realm_id,
+        waiting_reason="QuickBooks needs reconnecting." if connection.needs_reconnect else "",
+    )
+    selected_set = set(selected)
+    items, to_queue = [], []
+    for pk in all_ids:
+        status, ready = statuses[pk], readiness[pk]
+        item = ExportBatchItem(batch=batch, payment_id=pk, added_with_invoice=pk not in selected_set)
+        if status in IN_QUICKBOOKS:
+            item.outcome, item.message = Outcome.LINKED, "Already in QuickBooks."
+        elif status == ExportStatus.EXCLUDED:
+            item.outcome, item.message = Outcome.SKIPPED, "Marked “do not export”."
+        elif not ready.exportable:
+            item.outcome, item.message = Outcome.SKIPPED, ready.held_reason
+        elif status in QUEUEABLE:
+            to_queue.append(pk)
+        # QUEUED or EXPORTING: another batch has it; the runner reports the result here too.
+        items.append(item)
+    ExportBatchItem.objects.bulk_create(items, batch_size=2000)
+    billing_services.payment_export_status_bulk_transition(
+        payment_ids=to_queue,
+        to_status=ExportStatus.QUEUED,
+        expected_from=QUEUEABLE,
+        note=f"Export batch #{batch.pk}",
+        user=user,
+    )
+    if not ExportBatchItem.objects.filter(batch=batch, outcome=Outcome.PENDING).exists():
+        batch.status, batch.finished_at = ExportBatch.Status.FINISHED, timezone.now()
+        batch.save(update_fields=["status", "finished_at"])
+    else:
+        _enqueue_run(batch.realm_id)
+    return batch
+
+
+def export_payment_start(*, payment_id: int, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
+    """Export one payment (with the payments sharing its invoice)."""
+    return export_batch_start(
+        payments=[payment_id], selection=f"payment #{payment_id}", user=user, api_client=api_client, source=source
+    )
+
+
+def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
+    candidates = billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status__in=QUEUEABLE))
+    return export_batch_start(
+        payments=candidates, selection="everything exportable", user=user, api_client=api_client, source=source
+    )
+
+
+def export_batch_retry_failed(*, batch_id: int, user=None, api_client=None) -> ExportBatch:
+    """Queue again every payment of a batch that failed and has not been exported since."""
+    failed = Payment.objects.filter(
+        export_items__batch_id=batch_id, export_items__outcome=Outcome.FAILED, export_status=ExportStatus.FAILED
+    )
+    if not failed.exists():
+        raise ApplicationError(f"Batch #{batch_id} has no failed payments left to retry.", code="nothing_to_retry")
+    return export_batch_start(
+        payments=failed,
+        selection=f"retry of the failed payments of batch #{batch_id}",
+        user=user,
+        api_client=api_client,
+        source=ExportBatch.Source.RETRY,
+    )
+
+
+def export_payment_retry(*, payment_id: int, user=None, api_client=None) -> ExportBatch:
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.export_status != ExportStatus.FAILED:
+        raise ApplicationError(
+            f"Payment #{payment_id} is {payment.get_export_status_display().lower()}, not failed.", code="not_failed"
+        )
+    return export_batch_start(
+        payments=[payment_id],
+        selection=f"retry of payment #{payment_id}",
+        user=user,
+        api_client=api_client,
+        source=ExportBatch.Source.RETRY,
+    )
+
+
+def payment_mark_exported_manually(*, payment_id: int, user, note: str = "") -> Payment:
+    """For a payment someone already keyed into QuickBooks: it will never be exported by FieldSync."""
+    return billing_services.payment_export_status_transition(
+        payment_id=payment_id,
+        to_status=ExportStatus.EXPORTED_MANUALLY,
+        note=note or "Marked as exported by hand",
+        user=user,
+    )
+
+
+def payment_exclude(*, payment_id: int, user, note: str = "") -> Payment:
+    return billing_services.payment_export_status_transition(
+        payment_id=payment_id, to_status=ExportStatus.EXCLUDED, note=note or "Marked “do not export”", user=user
+    )
+
+
+def payment_include(*, payment_id: int, user) -> Payment:
+    return billing_services.payment_export_status_transition(
+        payment_id=payment_id, to_status=ExportStatus.NOT_EXPORTED, note="Export allowed again", user=user
+    )
+
+
+def _enqueue_run(realm_id: str, *, delay: float = 0.0) -> None:
+    """Start (or nudge) the company's runner once the current transaction commits."""
+    from .tasks import enqueue_export_run
+
+    transaction.on_commit(lambda: enqueue_export_run(realm_id, delay=delay))
+
+
+# --- The runner ---------------------------------------------------------------------------------------------------
+
+
+class _Backoff(Exception):
+    """QuickBooks kept throttling or failing within this run: hand over to a later run."""
+
+    def __init__(self, error: QuickBooksError, delay: float):
+        super().__init__(error.message)
+        self.error = error
+        self.delay = delay
+
+
+@dataclass
+class _Run:
+    realm_id: str
+    client: QuickBooksClient
+    holder: str
+    deadline: float
+    mapping_settings: QuickBooksMappingSettings
+    sleep: Callable[[float], None] = time.sleep
+    attempts: list[ExportAttempt] = field(default_factory=list)
+    # payment id -> (error code, message) for payments that cannot be exported in this chunk
+    failures: dict[int, tuple[str, str]] = field(default_factory=dict)
+    batch_by_payment: dict[int, int] = field(default_factory=dict)
+    requests_sent: int = 0
+    # Payments of the next chunk whose customers and items may be looked up early (see _work_ahead).
+    ahead: list[Payment] | None = None
+    working_ahead: bool = False
+
+
+def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Drain the company's pending export items for up to `run_seconds`. Returns what happened, in a word:
+    "busy" (another runner holds the company), "drained", "continuing" (time is up; a follow-up is queued),
+    "backoff" (QuickBooks is throttling or down; a follow-up is queued later) or "waiting" (needs a person)."""
+    run_seconds = settings.EXPORT_RUN_SECONDS if run_seconds is None else run_seconds
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not _lease_acquire(realm_id, holder):
+        return "busy"
+    result, delay = "drained", 0.0
+    try:
+        connection = QuickBooksConnection.objects.filter(is_current=True, realm_id=realm_id).first()
+        if connection is None:
+            _set_waiting(realm_id, "QuickBooks is no longer connected to this company; reconnect to export.")
+            return "waiting"
+        run = _Run(
+            realm_id=realm_id,
+            client=QuickBooksClient(connection),
+            holder=holder,
+            deadline=time.monotonic() + run_seconds,
+            mapping_settings=QuickBooksMappingSettings.objects.prefetch_related("payment_methods")
+            .filter(realm_id=realm_id)
+            .first()
+            or QuickBooksMappingSettings(realm_id=realm_id),
+            sleep=sleep,
+        )
+        _replay_outbox(run)
+        while True:
+            if time.monotonic() >= run.deadline:
+                result = "continuing"
+                break
+            payment_ids = _next_payment_ids(realm_id)
+            if not payment_ids:
+                break
+            _export_chunk(run, payment_ids)
+            _lease_renew(realm_id, holder)
+        _set_waiting(realm_id, "")
+    except QuickBooksAuthorizationError as exc:
+        _set_waiting(realm_id, f"Paused: {exc.message}")
+        result = "waiting"
+    except QuickBooksNotConnectedError as exc:
+        _set_waiting(realm_id, f"Paused: {exc.message}")
+        result = "waiting"
+    except _Backoff as exc:
+        _set_waiting(realm_id, f"QuickBooks is busy; trying again in {exc.delay:.0f} s. ({exc.error.message})")
+        result, delay = "backoff", exc.delay
+    finally:
+        _lease_release(realm_id, holder)
+        _finish_batches(realm_id)
+    if result in ("continuing", "backoff") or (result == "drained" and _has_pending(realm_id)):
+        from .tasks import enqueue_export_run
+
+        enqueue_export_run(realm_id, delay=delay)
+    return result
+
+
+def _lease_acquire(realm_id: str, holder: str) -> bool:
+    now = timezone.now()
+    ExportRunnerLease.objects.get_or_create(realm_id=realm_id)
+    taken = ExportRunnerLease.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__lt=now), realm_id=realm_id
+    ).update(holder=holder, expires_at=now + timedelta(seconds=settings.EXPORT_LEASE_SECONDS))
+    return bool(taken)
+
+
+def _lease_renew(realm_id: str, holder: str) -> None:
+    ExportRunnerLease.objects.filter(realm_id=realm_id, holder=holder).update(
+        expires_at=timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
+    )
+
+
+def _lease_release(realm_id: str, holder: str) -> None:
+    ExportRunnerLease.objects.filter(realm_id=realm_id, holder=holder).update(holder="", expires_at=None)
+
+
+def _pending_items(realm_id: str):
+    return ExportBatchItem.objects.filter(outcome=Outcome.PENDING, batch__realm_id=realm_id)
+
+
+def _has_pending(realm_id: str) -> bool:
+    return _pending_items(realm_id).exists()
+
+
+def _next_payment_ids(realm_id: str, *, skip: set[int] = frozenset()) -> list[int]:
+    """The next payments to work on: oldest batch first and, within it, grouped by customer. Grouping spreads the
+    customers to find or create evenly over the chunks, so looking them up ahead fits in the waits for QuickBooks'
+    batch budget (see _work_ahead) instead of piling up in the first chunks."""
+    ids: list[int] = []
+    pending = _pending_items(realm_id).exclude(payment_id__in=skip).order_by("batch_id", "payment__customer_id", "id")
+    for payment_id in pending.values_list("payment_id", flat=True)[: CHUNK_SIZE * 4]:
+        if payment_id not in ids:
+            ids.append(payment_id)
+            if len(ids) == CHUNK_SIZE:
+                break
+    return ids
+
+
+def _set_waiting(realm_id: str, reason: str) -> None:
+    ExportBatch.objects.filter(realm_id=realm_id).exclude(status=ExportBatch.Status.FINISHED).exclude(
+        waiting_reason=reason
+    ).update(waiting_reason=reason[:300])
+
+
+def _finish_batches(realm_id: str) -> None:
+    open_batches = ExportBatch.objects.filter(realm_id=realm_id).exclude(status=ExportBatch.Status.FINISHED)
+    open_batches.exclude(items__outcome=Outcome.PENDING).update(
+        status=ExportBatch.Status.FINISHED, finished_at=timezone.now(), waiting_reason=""
+    )
+
+
+def _resolve_items(payment_id: int, outcome: str, *, message: str = "", error_code: str = "", qbo_id: str = ""):
+    """Settle every pending item of a payment. The oldest batch gets the outcome; later batches that asked for the
+    same payment learn it was already being exported (so two overlapping batches never count one payment twice)."""
+    pending = list(ExportBatchItem.objects.filter(payment_id=payment_id, outcome=Outcome.PENDING).order_by("id"))
+    for index, item in enumerate(pending):
+        item.outcome, item.message, item.error_code, item.qbo_id = outcome, message, error_code, qbo_id
+        if index and outcome == Outcome.CREATED:
+            item.outcome = Outcome.LINKED
+            item.message = f"Exported by batch #{pending[0].batch_id}."
+    ExportBatchItem.objects.bulk_update(pending, ["outcome", "message", "error_code", "qbo_id", "updated_at"])
+
+
+def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
+    statuses = dict(Payment.objects.filter(pk__in=payment_ids).values_list("pk", "export_status"))
+    run.batch_by_payment = dict(
+        _pending_items(run.realm_id)
+        .filter(payment_id__in=payment_ids)
+        .order_by("-id")
+        .values_list("payment_id", "batch_id")
+    )
+    ExportBatch.objects.filter(pk__in=set(run.batch_by_payment.values()), status=ExportBatch.Status.QUEUED).update(
+        status=ExportBatch.Status.RUNNING, started_at=timezone.now()
+    )
+    for payment_id, status in statuses.items():
+        if status in IN_QUICKBOOKS:
+            mapping = QuickBooksMapping.objects.filter(
+                realm_id=run.realm_id, kind=Kind.PAYMENT, local_key=str(payment_id)
+            ).first()
+            _resolve_items(
+                payment_id, Outcome.LINKED, message="Already in QuickBooks.", qbo_id=mapping.qbo_id if mapping else ""
+            )
+        elif status not in (ExportStatus.QUEUED, ExportStatus.EXPORTING):
+            label = ExportStatus(status).label.lower()
+            _resolve_items(payment_id, Outcome.SKIPPED, message=f"No longer queued: it is {label}.")
+
+    # The rule may have changed since the payment was queued (a refund re-opened its invoice): check again.
+    candidates = [pk for pk, status in statuses.items() if status in (ExportStatus.QUEUED, ExportStatus.EXPORTING)]
+    readiness = billing_selectors.payment_export_readiness_map(payment_ids=candidates)
+    for payment_id in candidates:
+        if not readiness[payment_id].exportable:
+            if statuses[payment_id] == ExportStatus.EXPORTING:
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id, to_status=ExportStatus.QUEUED, note="Recovered a stale claim"
+                )
+            billing_services.payment_export_status_transition(
+                payment_id=payment_id, to_status=ExportStatus.NOT_EXPORTED, note=readiness[payment_id].held_reason
+            )
+            _resolve_items(payment_id, Outcome.SKIPPED, message=readiness[payment_id].held_reason)
+    ready = [pk for pk in candidates if readiness[pk].exportable]
+    # The claim: QUEUED -> EXPORTING. A payment left EXPORTING by a runner that died is ours now (we hold the lease).
+    claimed = billing_services.payment_export_status_bulk_transition(
+        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED],
+        to_status=ExportStatus.EXPORTING,
+        expected_from=[ExportStatus.QUEUED],
+        note="Claimed by the export runner",
+    )
+    claimed += [pk for pk in ready if statuses[pk] == ExportStatus.EXPORTING]
+    if not claimed:
+        return
+
+    run.failures = {}
+    run.ahead = None
+    payments = billing_selectors.payments_for_export(payment_ids=claimed)
+    try:
+        customer_ids = _ensure_customers(run, payments)
+        item_ids = _ensure_items(run, payments)
+        invoice_ids = _ensure_invoices(run, payments, customer_ids, item_ids)
+        _ensure_payments(run, payments, customer_ids, invoice_ids)
+    except (_Backoff, QuickBooksAuthorizationError, QuickBooksNotConnectedError):
+        _settle_chunk(run, claimed, interrupted=True)
+        raise
+    _settle_chunk(run, claimed, interrupted=False)
+
+
+def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
+    """Record each claimed payment's outcome. Payments neither exported nor failed go back to QUEUED, items pending."""
+    mappings = {
+        int(m.local_key): m
+        for m in QuickBooksMapping.objects.filter(
+            realm_id=run.realm_id, kind=Kind.PAYMENT, local_key__in=[str(pk) for pk in claimed]
+        )
+    }
+    for payment_id in claimed:
+        with transaction.atomic():
+            if payment_id in mappings:
+                mapping = mappings[payment_id]
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id,
+                    to_status=ExportStatus.EXPORTED,
+                    export_reference=mapping.qbo_id,
+                    note=f"QuickBooks payment {mapping.qbo_id}",
+                )
+                outcome = Outcome.LINKED if mapping.linked_existing else Outcome.CREATED
+                _resolve_items(payment_id, outcome, qbo_id=mapping.qbo_id)
+            elif payment_id in run.failures:
+                code, message = run.failures[payment_id]
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id, to_status=ExportStatus.FAILED, note=message
+                )
+                _resolve_items(payment_id, Outcome.FAILED, message=message, error_code=code)
+            else:
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id,
+                    to_status=ExportStatus.QUEUED,
+                    note="Waiting for QuickBooks" if interrupted else "Not finished in this run",
+                )
+    ExportAttempt.objects.bulk_create(run.attempts, batch_size=1000)
+    run.attempts = []
+
+
+# --- Talking to QuickBooks ----------------------------------------------------------------------------------------
+
+
+def _attempt(run: _Run, payment_ids: Iterable[int], **fields) -> None:
+    for payment_id in payment_ids:
+        run.attempts.append(
+            ExportAttempt(payment_id=payment_id, batch_id=run.batch_by_payment.get(payment_id), **fields)
+        )
+
+
+def _call(run: _Run, send: Callable[[], object], *, batch: bool = False):
+    """Send one request within the company's budget, retrying throttling and outages with backoff.
+
+    Raises _Backoff when QuickBooks keeps refusing within this run (the outbox keeps any create pending), and lets
+    permanent and authorization errors through.
+    """
+    for delay in (*RETRY_DELAYS, None):
+        # While a batch waits for the company's batch budget, look up the next payments' customers and items.
+        limiter.acquire(run.realm_id, batch=batch, while_waiting=(lambda: _work_ahead(run)) if batch else None)
+        run.requests_sent += 1
+        try:
+            return send()
+        except QuickBooksError as exc:
+            if not exc.retryable:
+                raise
+            wait = RETRY_DELAYS[-1] if delay is None else delay
+            if isinstance(exc, QuickBooksThrottledError):
+                wait = max(wait, min(exc.retry_after, settings.EXPORT_MAX_RETRY_AFTER_SECONDS))
+            if delay is None or time.monotonic() + wait > run.deadline:
+                raise _Backoff(exc, delay=wait) from exc
+            logger.info("QuickBooks answered %s; retrying in %.1f s", exc.code, wait)
+            run.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _record_mapping(run: _Run, kind: str, local_key: str, obj: dict, *, linked: bool) -> QuickBooksMapping:
+    name = obj.get("DisplayName") or obj.get("Name") or obj.get("DocNumber") or ""
+    try:
+        with transaction.atomic():
+            mapping, _ = QuickBooksMapping.objects.update_or_create(
+                realm_id=run.realm_id,
+                kind=kind,
+                local_key=local_key,
+                defaults={
+                    "qbo_id": str(obj["Id"]),
+                    "sync_token": str(obj.get("SyncToken", "")),
+                    "qbo_name": name,
+                    "linked_existing": linked,
+                },
+            )
+    except IntegrityError:
+        # Another of our objects already maps to this QuickBooks object: keep the first link, never merge silently.
+        raise ApplicationError(
+            f"QuickBooks {kind} {obj['Id']} is already linked to another FieldSync {kind}.", code="mapping_conflict"
+        ) from None
+    return mapping
+
+
+def _outbox_request(run: _Run, *, operation: str, kind: str, local_key: str, payload: dict) -> QuickBooksRequest:
+    """The request to send for this object: a pending one is re-sent unchanged; otherwise a new one is written."""
+    pending = QuickBooksRequest.objects.filter(
+        realm_id=run.realm_id, kind=kind, local_key=local_key, state=QuickBooksRequest.State.PENDING
+    ).first()
+    if pending is not None:
+        return pending
+    generation = QuickBooksRequest.objects.filter(realm_id=run.realm_id, kind=kind, local_key=local_key).count()
+    return QuickBooksRequest.objects.create(
+        realm_id=run.realm_id,
+        request_id=mappers.request_id_for(run.realm_id, kind, local_key, generation),
+        operation=operation,
+        kind=kind,
+        local_key=local_key,
+        payload=payload,
+    )
+
+
+def _finish_request(request: QuickBooksRequest, *, response=None, error: QuickBooksError | None = None) -> None:
+    request.attempts += 1
+    request.completed_at = timezone.now()
+    if error is None:
+        request.state, request.response = QuickBooksRequest.State.DONE, response
+    else:
+        request.state, request.last_error = QuickBooksRequest.State.FAILED, f"{error.code}: {error.message}"
+    request.save(update_fields=["attempts", "completed_at", "state", "response", "last_error"])
+
+
+def _create_one(run: _Run, *, entity: str, kind: str, local_key: str, payload: dict, payment_ids: list[int]) -> dict:
+    """Create one object exactly once (outbox + request id). Raises QuickBooksError on a permanent refusal."""
+    request = _outbox_request(run, operation=entity, kind=kind, local_key=local_key, payload=payload)
+    try:
+        obj = _call(run, lambda: run.client.create(entity, request.payload, request_id=request.request_id))
+    except QuickBooksError as exc:
+        if not exc.retryable and not isinstance(exc, QuickBooksAuthorizationError):
+            _finish_request(request, error=exc)
+            _attempt(
+                run,
+                payment_ids,
+                operation=f"create {entity}",
+                object_kind=kind,
+                local_key=local_key,
+                request_id=request.request_id,
+                outcome=ExportAttempt.Outcome.ERROR,
+                error_code=exc.qbo_code or exc.code,
+                message=exc.message,
+            )
+        raise
+    _finish_request(request, response=obj)
+    _attempt(
+        run,
+        payment_ids,
+        operation=f"create {entity}",
+        object_kind=kind,
+        local_key=local_key,
+        request_id=request.request_id,
+        qbo_id=str(obj.get("Id", "")),
+        outcome=ExportAttempt.Outcome.OK,
+    )
+    return obj
+
+
+def _batch_item_error(item: dict) -> QuickBooksError:
+    errors = [
+        {
+            "code": str(error.get("code", "")),
+            "message": error.get("Message", "") or error.get("message", ""),
+            "detail": error.get("Detail", "") or error.get("detail", ""),
+            "element": error.get("element", ""),
+        }
+        for error in (item.get("Fault") or {}).get("Error", [])
+    ]
+    return error_from_fault(errors, http_status=400)
+
+
+def _create_many(
+    run: _Run, *, entity: str, kind: str, entries: list[tuple[str, dict]]
+) -> dict[str, dict | QuickBooksError]:
+    """Create objects in batches of 30 through the outbox. Returns local key -> QuickBooks object or its error.
+
+    A pending batch is always re-sent whole and unchanged (same request id), so a lost answer never creates twice.
+    """
+    results: dict[str, dict | QuickBooksError] = {}
+    for start in range(0, len(entries), BATCH_SIZE):
+        chunk = entries[start : start + BATCH_SIZE]
+        bids = [_batch_item_id(kind, local_key) for local_key, _ in chunk]
+        request = _batch_request(
+            run,
+            bids,
+            [
+                {"bId": bid, "operation": "create", entity: payload}
+                for bid, (_, payload) in zip(bids, chunk, strict=True)
+            ],
+        )
+        results.update(_send_batch(run, request))
+    return results
+
+
+# Intuit: with a requestid on the batch, each bId may hold only 10 characters. Ours: one letter + our primary key.
+_BID_PREFIX = {Kind.INVOICE: "i", Kind.PAYMENT: "p"}
+_BID_KIND = {prefix: kind for kind, prefix in _BID_PREFIX.items()}
+
+
+def _batch_item_id(kind: str, local_key: str) -> str:
+    bid = _BID_PREFIX[kind] + local_key
+    if len(bid) > 10:
+        raise ValueError(f"batch item id {bid} is longer than QuickBooks allows")
+    return bid
+
+
+def _parse_batch_item_id(bid: str) -> tuple[str, str]:
+    return _BID_KIND[bid[0]], bid[1:]
+
+
+def _batch_request(run: _Run, bids: list[str], items: list[dict]) -> QuickBooksRequest:
+    generation = 0
+    while True:
+        request_id = mappers.request_id_for(run.realm_id, "batch", generation, *bids)
+        existing = QuickBooksRequest.objects.filter(request_id=request_id).first()
+        if existing is None:
+            return QuickBooksRequest.objects.create(
+                realm_id=run.realm_id, request_id=request_id, operation="batch", payload={"BatchItemRequest": items}
+            )
+        if existing.state == QuickBooksRequest.State.PENDING:
+            return existing
+        generation += 1
+
+
+def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | QuickBooksError]:
+    """Send (or re-send) a batch from the outbox; returns local key -> created object or the item's error."""
+    items = request.payload["BatchItemRequest"]
+    answers = _call(run, lambda: run.client.batch(items, request_id=request.request_id), batch=True)
+    _finish_request(request, response=answers)
+    results: dict[str, dict | QuickBooksError] = {}
+    for answer in answers:
+        _, local_key = _parse_batch_item_id(answer["bId"])
+        if "Fault" in answer:
+            results[local_key] = _batch_item_error(answer)
+        else:
+            entity = next(key for key in answer if key != "bId")
+            results[local_key] = answer[entity]
+    return results
+
+
+def _replay_outbox(run: _Run) -> None:
+    """Before any new work: re-send, unchanged, every request a previous run wrote but did not see answered, and
+    record what QuickBooks did with it. Afterwards no create of this company is in doubt."""
+    pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING)
+    for request in pending.order_by("id"):
+        if request.operation == "batch":
+            kinds = {
+                _parse_batch_item_id(i["bId"])[1]: _parse_batch_item_id(i["bId"])[0]
+                for i in request.payload["BatchItemRequest"]
+            }
+            for local_key, result in _send_batch(run, request).items():
+                if isinstance(result, dict):
+                    _record_mapping(run, kinds[local_key], local_key, result, linked=False)
+            continue
+        try:
+            obj = _call(run, lambda r=request: run.client.create(r.operation, r.payload, request_id=r.request_id))
+        except QuickBooksError as exc:
+            if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+                raise
+            _finish_request(request, error=exc)
+            continue
+        _finish_request(request, response=obj)
+        _record_mapping(run, request.kind, request.local_key, obj, linked=False)
+
+
+def _mapped(run: _Run, kind: str, keys: Iterable[str]) -> dict[str, QuickBooksMapping]:
+    keys = list(keys)
+    return {
+        m.local_key: m for m in QuickBooksMapping.objects.filter(realm_id=run.realm_id, kind=kind, local_key__in=keys)
+    }
+
+
+def _fail(run: _Run, payment_ids: Iterable[int], error: QuickBooksError | ApplicationError, what: str) -> None:
+    code = getattr(error, "qbo_code", "") or error.code
+    for payment_id in payment_ids:
+        run.failures.setdefault(payment_id, (code, f"{what}: {error.message}"))
+
+
+def _work_ahead(run: _Run) -> bool:
+    """Resolve one customer or item of the next chunk's payments; False when there is nothing (more) to do.
+
+    Safe to do early: a customer or item, once linked or created, is recorded in the mapping table and reused, and
+    nothing about the payments themselves changes. Errors are left for the chunk itself to meet and record.
+    """
+    if run.working_ahead:
+        return False
+    if run.ahead is None:
+        claimed = set(run.batch_by_payment)
+        upcoming = [pk for pk in _next_payment_ids(run.realm_id, skip=claimed)]
+        run.ahead = billing_selectors.payments_for_export(payment_ids=upcoming) if upcoming else []
+    if not run.ahead:
+        return False
+    run.working_ahead = True
+    saved_attempts, saved_failures = run.attempts, run.failures
+    run.attempts, run.failures = [], {}
+    try:
+        if _resolve_one_ahead(run):
+            return True
+        run.ahead = []
+        return False
+    except (QuickBooksError, ApplicationError, _Backoff):
+        run.ahead = []
+        return False
+    finally:
+        run.attempts, run.failures = saved_attempts, saved_failures
+        run.working_ahead = False
+
+
+def _resolve_one_ahead(run: _Run) -> bool:
+    customers = {p.customer_id: p for p in run.ahead}
+    mapped = _mapped(run, Kind.CUSTOMER, [str(pk) for pk in customers])
+    for customer_id, payment in customers.items():
+        if str(customer_id) not in mapped:
+            _link_or_create_customer(run, payment.customer, [])
+            return True
+    names = {
+        mappers.item_key(line.service_name): line.service_name
+        for payment in run.ahead
+        for invoice, _ in mappers.payment_net_applications(payment)
+        for line in invoice.lines.all()
+    }
+    mapped = _mapped(run, Kind.ITEM, names)
+    for key, service_name in names.items():
+        if key not in mapped:
+            _link_or_create_item(run, key, service_name, [])
+            return True
+    return False
+
+
+# --- Customers ----------------------------------------------------------------------------------------------------
+
+
+def _ensure_customers(run: _Run, payments: list[Payment]) -> dict[int, str]:
+    """Our customer id -> QuickBooks Id, linking to an existing customer of the same party or creating one."""
+    by_customer: dict[int, list[Payment]] = defaultdict(list)
+    for payment in payments:
+        by_customer[payment.customer_id].append(payment)
+    mapped = _mapped(run, Kind.CUSTOMER, [str(pk) for pk in by_customer])
+    result = {int(key): m.qbo_id for key, m in mapped.items()}
+    for customer_id, its_payments in by_customer.items():
+        if customer_id in result:
+            continue
+        customer = its_payments[0].customer
+        payment_ids = [p.pk for p in its_payments]
+        try:
+            result[customer_id] = _link_or_create_customer(run, customer, payment_ids)
+        except (QuickBooksError, ApplicationError) as exc:
+            if isinstance(exc, QuickBooksError) and (exc.retryable or isinstance(exc, QuickBooksAuthorizationError)):
+                raise
+            _fail(run, payment_ids, exc, f"Customer {customer.display_name}")
+    return result
+
+
+def _qbo_ids_mapped_to_others(run: _Run, kind: str, qbo_ids: list[str], local_key: str) -> set[str]:
+    return set(
+        QuickBooksMapping.objects.filter(realm_id=run.realm_id, kind=kind, qbo_id__in=qbo_ids)
+        .exclude(local_key=local_key)
+        .values_list("qbo_id", flat=True)
+    )
+
+
+def _find_customer(run: _Run, where: str, payment_ids: list[int], local_key: str, label: str) -> list[dict]:
+    rows = _call(run, lambda: run.client.query(f"SELECT * FROM Customer WHERE {where}"))
+    taken = _qbo_ids_mapped_to_others(run, Kind.CUSTOMER, [str(r["Id"]) for r in rows], local_key)
+    rows = [r for r in rows if str(r["Id"]) not in taken]
+    _attempt(
+        run,
+        payment_ids,
+        operation=f"find Customer by {label}",
+        object_kind=Kind.CUSTOMER,
+        local_key=local_key,
+        qbo_id=str(rows[0]["Id"]) if rows else "",
+        outcome=ExportAttempt.Outcome.LINKED if rows else ExportAttempt.Outcome.OK,
+        message=f"{len(rows)} found",
+    )
+    return rows
+
+
+def _link_or_create_customer(run: _Run, customer: Customer, payment_ids: list[int]) -> str:
+    local_key = str(customer.pk)
+    # 1. The same party already in QuickBooks: by e-mail; for a customer without one, by name and no e-mail either.
+    if customer.email:
+        where, label = f"PrimaryEmailAddr = {mappers.quote(customer.email)}", "e-mail"
+    else:
+        where, label = f"DisplayName = {mappers.quote(mappers.customer_display_names(customer)[0])}", "name"
+    rows = [r for r in _find_customer(run, where, payment_ids, local_key, label) if mappers.is_same_party(customer, r)]
+    if rows:
+        return _record_mapping(run, Kind.CUSTOMER, local_key, rows[0], linked=True).qbo_id
+    # 2. Create it under the first name no other party holds. 6240 means a customer, vendor or employee has it.
+    last_error: QuickBooksError | None = None
+    for name in mappers.customer_display_names(customer):
+        payload = mappers.customer_payload(customer, display_name=name)
+        try:
+            obj = _create_one(
+                run,
+                entity="Customer",
+                kind=Kind.CUSTOMER,
+                local_key=local_key,
+                payload=payload,
+                payment_ids=payment_ids,
+            )
+        except QuickBooksDuplicateNameError as exc:
+            last_error = exc
+            continue
+        return _record_mapping(run, Kind.CUSTOMER, local_key, obj, linked=False).qbo_id
+    raise last_error
+
+
+# --- Items --------------------------------------------------------------------------------------------------------
+
+
+def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
+    """Service name (item key) -> QuickBooks Item Id, linking by name or creating a Service item."""
+    needed: dict[str, tuple[str, set[int]]] = {}
+    for payment in payments:
+        for invoice, _ in mappers.payment_net_applications(payment):
+            for line in invoice.lines.all():
+                key = mappers.item_key(line.service_name)
+                needed.setdefault(key, (line.service_name, set()))[1].add(payment.pk)
+    result = {key: m.qbo_id for key, m in _mapped(run, Kind.ITEM, needed).items()}
+    for key, (service_name, payment_ids) in needed.items():
+        if key in result:
+            continue
+        try:
+            result[key] = _link_or_create_item(run, key, service_name, sorted(payment_ids))
+        except QuickBooksError as exc:
+            if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+                raise
+            _fail(run, payment_ids, exc, f"Service item {service_name}")
+    return result
+
+
+def _link_or_create_item(run: _Run, key: str, service_name: str, payment_ids: list[int]) -> str:
+    name = mappers.item_name(service_name)
+    rows = _call(run, lambda: run.client.query(f"SELECT * FROM Item WHERE Name = {mappers.quote(name)}"))
+    if rows:
+        _attempt(
+            run,
+            payment_ids,
+            operation="find Item by name",
+            object_kind=Kind.ITEM,
+            local_key=key,
+            qbo_id=str(rows[0]["Id"]),
+            outcome=ExportAttempt.Outcome.LINKED,
+        )
+        return _record_mapping(run, Kind.ITEM, key, rows[0], linked=True).qbo_id
+    payload = mappers.item_payload(
+        service_name=service_name, income_account_ref=run.mapping_settings.income_account_ref()
+    )
+    obj = _create_one(run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids)
+    return _record_mapping(run, Kind.ITEM, key, obj, linked=False).qbo_id
+
+
+# --- Invoices -----------------------------------------------------------------------------------------------------
+
+
+def _ensure_invoices(
+    run: _Run, payments: list[Payment], customer_ids: dict[int, str], item_ids: dict[str, str]
+) -> dict[int, str]:
+    """Our invoice id -> QuickBooks Invoice Id. An invoice with our number already in QuickBooks is linked when it is
+    the same customer's and has the same total; otherwise its payments fail (never a second invoice with our number)."""
+    invoices: dict[int, Invoice] = {}
+    payments_of: dict[int, set[int]] = defaultdict(set)
+    for payment in payments:
+        if payment.pk in run.failures:
+            continue
+        for invoice, _ in mappers.payment_net_applications(payment):
+            invoices[invoice.pk] = invoice
+            payments_of[invoice.pk].add(payment.pk)
+    result = {int(key): m.qbo_id for key, m in _mapped(run, Kind.INVOICE, [str(pk) for pk in invoices]).items()}
+    to_find = [inv for pk, inv in invoices.items() if pk not in result]
+    for start in range(0, len(to_find), BATCH_SIZE):
+        chunk = to_find[start : start + BATCH_SIZE]
+        numbers = ", ".join(mappers.quote(inv.number) for inv in chunk)
+        rows = _call(
+            run, lambda numbers=numbers: run.client.query(f"SELECT * FROM Invoice WHERE DocNumber IN ({numbers})")
+        )
+        by_number = {row.get("DocNumber"): row for row in rows}
+        for invoice in chunk:
+            row = by_number.get(invoice.number)
+            if row is None:
+                continue
+            customer_id = customer_ids.get(invoice.customer_id)
+            problem = _invoice_mismatch(invoice, row, customer_id)
+            if problem:
+                _fail(
+                    run,
+                    payments_of[invoice.pk],
+                    ApplicationError(problem, code="invoice_conflict"),
+                    f"Invoice {invoice.number}",
+                )
+                continue
+            result[invoice.pk] = _record_mapping(run, Kind.INVOICE, str(invoice.pk), row, linked=True).qbo_id
+            _attempt(
+                run,
+                payments_of[invoice.pk],
+                operation="find Invoice by number",
+                object_kind=Kind.INVOICE,
+                local_key=str(invoice.pk),
+                qbo_id=str(row["Id"]),
+                outcome=ExportAttempt.Outcome.LINKED,
+            )
+
+    entries = []
+    for pk, invoice in invoices.items():
+        if pk in result or any(p in run.failures for p in payments_of[pk]):
+            continue
+        customer_id = customer_ids.get(invoice.customer_id)
+        lines_ok = all(mappers.item_key(line.service_name) in item_ids for line in invoice.lines.all())
+        if customer_id is None or not lines_ok:
+            continue  # its payments already carry the customer's or item's failure
+        entries.append((str(pk), mappers.invoice_payload(invoice, customer_id=customer_id, item_ids=item_ids)))
+    for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():
+        invoice = invoices[int(local_key)]
+        mapping = _record_batch_create(
+            run, Kind.INVOICE, local_key, outcome, payments_of[invoice.pk], f"Invoice {invoice.number}"
+        )
+        if mapping is None:
+            continue
+        result[invoice.pk] = mapping.qbo_id
+        if problem := _invoice_mismatch(invoice, outcome, outcome.get("CustomerRef", {}).get("value")):
+            _fail(
+                run,
+                payments_of[invoice.pk],
+                ApplicationError(problem, code="invoice_total_mismatch"),
+                f"Invoice {invoice.number}",
+            )
+    return result
+
+
+def _invoice_mismatch(invoice: Invoice, row: dict, customer_id: str | None) -> str:
+    theirs_total = Decimal(str(row.get("TotalAmt", "0")))
+    theirs_customer = str((row.get("CustomerRef") or {}).get("value", ""))
+    if customer_id is not None and theirs_customer != str(customer_id):
+        return (
+            f"QuickBooks already has invoice {invoice.number} for another customer (QuickBooks invoice {row['Id']}). "
+            "FieldSync will not create a second invoice with the same number; resolve it in QuickBooks, then retry."
+        )
+    if theirs_total != invoice.total:
+        return (
+            f"QuickBooks has {format_money(theirs_total, invoice.currency)} for invoice {invoice.number}, "
+            f"FieldSync has {format_money(invoice.total, invoice.currency)} (QuickBooks invoice {row['Id']}). "
+            "Check the invoice's lines and sales tax in QuickBooks, then retry."
+        )
+    return ""
+
+
+# --- Payments -----------------------------------------------------------------------------------------------------
+
+
+def _ensure_payments(
+    run: _Run, payments: list[Payment], customer_ids: dict[int, str], invoice_ids: dict[int, str]
+) -> None:
+    mapped = _mapped(run, Kind.PAYMENT, [str(p.pk) for p in payments])
+    entries = []
+    for payment in payments:
+        if str(payment.pk) in mapped or payment.pk in run.failures:
+            continue
+        applications = mappers.payment_net_applications(payment)
+        if payment.customer_id not in customer_ids or any(inv.pk not in invoice_ids for inv, _ in applications):
+            continue
+        entries.append(
+            (
+                str(payment.pk),
+                mappers.payment_payload(
+                    payment,
+                    customer_id=customer_ids[payment.customer_id],
+                    invoice_ids=invoice_ids,
+                    deposit_account_ref=run.mapping_settings.deposit_account_ref(),
+                    payment_method_ref=_payment_method_ref(run, payment.method),
+                ),
+            )
+        )
+    for local_key, outcome in _create_many(run, entity="Payment", kind=Kind.PAYMENT, entries=entries).items():
+        _record_batch_create(run, Kind.PAYMENT, local_key, outcome, [int(local_key)], "Payment")
+
+
+def _record_batch_create(
+    run: _Run, kind: str, local_key: str, outcome: dict | QuickBooksError, payment_ids: Iterable[int], what: str
+) -> QuickBooksMapping | None:
+    """Record one answer of a batch create: the mapping and an attempt, or the failure of the payments behind it."""
+    operation = f"create {kind.capitalize()} (batch)"
+    if isinstance(outcome, QuickBooksError):
+        _fail(run, payment_ids, outcome, what)
+        _attempt(
+            run,
+            payment_ids,
+            operation=operation,
+            object_kind=kind,
+            local_key=local_key,
+            outcome=ExportAttempt.Outcome.ERROR,
+            error_code=outcome.qbo_code,
+            message=outcome.message,
+        )
+        return None
+    mapping = _record_mapping(run, kind, local_key, outcome, linked=False)
+    _attempt(
+        run,
+        payment_ids,
+        operation=operation,
+        object_kind=kind,
+        local_key=local_key,
+        qbo_id=mapping.qbo_id,
+        outcome=ExportAttempt.Outcome.OK,
+    )
+    return mapping
+
+
+def _payment_method_ref(run: _Run, method: str) -> dict | None:
+    if run.mapping_settings.pk is None:
+        return None
+    return run.mapping_settings.payment_method_ref(method)
+
+
+def companies_needing_a_run() -> list[str]:
+    """Companies with pending export items whose runner is not alive (no lease, or an expired one)."""
+    now = timezone.now()
+    realms = set(_pending_items_all().values_list("batch__realm_id", flat=True).distinct())
+    alive = set(
+        ExportRunnerLease.objects.filter(realm_id__in=realms, expires_at__gte=now).values_list("realm_id", flat=True)
+    )
+    return sorted(realms - alive)
+
+
+def _pending_items_all():
+    return ExportBatchItem.objects.filter(outcome=Outcome.PENDING)

@@ -1,0 +1,50 @@
+"""django-q2 entry points: they take ids, call a service, nothing else.
+
+The ORM broker delivers a task at least once, so every task here is safe to run twice: the export runner holds a
+per-company lease and works from the database (pending batch items, the outbox), never from task arguments.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK = "quickbooks_export.tasks.export_run_task"
+
+
+def export_run_task(realm_id: str) -> str:
+    from .services import export_run
+
+    result = export_run(realm_id=realm_id)
+    logger.info("Export run for company %s: %s", realm_id, result)
+    return result
+
+
+def enqueue_export_run(realm_id: str, *, delay: float = 0.0) -> None:
+    """Queue a run of the company's exporter now, or after `delay` seconds (a one-off schedule)."""
+    if delay <= 0:
+        async_task(RUN_TASK, realm_id, task_name=f"export-{realm_id}-{timezone.now():%H%M%S%f}")
+        return
+    Schedule.objects.create(
+        func=RUN_TASK,
+        args=repr(realm_id),
+        schedule_type=Schedule.ONCE,
+        repeats=1,
+        next_run=timezone.now() + timedelta(seconds=delay),
+        name=f"export-{realm_id}-retry-{timezone.now():%H%M%S%f}",
+    )
+
+
+def export_sweep_task() -> int:
+    """Every minute: restart the exporter of every company that has pending work and no live runner (a lost task,
+    a worker killed mid-run). Returns how many runs it queued."""
+    from .services import companies_needing_a_run
+
+    realms = companies_needing_a_run()
+    for realm_id in realms:
+        enqueue_export_run(realm_id)
+    return len(realms)
