@@ -1,0 +1,1 @@
+"""REST API v1: token authentication, permissions, idempotency, pagination and the views (billing.py, exports.py)."""

@@ -1,0 +1,243 @@
+"""Idempotency-Key for every POST: a retried request is answered, never done twice.
+
+How a POST with a key runs (`idempotent` wraps the view's `post`; authentication and permissions ran before):
+
+1. Claim: INSERT (owner, key, fingerprint, IN_PROGRESS, lease) in its own committed transaction. The unique
+   constraint on (owner, key) decides between concurrent requests: exactly one INSERT succeeds. The loser
+   (IntegrityError) reads the row and answers
+     - a different fingerprint (method + path + canonical JSON body) → 422 idempotency_key_reused;
+     - COMPLETED → the stored status and body, with `Idempotent-Replayed: true`;
+     - IN_PROGRESS → 409 idempotency_key_in_progress (Retry-After), unless the lease expired: then the holder died
+       before committing any work (see 2) and the row is taken over with a new claim token.
+2. Work: one transaction runs the view and stores its response (status + rendered body) on the row, so the work
+   and its record commit together or not at all. The store is an UPDATE fenced by the claim token: if another
+   request took the row over meanwhile, the work is rolled back and this request answers 409. The view runs in a
+   savepoint that is rolled back when it answers 4xx, so a refused request changes nothing — and the 4xx is stored
+   too, so a retry gets the same answer.
+3. A 5xx (an unexpected exception) rolls the work back and deletes the claim: the key is free for a retry.
+
+Keys are kept at least IDEMPOTENCY_KEY_RETENTION (24 hours); `manage.py purge_idempotency_keys` removes older ones.
+"""
+
+import functools
+import hashlib
+import json
+import re
+import secrets
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.utils import timezone
+
+from fieldsync.exceptions import ApplicationError, ConflictError
+from fieldsync.models import ApiClient, IdempotencyKey
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
+# Longer than any request may run (gunicorn kills a worker after 30 s). A holder that outlives its lease cannot
+# commit (the claim token fences it), so the lease only bounds how long a crashed request blocks its key.
+LEASE = timedelta(minutes=2)
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII without spaces: a UUID fits
+
+
+class IdempotencyKeyRequired(ApplicationError):
+    code = "idempotency_key_required"
+    http_status = 400
+
+
+class IdempotencyKeyInvalid(ApplicationError):
+    code = "idempotency_key_invalid"
+    http_status = 400
+
+
+class IdempotencyKeyReused(ApplicationError):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
+class IdempotencyKeyInProgress(ConflictError):
+    code = "idempotency_key_in_progress"
+    headers = {"Retry-After": "1"}
+
+
+class _RefusedResponse(Exception):
+    """Carries a 4xx response out of the savepoint so that the view's writes are rolled back."""
+
+    def __init__(self, response):
+        self.response = response
+
+
+class _ServerError(Exception):
+    def __init__(self, response):
+        self.response = response
+
+
+def request_fingerprint(request) -> str:
+    """SHA-256 of the method, the path and the body as canonical JSON (sorted keys, no spaces)."""
+    data = request.data
+    if hasattr(data, "lists"):  # a QueryDict (form data): keep repeated keys
+        data = {key: values for key, values in data.lists()}
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(f"{request.method}\n{request.get_full_path()}\n{body}".encode()).hexdigest()
+
+
+def _owner(request) -> dict:
+    if isinstance(request.auth, ApiClient):
+        return {"api_client": request.auth}
+    return {"user": request.user}
+
+
+def _key_from(request) -> str:
+    key = request.headers.get(HEADER)
+    if key is None or key == "":
+        raise IdempotencyKeyRequired(
+            f"Send an {HEADER} header with every POST (a new UUID per operation, the same one when you retry it).",
+            extra={HEADER: "required"},
+        )
+    if not KEY_PATTERN.match(key):
+        raise IdempotencyKeyInvalid(
+            f"{HEADER} must be 1 to 255 printable ASCII characters without spaces, such as a UUID.",
+            extra={HEADER: "invalid"},
+        )
+    return key
+
+
+def _replay(record: IdempotencyKey) -> HttpResponse:
+    response = HttpResponse(record.response_body, status=record.response_status, content_type="application/json")
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _claim(*, owner: dict, key: str, fingerprint: str, request) -> tuple[IdempotencyKey | None, HttpResponse | None]:
+    """Claim the key: (row, None) when this request may do the work, (None, replay) when it was done already.
+
+    Raises IdempotencyKeyReused / IdempotencyKeyInProgress.
+    """
+    for _ in range(3):  # the row may vanish between our INSERT and SELECT (a 5xx released it): claim again
+        now = timezone.now()
+        token = secrets.token_hex(16)
+        try:
+            with transaction.atomic():
+                record = IdempotencyKey.objects.create(
+                    **owner,
+                    key=key,
+                    fingerprint=fingerprint,
+                    method=request.method,
+                    path=request.get_full_path()[:500],
+                    claim_token=token,
+                    locked_until=now + LEASE,
+                    created_at=now,
+                )
+            return record, None
+        except IntegrityError:
+            existing = IdempotencyKey.objects.filter(**owner, key=key).first()
+        if existing is None:
+            continue
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                f"This {HEADER} was already used for a different request ({existing.method} {existing.path}). "
+                "Use a new key for a new operation.",
+                extra={HEADER: "reused"},
+            )
+        if existing.state == IdempotencyKey.State.COMPLETED:
+            return None, _replay(existing)
+        if existing.locked_until < now:
+            taken = IdempotencyKey.objects.filter(
+                pk=existing.pk, state=IdempotencyKey.State.IN_PROGRESS, claim_token=existing.claim_token
+            ).update(claim_token=token, locked_until=now + LEASE)
+            if taken:
+                existing.claim_token, existing.locked_until = token, now + LEASE
+                return existing, None
+            continue  # someone else completed or took it over first: look again
+        raise IdempotencyKeyInProgress(
+            f"A request with this {HEADER} is still being processed; retry in a moment to get its response.",
+            extra={HEADER: "in_progress"},
+        )
+    raise IdempotencyKeyInProgress(
+        f"A request with this {HEADER} is still being processed; retry in a moment to get its response.",
+        extra={HEADER: "in_progress"},
+    )
+
+
+def _render(view, request, response, args, kwargs):
+    response = view.finalize_response(request, response, *args, **kwargs)
+    if hasattr(response, "render"):
+        response.render()
+    return response
+
+
+def _run(view, request, handler, args, kwargs):
+    """Run the view in a savepoint; roll it back if it answers 4xx. Exceptions become responses as DRF would."""
+    try:
+        with transaction.atomic():
+            try:
+                response = handler(view, request, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - turned into the response DRF would give (or re-raised)
+                response = view.handle_exception(exc)
+            if response.status_code >= 500:
+                raise _ServerError(response)
+            if response.status_code >= 400:
+                raise _RefusedResponse(response)
+    except _RefusedResponse as refused:
+        return refused.response
+    return response
+
+
+def idempotent(handler):
+    """Decorate an APIView's `post`: require an Idempotency-Key and answer retries from the stored response."""
+
+    @functools.wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        key = _key_from(request)
+        owner = _owner(request)
+        record, replay = _claim(owner=owner, key=key, fingerprint=request_fingerprint(request), request=request)
+        if replay is not None:
+            return replay
+        try:
+            with transaction.atomic():
+                response = _render(view, request, _run(view, request, handler, args, kwargs), args, kwargs)
+                stored = IdempotencyKey.objects.filter(
+                    pk=record.pk, state=IdempotencyKey.State.IN_PROGRESS, claim_token=record.claim_token
+                ).update(
+                    state=IdempotencyKey.State.COMPLETED,
+                    response_status=response.status_code,
+                    response_body=response.content.decode("utf-8"),
+                    completed_at=timezone.now(),
+                )
+                if not stored:
+                    # Our lease expired and another request took the key over: it does the work, not us.
+                    raise IdempotencyKeyInProgress(
+                        f"A request with this {HEADER} is being processed; retry in a moment to get its response.",
+                        extra={HEADER: "in_progress"},
+                    )
+        except IdempotencyKeyInProgress:
+            raise
+        except _ServerError as error:
+            _release(record)
+            return error.response
+        except BaseException:
+            _release(record)
+            raise
+        return response
+
+    wrapper.idempotent = True
+    return wrapper
+
+
+def _release(record: IdempotencyKey) -> None:
+    IdempotencyKey.objects.filter(
+        pk=record.pk, state=IdempotencyKey.State.IN_PROGRESS, claim_token=record.claim_token
+    ).delete()
+
+
+def idempotency_keys_purge(*, older_than: timedelta = IDEMPOTENCY_KEY_RETENTION) -> int:
+    """Delete keys created before `older_than` ago (never less than the retention). Returns how many."""
+    if older_than < IDEMPOTENCY_KEY_RETENTION:
+        raise ApplicationError(
+            f"Idempotency keys are kept at least {IDEMPOTENCY_KEY_RETENTION}; clients may retry until then.",
+            code="retention_too_short",
+        )
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -1,0 +1,92 @@
+"""Every list endpoint runs the same number of queries for a page of 5 rows and a page of 50."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from billing import services
+from quickbooks_export.services import export_batch_start
+from tests.factories import CustomerFactory, InvoiceFactory, JobFactory, issued_invoice, pay
+
+pytestmark = pytest.mark.django_db
+
+
+def add_customers(n):
+    CustomerFactory.create_batch(n)
+
+
+def add_jobs(n):
+    JobFactory.create_batch(n)
+
+
+def add_invoices(n):
+    for _ in range(n):
+        customer = CustomerFactory()
+        job = JobFactory(customer=customer)
+        services.invoice_create(
+            customer=customer,
+            job=job,
+            number=InvoiceFactory.build().number,
+            lines=[
+                services.LineInput(service_name="Labor", unit_price="95.00", quantity="2"),
+                services.LineInput(service_name="Parts", unit_price="12.50"),
+            ],
+        )
+
+
+def add_payments(n):
+    for _ in range(n):
+        invoice = issued_invoice(amount="100.00")
+        payment = pay(invoice, "60.00", payment_amount="70.00")
+        services.refund_record(
+            payment=payment, amount="5.00", reason="Goodwill", refunded_on=payment.received_on, method="cash"
+        )
+
+
+def add_batches(n):
+    for _ in range(n):
+        payment = pay(issued_invoice(amount="100.00"), "100.00")
+        export_batch_start(payments=[payment.pk], selection="test", source="api")
+
+
+def count_queries(api, path):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(path, {"page_size": 50})
+    assert response.status_code == 200, response.content
+    return len(queries), len(response.json()["results"])
+
+
+@pytest.mark.parametrize(
+    ("path", "add"),
+    [
+        ("customers/", add_customers),
+        ("jobs/", add_jobs),
+        ("invoices/", add_invoices),
+        ("payments/", add_payments),
+        ("exports/", add_batches),
+    ],
+)
+def test_list_pages_run_a_constant_number_of_queries(api, quickbooks_connected, path, add):
+    api.get("customers/")  # the token's last-use stamp is written once a minute: not inside the counts below
+    add(5)
+    small, rows = count_queries(api, path)
+    assert rows == 5
+    add(45)
+    large, rows = count_queries(api, path)
+    assert rows == 50
+    assert small == large, (small, large)
+
+
+def test_export_items_run_a_constant_number_of_queries(api, quickbooks_connected):
+    api.get("customers/")
+
+    def batch_of(n):
+        payments = [pay(issued_invoice(amount="100.00"), "100.00") for _ in range(n)]
+        return export_batch_start(payments=[p.pk for p in payments], selection="test", source="api")
+
+    small_batch, large_batch = batch_of(5), batch_of(50)
+    small, rows = count_queries(api, f"exports/{small_batch.pk}/items/")
+    assert rows == 5
+    large, rows = count_queries(api, f"exports/{large_batch.pk}/items/")
+    assert rows == 50
+    assert small == large
