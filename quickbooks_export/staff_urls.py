@@ -1,0 +1,25 @@
+"""The staff pages: Payments is the home page; exports, the export log and manual handling hang off it."""
+
+from django.urls import path
+
+from quickbooks_export import staff_views as views
+
+app_name = "exports"
+urlpatterns = [
+    path("", views.payment_list, name="payment_list"),
+    path("payments/count/", views.payment_count, name="payment_count"),
+    path("payments/export/", views.payments_export, name="payments_export"),
+    path("payments/<int:payment_id>/", views.payment_detail, name="payment_detail"),
+    path("payments/<int:payment_id>/export/", views.payment_export, name="payment_export"),
+    path("payments/<int:payment_id>/export/panel/", views.payment_export_panel, name="payment_export_panel"),
+    path("payments/<int:payment_id>/retry/", views.payment_retry, name="payment_retry"),
+    path("payments/<int:payment_id>/mark-exported/", views.payment_mark_exported, name="payment_mark_exported"),
+    path("payments/<int:payment_id>/exclude/", views.payment_exclude, name="payment_exclude"),
+    path("payments/<int:payment_id>/include/", views.payment_include, name="payment_include"),
+    path("exports/", views.export_log, name="log"),
+    path("exports/<int:batch_id>/", views.batch_detail, name="batch_detail"),
+    path("exports/<int:batch_id>/progress/", views.batch_progress, name="batch_progress"),
+    path("exports/<int:batch_id>/records/<str:outcome>/", views.batch_items, name="batch_items"),
+    path("exports/<int:batch_id>/retry/", views.batch_retry_failed, name="batch_retry_failed"),
+    path("manual-handling/", views.manual_items, name="manual_items"),
+]

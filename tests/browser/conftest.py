@@ -1,0 +1,91 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against pytest-django's live server.
+
+Never downloads a browser: Playwright launches /usr/bin/chromium (`apt-get install chromium`). The export runs inline
+(django-q2's sync mode) in the live server's thread, so a page that polls sees the batch finish, and the test thread
+never touches the database while the browser is waiting on the server (with SQLite both share one connection).
+
+Set FIELDSYNC_SCREENSHOTS=<directory> to save screenshots of the main pages (bench/screenshots.py does).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("FIELDSYNC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
+
+
+# Exports run inline in the live server's request; on a busy two-core machine a page can take a few seconds.
+playwright_sync.expect.set_options(timeout=20_000)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # live_server + Playwright's sync API: Playwright keeps an event loop in the test thread, and Django refuses ORM
+    # calls from a thread with an event loop unless told it is safe (it is: these are ordinary blocking calls). Set
+    # for the browser tests only, and the browser closed after them, so no other test runs under either.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with playwright_sync.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1360, "height": 900}, locale="en-US")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def exports_run_inline(monkeypatch):
+    """django-q2's sync mode: the export task runs in the request that enqueued it (on commit)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def qbo_company(qbo_sandbox, settings, transactional_db):
+    from tests.quickbooks_export.export.conftest import connect
+
+    settings.EXPORT_MAX_RETRY_AFTER_SECONDS = 0.2
+    return connect(qbo_sandbox, settings)
+
+
+@pytest.fixture
+def shoot():
+    """shoot(page, "payments-list"): a screenshot into $FIELDSYNC_SCREENSHOTS, when it is set."""
+    directory = os.environ.get("FIELDSYNC_SCREENSHOTS")
+
+    def take(page, name: str, *, full_page: bool = False) -> None:
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=full_page)
+
+    return take
+
+
+def sign_in(page, username: str, password: str) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    playwright_sync.expect(page.get_by_role("heading", name="Payments", exact=True)).to_be_visible()

@@ -1,0 +1,144 @@
+"""Needs manual handling: what to do in QuickBooks for each refund of an exported payment, and marking it handled."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from billing import services as billing_services
+from billing.context_processors import manual_handling
+from billing.models import ManualHandlingItem, Payment
+from tests.factories import CustomerFactory, issued_invoice, pay
+
+pytestmark = pytest.mark.django_db
+S = Payment.ExportStatus
+URL = reverse("exports:manual_items")
+HTMX = {"HX-Request": "true"}
+
+
+def exported_and_refunded(*, reference: str = "145", amount: str = "110.00") -> ManualHandlingItem:
+    customer = CustomerFactory(display_name="Riverside Elementary PTA")
+    payment = pay(
+        issued_invoice(customer=customer, amount="330.00"),
+        "330.00",
+        reference="3381",
+        received_on=datetime.date(2026, 10, 12),
+    )
+    for status in (S.QUEUED, S.EXPORTING, S.EXPORTED):
+        billing_services.payment_export_status_transition(
+            payment_id=payment.pk, to_status=status, export_reference=reference
+        )
+    billing_services.refund_record(
+        payment=payment,
+        amount=amount,
+        reason="One unit was not inspected",
+        refunded_on=datetime.date(2026, 10, 14),
+        method="check",
+    )
+    return ManualHandlingItem.objects.get(payment=payment)
+
+
+def test_an_open_item_says_exactly_what_to_enter_in_quickbooks(office_client, settings):
+    settings.QBO_ENVIRONMENT = "production"
+    exported_and_refunded()
+
+    html = office_client.get(URL).content.decode()
+
+    assert "Refund $110.00 to Riverside Elementary PTA" in html and "Refund Receipt" in html
+    assert "Oct 14, 2026" in html and "Check" in html and "One unit was not inspected" in html
+    assert "$330.00 received Oct 12, 2026" in html and "ref 3381" in html
+    assert "Payment 145" in html and "https://app.qbo.intuit.com/app/recvpayment?txnId=145" in html
+    assert "Mark handled" in html
+
+
+def test_mark_handled_needs_a_note_shown_in_place(office_client):
+    item = exported_and_refunded()
+
+    response = office_client.post(reverse("billing:manual_item_handled", args=[item.pk]), {"note": ""}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html and "This field is required." in html
+    item.refresh_from_db()
+    assert item.status == ManualHandlingItem.Status.OPEN
+
+
+def test_handled_items_stay_visible_with_who_when_and_the_note(office_client, office_user):
+    item = exported_and_refunded()
+
+    response = office_client.post(
+        reverse("billing:manual_item_handled", args=[item.pk]), {"note": "Refund Receipt 1043 entered"}, headers=HTMX
+    )
+
+    assert response["HX-Redirect"] == URL
+    item.refresh_from_db()
+    assert item.status == ManualHandlingItem.Status.HANDLED and item.handled_by == office_user
+    html = office_client.get(URL).content.decode()
+    assert "Marked handled: refund of $110.00 to Riverside Elementary PTA." in html
+    assert "Nothing to do" in html
+    handled = html.split('id="handled-heading"')[1]
+    assert "Refund Receipt 1043 entered" in handled and "Dana Office" in handled and "$110.00" in handled
+
+
+def test_marking_an_item_handled_twice_says_who_did_it_first(office_client, office_user):
+    item = exported_and_refunded()
+    billing_services.manual_item_mark_handled(item=item, user=office_user, note="done")
+
+    html = office_client.post(
+        reverse("billing:manual_item_handled", args=[item.pk]), {"note": "again"}, headers=HTMX
+    ).content.decode()
+
+    assert "Already marked handled by dana" in html
+
+
+def test_an_item_for_a_payment_entered_by_hand_says_how_to_find_it(office_client):
+    exported_and_refunded(reference="")
+    html = office_client.get(URL).content.decode()
+    assert "Entered by hand — find it in QuickBooks by customer, date and amount." in html
+
+
+def test_empty_state_explains_what_appears_here(office_client):
+    html = office_client.get(URL).content.decode()
+    assert "Nothing to do" in html and "Nothing handled yet" in html
+
+
+def test_navigation_shows_the_open_count(office_client, office_user):
+    assert '<span class="count"' not in office_client.get(reverse("exports:log")).content.decode()
+    first = exported_and_refunded()
+    exported_and_refunded(amount="20.00")
+
+    html = office_client.get(reverse("exports:log")).content.decode()
+    assert 'title="2 open">2</span>' in html
+
+    billing_services.manual_item_mark_handled(item=first, user=office_user, note="done")
+    assert 'title="1 open">1</span>' in office_client.get(reverse("exports:log")).content.decode()
+
+
+def test_the_count_is_one_query_and_none_for_anonymous_users(rf, office_user, django_assert_num_queries):
+    from django.contrib.auth.models import AnonymousUser
+
+    exported_and_refunded()
+    request = rf.get("/")
+    request.user = office_user
+    with django_assert_num_queries(1):
+        assert int(str(manual_handling(request)["manual_items_open"])) == 1
+    request.user = AnonymousUser()
+    with django_assert_num_queries(0):
+        assert not manual_handling(request)["manual_items_open"]
+
+
+@pytest.mark.parametrize("environment", ["production", "local"])
+def test_the_page_costs_the_same_queries_for_one_item_and_several(office_client, settings, environment):
+    settings.QBO_ENVIRONMENT = environment
+    exported_and_refunded()
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            office_client.get(URL)
+        return len(captured)
+
+    one = queries()
+    for _ in range(3):
+        exported_and_refunded(amount="10.00")
+    assert queries() == one
