@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp carries a hash of pyproject.toml, so a change of dependencies reinstalls on the next make.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install run test lint format migrate seed
+.PHONY: install run test lint format migrate seed screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,20 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
 
 run: seed
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py run_local
 
-test: install
+# The browser tests drive Debian's Chromium through Playwright; nothing ever downloads a browser.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium'." >&2; exit 1; fi
+
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: install $(CHROMIUM)
+	$(BIN)/python bench/screenshots.py
 
 lint: install
 	$(BIN)/ruff check .

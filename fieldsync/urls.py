@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("quickbooks/", include("quickbooks_export.urls")),
+    path("api/", include("fieldsync.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    # Staff pages: Payments is the home page ("/"); billing's actions and the export pages share the root.
+    path("", include("billing.urls")),
+    path("", include("quickbooks_export.staff_urls")),
 ]

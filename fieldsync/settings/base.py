@@ -27,7 +27,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
     "django_q",
+    "fieldsync",
     "billing",
     "quickbooks_export",
 ]
@@ -40,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "fieldsync.urls"
@@ -56,6 +62,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "quickbooks_export.context_processors.quickbooks_connection",
+                "billing.context_processors.manual_handling",
             ],
         },
     },
@@ -117,10 +124,18 @@ LOGGING = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # API clients send a token; staff keep their session (with CSRF). The token class comes first so that a request
+    # without credentials gets 401 with a WWW-Authenticate header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "fieldsync.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "fieldsync.exceptions.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_SCHEMA_CLASS": "fieldsync.api.schema.ApiAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "fieldsync.api.pagination.ApiCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
 
 # django-q2 with the ORM broker: the queue lives in the same database, so the demo needs no extra service. The broker
@@ -130,8 +145,8 @@ Q_CLUSTER = {
     "name": "fieldsync",
     "orm": "default",
     "workers": env.int("FIELDSYNC_WORKERS", default=2),
-    "timeout": 240,
-    "retry": 300,
+    "timeout": env.int("FIELDSYNC_TASK_TIMEOUT", default=240),
+    "retry": env.int("FIELDSYNC_TASK_RETRY", default=300),
     "max_attempts": 5,
     "bulk": 1,
     "queue_limit": 4,
@@ -167,3 +182,43 @@ QBO_HTTP_TIMEOUT_SECONDS = env.float("QBO_HTTP_TIMEOUT_SECONDS", default=30.0)
 FIELDSYNC_ENCRYPTION_KEYS = env.list(
     "FIELDSYNC_ENCRYPTION_KEYS", default=["bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="]
 )
+
+# --- Export engine --------------------------------------------------------------------------------------------------
+# QuickBooks' documented per-company limits (QBO.md); the shared limiter keeps every process under them together.
+QBO_LIMIT_REQUESTS_PER_MINUTE = env.int("QBO_LIMIT_REQUESTS_PER_MINUTE", default=500)
+QBO_LIMIT_BATCHES_PER_MINUTE = env.int("QBO_LIMIT_BATCHES_PER_MINUTE", default=40)
+# A run of the export task stops taking new work after this long and queues a follow-up (below Q_CLUSTER timeout).
+EXPORT_RUN_SECONDS = env.float("EXPORT_RUN_SECONDS", default=150.0)
+# How long a runner's hold on a company lasts without renewal; a crashed runner's work resumes after it.
+EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=90.0)
+# The longest wait for a throttled request inside one run; longer waits hand over to a later run.
+EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
+
+# --- REST API (fieldsync.api) -------------------------------------------------------------------------------------
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ and Redoc at /api/redoc/, their assets served from
+# drf-spectacular-sidecar (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FieldSync API",
+    "DESCRIPTION": (
+        "Post customers, jobs, invoices, payments and refunds to FieldSync and follow their export to QuickBooks "
+        "Online. Authenticate with an API client token (`Authorization: Bearer <token>`). Every POST needs an "
+        '`Idempotency-Key` header. Money is a string with two decimals ("150.00"); dates are ISO 8601. Errors are '
+        '`{"code", "message", "details"}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentMethodEnum": "billing.models.Payment.Method",
+        "RefundMethodEnum": "billing.models.Refund.Method",
+        "ExportStatusEnum": "billing.models.Payment.ExportStatus",
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "JobStatusEnum": "billing.models.Job.Status",
+        "ExportBatchStatusEnum": "quickbooks_export.models.ExportBatch.Status",
+        "ExportOutcomeEnum": "quickbooks_export.models.ExportBatchItem.Outcome",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
