@@ -1,5 +1,6 @@
 """Idempotency-Key: a retried POST is answered from the first response and never done twice."""
 
+import ast
 import io
 from datetime import timedelta
 
@@ -227,3 +228,13 @@ def test_staff_keys_work_the_same_way(invoice):
 def test_authentication_and_permissions_come_before_the_key(read_only_api, invoice):
     assert read_only_api.post("payments/", payment_body(invoice), key=None).status_code == 403
     assert not IdempotencyKey.objects.exists()
+
+
+def test_old_idempotency_keys_are_purged_daily_by_the_worker(db, capsys):
+    from django.utils.module_loading import import_string
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.get(name="purge-idempotency-keys")
+    assert schedule.schedule_type == Schedule.DAILY and schedule.repeats == -1
+    import_string(schedule.func)(*ast.literal_eval(f"({schedule.args},)"))  # what the worker does with it
+    assert capsys.readouterr().out.startswith("Deleted 0 idempotency key(s) older than 24 hours")
