@@ -33,8 +33,9 @@ def quote(value: str) -> str:
 
 
 def item_key(service_name: str) -> str:
-    """Items are matched by name, case-insensitively, as QuickBooks' unique names are."""
-    return " ".join(service_name.split()).lower()
+    """Items are matched by the name they get in QuickBooks, case-insensitively, as QuickBooks' unique names are:
+    two service names that become the same item name are one item."""
+    return item_name(service_name).lower()
 
 
 def item_name(service_name: str) -> str:

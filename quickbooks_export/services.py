@@ -258,6 +258,10 @@ def _enqueue_run(realm_id: str, *, delay: float = 0.0) -> None:
 # --- The runner ---------------------------------------------------------------------------------------------------
 
 
+class _LeaseLost(Exception):
+    """Another runner took this company over (our lease expired): stop at once and touch nothing more."""
+
+
 class _Backoff(Exception):
     """QuickBooks kept throttling or failing within this run: hand over to a later run."""
 
@@ -319,7 +323,6 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
             if not payment_ids:
                 break
             _export_chunk(run, payment_ids)
-            _lease_renew(realm_id, holder)
         _set_waiting(realm_id, "")
     except QuickBooksAuthorizationError as exc:
         _set_waiting(realm_id, f"Paused: {exc.message}")
@@ -330,6 +333,9 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
     except _Backoff as exc:
         _set_waiting(realm_id, f"QuickBooks is busy; trying again in {exc.delay:.0f} s. ({exc.error.message})")
         result, delay = "backoff", exc.delay
+    except _LeaseLost:
+        logger.warning("Export runner %s lost company %s to another runner; stopping", holder, realm_id)
+        return "lease_lost"
     finally:
         _lease_release(realm_id, holder)
         _finish_batches(realm_id)
@@ -349,9 +355,11 @@ def _lease_acquire(realm_id: str, holder: str) -> bool:
     return bool(taken)
 
 
-def _lease_renew(realm_id: str, holder: str) -> None:
-    ExportRunnerLease.objects.filter(realm_id=realm_id, holder=holder).update(
-        expires_at=timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
+def _lease_renew(realm_id: str, holder: str) -> bool:
+    return bool(
+        ExportRunnerLease.objects.filter(realm_id=realm_id, holder=holder).update(
+            expires_at=timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
+        )
     )
 
 
@@ -429,11 +437,13 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
             label = ExportStatus(status).label.lower()
             _resolve_items(payment_id, Outcome.SKIPPED, message=f"No longer queued: it is {label}.")
 
-    # The rule may have changed since the payment was queued (a refund re-opened its invoice): check again.
+    # The rule may have changed since the payment was queued (a refund re-opened its invoice): check again, except
+    # for payments QuickBooks already holds (a create replayed from the outbox): those are exported, whatever now.
     candidates = [pk for pk, status in statuses.items() if status in (ExportStatus.QUEUED, ExportStatus.EXPORTING)]
+    in_quickbooks = {int(key) for key in _mapped(run, Kind.PAYMENT, [str(pk) for pk in candidates])}
     readiness = billing_selectors.payment_export_readiness_map(payment_ids=candidates)
     for payment_id in candidates:
-        if not readiness[payment_id].exportable:
+        if payment_id not in in_quickbooks and not readiness[payment_id].exportable:
             if statuses[payment_id] == ExportStatus.EXPORTING:
                 billing_services.payment_export_status_transition(
                     payment_id=payment_id, to_status=ExportStatus.QUEUED, note="Recovered a stale claim"
@@ -442,7 +452,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
                 payment_id=payment_id, to_status=ExportStatus.NOT_EXPORTED, note=readiness[payment_id].held_reason
             )
             _resolve_items(payment_id, Outcome.SKIPPED, message=readiness[payment_id].held_reason)
-    ready = [pk for pk in candidates if readiness[pk].exportable]
+    ready = [pk for pk in candidates if pk in in_quickbooks or readiness[pk].exportable]
     # The claim: QUEUED -> EXPORTING. A payment left EXPORTING by a runner that died is ours now (we hold the lease).
     claimed = billing_services.payment_export_status_bulk_transition(
         payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED],
@@ -462,8 +472,18 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
         item_ids = _ensure_items(run, payments)
         invoice_ids = _ensure_invoices(run, payments, customer_ids, item_ids)
         _ensure_payments(run, payments, customer_ids, invoice_ids)
+    except _LeaseLost:
+        raise  # the payments belong to the runner that took over
     except (_Backoff, QuickBooksAuthorizationError, QuickBooksNotConnectedError):
         _settle_chunk(run, claimed, interrupted=True)
+        raise
+    except (QuickBooksError, ApplicationError) as exc:
+        # A permanent refusal outside the per-object handling (a query QuickBooks rejects, a mapping conflict): fail
+        # what is not in QuickBooks yet, with the reason, instead of retrying the same chunk forever.
+        logger.warning("Export chunk for company %s failed: %s", run.realm_id, exc.message)
+        _fail(run, claimed, exc, "Export")
+    except Exception:
+        _settle_chunk(run, claimed, interrupted=True)  # a bug or a crash: nothing is lost, the sweep runs it again
         raise
     _settle_chunk(run, claimed, interrupted=False)
 
@@ -476,6 +496,7 @@ def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
             realm_id=run.realm_id, kind=Kind.PAYMENT, local_key__in=[str(pk) for pk in claimed]
         )
     }
+    in_flight = _payments_in_pending_requests(run.realm_id)
     for payment_id in claimed:
         with transaction.atomic():
             if payment_id in mappings:
@@ -494,6 +515,8 @@ def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
                     payment_id=payment_id, to_status=ExportStatus.FAILED, note=message
                 )
                 _resolve_items(payment_id, Outcome.FAILED, message=message, error_code=code)
+            elif payment_id in in_flight:
+                pass  # its create may have reached QuickBooks: it stays EXPORTING until the outbox is replayed
             else:
                 billing_services.payment_export_status_transition(
                     payment_id=payment_id,
@@ -502,6 +525,20 @@ def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
                 )
     ExportAttempt.objects.bulk_create(run.attempts, batch_size=1000)
     run.attempts = []
+
+
+def _payments_in_pending_requests(realm_id: str) -> set[int]:
+    """Payments in an outbox batch not yet answered: QuickBooks may already hold them, so a refund must be flagged
+    (billing treats EXPORTING as "may be in QuickBooks")."""
+    ids: set[int] = set()
+    for payload in QuickBooksRequest.objects.filter(
+        realm_id=realm_id, state=QuickBooksRequest.State.PENDING, operation="batch"
+    ).values_list("payload", flat=True):
+        for item in payload["BatchItemRequest"]:
+            kind, local_key = _parse_batch_item_id(item["bId"])
+            if kind == Kind.PAYMENT:
+                ids.add(int(local_key))
+    return ids
 
 
 # --- Talking to QuickBooks ----------------------------------------------------------------------------------------
@@ -521,6 +558,9 @@ def _call(run: _Run, send: Callable[[], object], *, batch: bool = False):
     permanent and authorization errors through.
     """
     for delay in (*RETRY_DELAYS, None):
+        # Every request is made under a live lease: a runner that stalled past it must not race its successor.
+        if not _lease_renew(run.realm_id, run.holder):
+            raise _LeaseLost
         # While a batch waits for the company's batch budget, look up the next payments' customers and items.
         limiter.acquire(run.realm_id, batch=batch, while_waiting=(lambda: _work_ahead(run)) if batch else None)
         run.requests_sent += 1
@@ -590,8 +630,12 @@ def _finish_request(request: QuickBooksRequest, *, response=None, error: QuickBo
     request.save(update_fields=["attempts", "completed_at", "state", "response", "last_error"])
 
 
-def _create_one(run: _Run, *, entity: str, kind: str, local_key: str, payload: dict, payment_ids: list[int]) -> dict:
-    """Create one object exactly once (outbox + request id). Raises QuickBooksError on a permanent refusal."""
+def _create_one(
+    run: _Run, *, entity: str, kind: str, local_key: str, payload: dict, payment_ids: list[int]
+) -> QuickBooksMapping:
+    """Create one object exactly once (outbox + request id) and return its mapping. Raises QuickBooksError on a
+    permanent refusal. The outbox row turns DONE in the same transaction that records the mapping, so no crash can
+    leave an object created in QuickBooks that FieldSync neither maps nor will replay."""
     request = _outbox_request(run, operation=entity, kind=kind, local_key=local_key, payload=payload)
     try:
         obj = _call(run, lambda: run.client.create(entity, request.payload, request_id=request.request_id))
@@ -610,7 +654,9 @@ def _create_one(run: _Run, *, entity: str, kind: str, local_key: str, payload: d
                 message=exc.message,
             )
         raise
-    _finish_request(request, response=obj)
+    with transaction.atomic():
+        _finish_request(request, response=obj)
+        mapping = _record_mapping(run, kind, local_key, obj, linked=False)
     _attempt(
         run,
         payment_ids,
@@ -618,10 +664,10 @@ def _create_one(run: _Run, *, entity: str, kind: str, local_key: str, payload: d
         object_kind=kind,
         local_key=local_key,
         request_id=request.request_id,
-        qbo_id=str(obj.get("Id", "")),
+        qbo_id=mapping.qbo_id,
         outcome=ExportAttempt.Outcome.OK,
     )
-    return obj
+    return mapping
 
 
 def _batch_item_error(item: dict) -> QuickBooksError:
@@ -691,18 +737,31 @@ def _batch_request(run: _Run, bids: list[str], items: list[dict]) -> QuickBooksR
 
 
 def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | QuickBooksError]:
-    """Send (or re-send) a batch from the outbox; returns local key -> created object or the item's error."""
+    """Send (or re-send) a batch from the outbox; returns local key -> created object or the item's error.
+
+    The outbox row turns DONE in the same transaction that maps every object QuickBooks created, so a crash can never
+    leave a created object unmapped and not to be replayed (which would post it again under a new request id). A
+    permanent refusal of the whole batch fails each of its items and closes the row: it must not block the outbox.
+    """
     items = request.payload["BatchItemRequest"]
-    answers = _call(run, lambda: run.client.batch(items, request_id=request.request_id), batch=True)
-    _finish_request(request, response=answers)
+    try:
+        answers = _call(run, lambda: run.client.batch(items, request_id=request.request_id), batch=True)
+    except QuickBooksError as exc:
+        if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+            raise
+        _finish_request(request, error=exc)
+        return {_parse_batch_item_id(item["bId"])[1]: exc for item in items}
     results: dict[str, dict | QuickBooksError] = {}
-    for answer in answers:
-        _, local_key = _parse_batch_item_id(answer["bId"])
-        if "Fault" in answer:
-            results[local_key] = _batch_item_error(answer)
-        else:
-            entity = next(key for key in answer if key != "bId")
-            results[local_key] = answer[entity]
+    with transaction.atomic():
+        _finish_request(request, response=answers)
+        for answer in answers:
+            kind, local_key = _parse_batch_item_id(answer["bId"])
+            if "Fault" in answer:
+                results[local_key] = _batch_item_error(answer)
+            else:
+                entity = next(key for key in answer if key != "bId")
+                results[local_key] = answer[entity]
+                _record_mapping(run, kind, local_key, answer[entity], linked=False)
     return results
 
 
@@ -712,13 +771,7 @@ def _replay_outbox(run: _Run) -> None:
     pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING)
     for request in pending.order_by("id"):
         if request.operation == "batch":
-            kinds = {
-                _parse_batch_item_id(i["bId"])[1]: _parse_batch_item_id(i["bId"])[0]
-                for i in request.payload["BatchItemRequest"]
-            }
-            for local_key, result in _send_batch(run, request).items():
-                if isinstance(result, dict):
-                    _record_mapping(run, kinds[local_key], local_key, result, linked=False)
+            _send_batch(run, request)
             continue
         try:
             obj = _call(run, lambda r=request: run.client.create(r.operation, r.payload, request_id=r.request_id))
@@ -727,8 +780,9 @@ def _replay_outbox(run: _Run) -> None:
                 raise
             _finish_request(request, error=exc)
             continue
-        _finish_request(request, response=obj)
-        _record_mapping(run, request.kind, request.local_key, obj, linked=False)
+        with transaction.atomic():
+            _finish_request(request, response=obj)
+            _record_mapping(run, request.kind, request.local_key, obj, linked=False)
 
 
 def _mapped(run: _Run, kind: str, keys: Iterable[str]) -> dict[str, QuickBooksMapping]:
@@ -859,7 +913,7 @@ def _link_or_create_customer(run: _Run, customer: Customer, payment_ids: list[in
     for name in mappers.customer_display_names(customer):
         payload = mappers.customer_payload(customer, display_name=name)
         try:
-            obj = _create_one(
+            mapping = _create_one(
                 run,
                 entity="Customer",
                 kind=Kind.CUSTOMER,
@@ -870,7 +924,7 @@ def _link_or_create_customer(run: _Run, customer: Customer, payment_ids: list[in
         except QuickBooksDuplicateNameError as exc:
             last_error = exc
             continue
-        return _record_mapping(run, Kind.CUSTOMER, local_key, obj, linked=False).qbo_id
+        return mapping.qbo_id
     raise last_error
 
 
@@ -891,8 +945,8 @@ def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
             continue
         try:
             result[key] = _link_or_create_item(run, key, service_name, sorted(payment_ids))
-        except QuickBooksError as exc:
-            if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+        except (QuickBooksError, ApplicationError) as exc:
+            if isinstance(exc, QuickBooksError) and (exc.retryable or isinstance(exc, QuickBooksAuthorizationError)):
                 raise
             _fail(run, payment_ids, exc, f"Service item {service_name}")
     return result
@@ -915,8 +969,9 @@ def _link_or_create_item(run: _Run, key: str, service_name: str, payment_ids: li
     payload = mappers.item_payload(
         service_name=service_name, income_account_ref=run.mapping_settings.income_account_ref()
     )
-    obj = _create_one(run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids)
-    return _record_mapping(run, Kind.ITEM, key, obj, linked=False).qbo_id
+    return _create_one(
+        run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids
+    ).qbo_id
 
 
 # --- Invoices -----------------------------------------------------------------------------------------------------
@@ -1061,7 +1116,7 @@ def _record_batch_create(
             message=outcome.message,
         )
         return None
-    mapping = _record_mapping(run, kind, local_key, outcome, linked=False)
+    mapping = QuickBooksMapping.objects.get(realm_id=run.realm_id, kind=kind, local_key=local_key)  # see _send_batch
     _attempt(
         run,
         payment_ids,

@@ -187,10 +187,11 @@ FIELDSYNC_ENCRYPTION_KEYS = env.list(
 # QuickBooks' documented per-company limits (QBO.md); the shared limiter keeps every process under them together.
 QBO_LIMIT_REQUESTS_PER_MINUTE = env.int("QBO_LIMIT_REQUESTS_PER_MINUTE", default=500)
 QBO_LIMIT_BATCHES_PER_MINUTE = env.int("QBO_LIMIT_BATCHES_PER_MINUTE", default=40)
+QBO_LIMIT_REQUESTS_PER_SECOND = env.int("QBO_LIMIT_REQUESTS_PER_SECOND", default=10)
 # A run of the export task stops taking new work after this long and queues a follow-up (below Q_CLUSTER timeout).
 EXPORT_RUN_SECONDS = env.float("EXPORT_RUN_SECONDS", default=150.0)
 # How long a runner's hold on a company lasts without renewal; a crashed runner's work resumes after it.
-EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=90.0)
+EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
 # The longest wait for a throttled request inside one run; longer waits hand over to a later run.
 EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
 

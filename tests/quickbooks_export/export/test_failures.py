@@ -194,3 +194,75 @@ def test_a_connection_needing_reconnect_pauses_the_batch_with_a_reason(qbo_compa
     assert batch.waiting_reason.startswith("Paused:")
     payment.refresh_from_db()
     assert payment.export_status == S.QUEUED
+
+
+def test_a_crash_between_the_answer_and_the_mapping_is_replayed_not_posted_again(qbo_company, monkeypatch):
+    """The worker dies after QuickBooks created the payments but before FieldSync recorded them: the outbox row
+    must still be pending, and the next run must replay it (same request id), not post the payments again."""
+    from quickbooks_export import services
+
+    payments = three_paid_invoices()
+    real_record = services._record_mapping
+
+    def die_on_payments(run, kind, local_key, obj, *, linked):
+        if kind == "payment":
+            raise RuntimeError("worker killed")
+        return real_record(run, kind, local_key, obj, linked=linked)
+
+    monkeypatch.setattr(services, "_record_mapping", die_on_payments)
+    export_batch_start(payments=[p.pk for p in payments], selection="all", source="command")
+    with pytest.raises(RuntimeError):
+        export_run(realm_id=qbo_company.realm_id, sleep=lambda s: None)
+    assert len(qbo_company.entities("Payment")) == 3  # QuickBooks has them ...
+    assert QuickBooksRequest.objects.filter(state=QuickBooksRequest.State.PENDING).count() == 1  # ... in doubt here
+    for payment in payments:
+        payment.refresh_from_db()
+        assert payment.export_status == S.EXPORTING  # may be in QuickBooks: a refund now is flagged
+
+    refund(payments[0], "5.00")  # the invoice re-opens, but the payment is already in QuickBooks
+    from billing.models import ManualHandlingItem
+
+    assert ManualHandlingItem.objects.filter(payment=payments[0]).exists()
+
+    monkeypatch.setattr(services, "_record_mapping", real_record)
+    drain(qbo_company.realm_id)
+    assert_exactly_once(qbo_company, payments)
+
+
+def test_a_runner_that_loses_its_lease_stops_without_touching_the_payments(qbo_company):
+    from quickbooks_export.models import ExportRunnerLease
+
+    payments = three_paid_invoices()
+    export_batch_start(payments=[p.pk for p in payments], selection="all", source="command")
+    qbo_company.server.add_fault("503", count=1, path_contains="/batch")
+
+    def stall_and_lose_the_lease(seconds):  # the runner sleeps past its lease and another worker takes over
+        ExportRunnerLease.objects.filter(realm_id=qbo_company.realm_id).update(holder="another-worker")
+
+    assert export_run(realm_id=qbo_company.realm_id, sleep=stall_and_lose_the_lease) == "lease_lost"
+    assert qbo_company.entities("Payment") == []
+    lease = ExportRunnerLease.objects.get(realm_id=qbo_company.realm_id)
+    assert lease.holder == "another-worker"  # left alone
+
+    ExportRunnerLease.objects.update(holder="", expires_at=None)  # the other worker finished or died
+    drain(qbo_company.realm_id)
+    assert_exactly_once(qbo_company, payments)
+
+
+def test_two_service_names_that_become_one_quickbooks_item_share_it(qbo_company):
+    from billing import services as billing_services
+
+    customer = CustomerFactory()
+    invoice = billing_services.invoice_create(
+        customer=customer,
+        number="INV-77",
+        lines=[
+            billing_services.LineInput(service_name="HVAC: tune-up", unit_price="80.00"),
+            billing_services.LineInput(service_name="HVAC- tune-up", unit_price="20.00"),
+        ],
+    )
+    billing_services.invoice_issue(invoice=invoice)
+    payment = pay(invoice, "100.00")
+    export(payment)
+    assert [item["Name"] for item in qbo_company.entities("Item")] == ["HVAC- tune-up"]
+    assert_exactly_once(qbo_company, [payment])
