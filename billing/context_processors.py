@@ -5,7 +5,7 @@ from .selectors import manual_items_open_count
 
 def _open_count(request) -> int:
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated or not user.has_perm("billing.view_manualhandlingitem"):
         return 0
     return manual_items_open_count()
 

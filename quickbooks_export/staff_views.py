@@ -34,6 +34,11 @@ EXPORT_PERMISSION = "quickbooks_export.export_payments"
 REFUND_PERMISSION = "billing.add_refund"
 HANDLE_PERMISSION = "billing.change_manualhandlingitem"
 export_required = permission_required(EXPORT_PERMISSION, raise_exception=True)
+# Reading needs the model's view permission too: a signed-in account without it (a technician's, say) sees no
+# payments, amounts or QuickBooks errors, only a 403.
+view_payments_required = permission_required("billing.view_payment", raise_exception=True)
+view_exports_required = permission_required("quickbooks_export.view_exportbatch", raise_exception=True)
+view_manual_items_required = permission_required("billing.view_manualhandlingitem", raise_exception=True)
 
 ExportStatus = Payment.ExportStatus
 Outcome = ExportBatchItem.Outcome
@@ -162,6 +167,7 @@ def _payment_filter(data) -> PaymentFilter:
 
 
 @login_required
+@view_payments_required
 @require_GET
 def payment_list(request: HttpRequest) -> HttpResponse:
     """The bulk page: filter, tick, export. The page never counts the matches itself (over 100,000 payments a count
@@ -210,6 +216,7 @@ def _without(data, key: str):
 
 
 @login_required
+@view_payments_required
 @require_GET
 def payment_count(request: HttpRequest) -> HttpResponse:
     """How many payments match the filters, and how many of them can be selected (those not in QuickBooks yet), in
@@ -295,6 +302,7 @@ def _payment_or_404(payment_id: int) -> Payment:
 
 
 @login_required
+@view_payments_required
 @require_GET
 def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
     payment = get_object_or_404(payment_with_amounts(Payment.objects.select_related("customer")), pk=payment_id)
@@ -346,6 +354,7 @@ def _render_panel(request: HttpRequest, payment: Payment, *, batch=None, error: 
 
 
 @login_required
+@view_payments_required
 @require_GET
 def payment_export_panel(request: HttpRequest, payment_id: int) -> HttpResponse:
     """The QuickBooks card of a payment; the page polls it while an export of the payment is under way."""
@@ -493,6 +502,7 @@ def _progress_context(batch: ExportBatch) -> dict:
 
 
 @login_required
+@view_exports_required
 @require_GET
 def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = get_object_or_404(ExportBatch.objects.select_related("created_by"), pk=batch_id)
@@ -501,6 +511,7 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 
 @login_required
+@view_exports_required
 @require_GET
 def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
     """The progress fragment the batch page polls every second until the batch is finished."""
@@ -517,6 +528,7 @@ class ItemRow:
 
 
 @login_required
+@view_exports_required
 @require_GET
 def batch_items(request: HttpRequest, batch_id: int, outcome: str) -> HttpResponse:
     """The records of a batch with one outcome (or all), with the reason or QuickBooks' error in plain words."""
@@ -574,6 +586,7 @@ def _batches_with_counts(queryset: QuerySet[ExportBatch]) -> QuerySet[ExportBatc
 
 
 @login_required
+@view_exports_required
 @require_GET
 def export_log(request: HttpRequest) -> HttpResponse:
     batches = Paginator(
@@ -613,6 +626,7 @@ class ManualItemRow:
 
 
 @login_required
+@view_manual_items_required
 @require_GET
 def manual_items(request: HttpRequest) -> HttpResponse:
     """Refunds of payments already in QuickBooks, with exactly what to do there; handled ones stay, with the note."""

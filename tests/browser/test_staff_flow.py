@@ -11,7 +11,14 @@ from billing.models import ManualHandlingItem, Payment
 from billing.selectors import payment_filter_exportable
 from quickbooks_export.models import ExportBatch
 from quickbooks_export.services import export_batch_start
-from tests.pages.conftest import OFFICE_PERMISSIONS, PASSWORD, break_payment_method, make_user, repair_payment_method
+from tests.pages.conftest import (
+    OFFICE_PERMISSIONS,
+    PASSWORD,
+    VIEW_PERMISSIONS,
+    break_payment_method,
+    make_user,
+    repair_payment_method,
+)
 
 from .conftest import sign_in
 
@@ -189,7 +196,7 @@ def test_select_all_matching_exports_every_payment_the_filters_match(page, story
 
 
 def test_someone_without_the_permission_sees_no_export_controls(page, story):
-    make_user("vic", first_name="Vic")
+    make_user("vic", *VIEW_PERMISSIONS, first_name="Vic")
     sign_in(page, "vic", PASSWORD)
 
     expect(page.locator("tbody tr").first).to_be_visible()

@@ -8,7 +8,8 @@ from quickbooks_export.models import QuickBooksMappingSettings, QuickBooksPaymen
 from tests.quickbooks_export.export.conftest import Company, connect, drain
 
 PASSWORD = "correct horse battery staple"
-OFFICE_PERMISSIONS = ("export_payments", "add_refund", "change_manualhandlingitem")
+VIEW_PERMISSIONS = ("view_payment", "view_exportbatch", "view_manualhandlingitem")
+OFFICE_PERMISSIONS = (*VIEW_PERMISSIONS, "export_payments", "add_refund", "change_manualhandlingitem")
 
 
 def make_user(username: str, *codenames: str, **fields):
@@ -26,8 +27,8 @@ def office_user(db):
 
 @pytest.fixture
 def viewer(db):
-    """Signed in, no permissions: may look at everything, change nothing."""
-    return make_user("viewer", first_name="Vic", last_name="Viewer")
+    """Signed in with the view permissions only: may look at everything, change nothing."""
+    return make_user("viewer", *VIEW_PERMISSIONS, first_name="Vic", last_name="Viewer")
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_every_action_sends_anonymous_users_to_sign_in_and_changes_nothing(clien
     assert nothing_changed(world)
 
 
-def test_a_user_without_permissions_sees_every_page_without_action_buttons(viewer_client, world):
+def test_a_user_with_view_permissions_only_sees_every_page_without_action_buttons(viewer_client, world):
     for url in page_urls(world):
         response = viewer_client.get(url)
         assert response.status_code == 200, url
@@ -102,7 +102,7 @@ def test_a_user_without_permissions_sees_every_page_without_action_buttons(viewe
             assert action not in html, (url, action)
 
 
-def test_a_user_without_permissions_gets_403_on_every_action(viewer_client, world):
+def test_a_user_with_view_permissions_only_gets_403_on_every_action(viewer_client, world):
     for url, data in action_urls(world):
         assert viewer_client.post(url, data).status_code == 403, url
         assert viewer_client.post(url, data, headers={"HX-Request": "true"}).status_code == 403, url
@@ -140,3 +140,12 @@ def test_posts_need_a_csrf_token(office_user, world):
     for url, data in action_urls(world):
         assert client.post(url, data).status_code == 403, url
     assert nothing_changed(world)
+
+
+def test_a_signed_in_account_without_view_permissions_sees_no_page(client, world):
+    """A technician's login, say: no payments, amounts or QuickBooks errors, only 403."""
+    from .conftest import make_user
+
+    client.force_login(make_user("tech"))
+    for url in page_urls(world):
+        assert client.get(url).status_code == 403, url

