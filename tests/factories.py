@@ -151,3 +151,15 @@ def pay(invoice: Invoice, amount: str, *, payment_amount: str | None = None, **k
         applications=[services.ApplicationInput(invoice=invoice, amount=amount)],
         **kwargs,
     )
+
+
+def split_payment(*parts: tuple[Invoice, str], method: str = Payment.Method.CASH) -> Payment:
+    """One payment of the customer's, split across invoices: split_payment((inv_a, "60.00"), (inv_b, "40.00"))."""
+    total = sum((Decimal(amount) for _, amount in parts), Decimal("0.00"))
+    return services.payment_record(
+        customer=parts[0][0].customer,
+        amount=str(total),
+        method=method,
+        received_on=datetime.date(2026, 11, 10),
+        applications=[services.ApplicationInput(invoice=invoice, amount=amount) for invoice, amount in parts],
+    )

@@ -7,7 +7,7 @@ from billing import services
 from billing.models import Invoice, ManualHandlingItem, Payment, Refund
 from billing.selectors import invoice_get_with_balances, payment_export_readiness
 from fieldsync.exceptions import ApplicationError, ConflictError
-from tests.factories import CustomerFactory, UserFactory, issued_invoice, pay
+from tests.factories import CustomerFactory, UserFactory, issued_invoice, pay, split_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -74,20 +74,9 @@ def test_refund_comes_out_of_unapplied_credit_first_without_reopening_the_invoic
 
 def test_refund_of_a_split_payment_must_name_the_invoice():
     customer = CustomerFactory()
-    first, second = (
-        issued_invoice(customer=customer, amount="60.00"),
-        issued_invoice(customer=customer, amount="40.00"),
-    )
-    payment = services.payment_record(
-        customer=customer,
-        amount="100.00",
-        method=Payment.Method.CASH,
-        received_on=datetime.date(2026, 11, 10),
-        applications=[
-            services.ApplicationInput(invoice=first, amount="60.00"),
-            services.ApplicationInput(invoice=second, amount="40.00"),
-        ],
-    )
+    first = issued_invoice(customer=customer, amount="60.00")
+    second = issued_invoice(customer=customer, amount="40.00")
+    payment = split_payment((first, "60.00"), (second, "40.00"))
     with pytest.raises(ApplicationError) as excinfo:
         refund(payment, "5.00")
     assert excinfo.value.code == "refund_invoice_required"
@@ -100,20 +89,9 @@ def test_refund_of_a_split_payment_must_name_the_invoice():
 
 def test_refund_larger_than_the_part_applied_to_the_named_invoice_is_refused():
     customer = CustomerFactory()
-    first, second = (
-        issued_invoice(customer=customer, amount="60.00"),
-        issued_invoice(customer=customer, amount="40.00"),
-    )
-    payment = services.payment_record(
-        customer=customer,
-        amount="100.00",
-        method=Payment.Method.CASH,
-        received_on=datetime.date(2026, 11, 10),
-        applications=[
-            services.ApplicationInput(invoice=first, amount="60.00"),
-            services.ApplicationInput(invoice=second, amount="40.00"),
-        ],
-    )
+    first = issued_invoice(customer=customer, amount="60.00")
+    second = issued_invoice(customer=customer, amount="40.00")
+    payment = split_payment((first, "60.00"), (second, "40.00"))
     with pytest.raises(ApplicationError) as excinfo:
         refund(payment, "41.00", invoice=second)
     assert excinfo.value.code == "refund_exceeds_application"
