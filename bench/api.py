@@ -12,7 +12,6 @@ percentiles and errors. The load generator shares the machine's 2 cores with gun
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,14 +22,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from benchutil import ROOT, free_port
 
 
 def main() -> None:

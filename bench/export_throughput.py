@@ -10,7 +10,6 @@ duplicates found and failed records. Figures only: nothing is asserted on time.
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,14 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from benchutil import ROOT, free_port
 
 
 def main() -> None:

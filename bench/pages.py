@@ -13,13 +13,11 @@ nothing.
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import benchutil  # noqa: F401 - puts the project on sys.path (this runs as a plain script)
 
 
 def parse_args() -> argparse.Namespace:

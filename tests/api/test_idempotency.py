@@ -86,21 +86,27 @@ def test_the_same_key_on_another_endpoint_is_refused_with_422(api, invoice):
     assert response.status_code == 422
 
 
-def test_a_request_still_in_progress_with_the_key_gets_409(invoice):
-    """Another request holds the key (claimed, lease alive, no response yet): this one must not run."""
-    api, client, _ = make_api()
+def held_claim(client, key: str, body: dict, *, lease_left: timedelta, age: timedelta) -> IdempotencyKey:
+    """A key another request claimed for the same payment POST and has not answered yet (its lease ends after
+    `lease_left`, negative when it already has)."""
     now = timezone.now()
-    body = payment_body(invoice)
-    IdempotencyKey.objects.create(
+    return IdempotencyKey.objects.create(
         api_client=client,
-        key="busy",
+        key=key,
         fingerprint=_fingerprint_of("payments/", body),
         method="POST",
         path="/api/v1/payments/",
-        claim_token="other",
-        locked_until=now + timedelta(minutes=1),
-        created_at=now,
+        claim_token=f"holder-of-{key}",
+        locked_until=now + lease_left,
+        created_at=now - age,
     )
+
+
+def test_a_request_still_in_progress_with_the_key_gets_409(invoice):
+    """Another request holds the key (claimed, lease alive, no response yet): this one must not run."""
+    api, client, _ = make_api()
+    body = payment_body(invoice)
+    held_claim(client, "busy", body, lease_left=timedelta(minutes=1), age=timedelta(0))
     response = api.post("payments/", body, key="busy")
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_key_in_progress"
@@ -111,18 +117,8 @@ def test_a_request_still_in_progress_with_the_key_gets_409(invoice):
 def test_a_claim_whose_holder_died_is_taken_over_after_its_lease(invoice):
     """The holder crashed before committing its work (work and response commit together): nothing was done."""
     api, client, _ = make_api()
-    now = timezone.now()
     body = payment_body(invoice)
-    IdempotencyKey.objects.create(
-        api_client=client,
-        key="orphan",
-        fingerprint=_fingerprint_of("payments/", body),
-        method="POST",
-        path="/api/v1/payments/",
-        claim_token="dead",
-        locked_until=now - timedelta(seconds=1),
-        created_at=now - timedelta(minutes=3),
-    )
+    held_claim(client, "orphan", body, lease_left=timedelta(seconds=-1), age=timedelta(minutes=3))
     response = api.post("payments/", body, key="orphan")
     assert response.status_code == 201
     assert Payment.objects.count() == 1
