@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_q",
+    "axes",
     "fieldsync",
     "billing",
     "quickbooks_export",
@@ -46,6 +47,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "fieldsync.middleware.ContentSecurityPolicyMiddleware",
+    "fieldsync.middleware.ApiServerErrorMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lock-out answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fieldsync.urls"
@@ -98,6 +103,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username before the password is checked (and counts failures).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -114,13 +121,19 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # One currency per deployment (ISO 4217). Invoices and payments in any other currency are refused.
 FIELDSYNC_CURRENCY = env.str("FIELDSYNC_CURRENCY", default="USD").upper()
 
+# Every handler redacts OAuth codes and states from what it writes (fieldsync.log_filters). django.server (runserver's
+# request lines) is routed through it too instead of Django's own handler.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_oauth": {"()": "fieldsync.log_filters.RedactOAuthSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_oauth"]}},
     "root": {"handlers": ["console"], "level": env.str("FIELDSYNC_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 REST_FRAMEWORK = {
@@ -196,6 +209,22 @@ EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
 EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
 
 # --- REST API (fieldsync.api) -------------------------------------------------------------------------------------
+# The largest request body the API reads (bytes); larger ones get 413 request_too_large without being read.
+FIELDSYNC_API_MAX_BODY_BYTES = env.int("FIELDSYNC_API_MAX_BODY_BYTES", default=1024 * 1024)
+# Requests per API client and per staff user (DRF rate syntax: N/second, N/minute, N/hour); over it: 429 throttled
+# with Retry-After. Counted in the default cache (below), shared by every web process.
+FIELDSYNC_API_THROTTLE_RATES = {
+    "api_client": env.str("FIELDSYNC_API_RATE_PER_CLIENT", default="600/minute"),
+    "staff_user": env.str("FIELDSYNC_API_RATE_PER_USER", default="300/minute"),
+}
+# The database cache: throttle counts are shared by all web processes without another service. Its table is created
+# by the migration fieldsync.0003_cache_table.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "fieldsync_cache",
+    }
+}
 # OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ and Redoc at /api/redoc/, their assets served from
 # drf-spectacular-sidecar (no CDN).
 SPECTACULAR_SETTINGS = {
@@ -223,3 +252,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Security -------------------------------------------------------------------------------------------------------
+# django-axes: after AXES_FAILURE_LIMIT wrong passwords for one username the account is locked for AXES_COOLOFF_TIME
+# hours, on the staff login and the admin alike. Unlock: `manage.py axes_reset_username USERNAME` (or axes_reset).
+# Locking by username (not by address) stops guessing from many addresses; the cool-off bounds what a prankster can do.
+AXES_FAILURE_LIMIT = env.int("FIELDSYNC_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("FIELDSYNC_LOGIN_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+# Everything from this site only; no inline script or style anywhere (templates use classes and static files, htmx is
+# vendored). No form-action: "Connect to QuickBooks" posts here and is redirected to Intuit's authorization page,
+# which browsers would block under form-action 'self'.
+FIELDSYNC_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
