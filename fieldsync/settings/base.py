@@ -13,8 +13,14 @@ VAR_DIR = BASE_DIR / "var"  # runtime state of the zero-config setup: SQLite fil
 
 env = environ.Env()
 
+# Development defaults, public in this repository: production settings' system checks refuse them (fieldsync.checks).
+DEVELOPMENT_SECRET_KEY = "fieldsync-local-development-only-not-a-secret"
+DEVELOPMENT_ENCRYPTION_KEY = "bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
+# True only in fieldsync.settings.production: turns on the checks that refuse to start with unsafe settings.
+FIELDSYNC_PRODUCTION = False
+
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="fieldsync-local-development-only-not-a-secret")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -192,9 +198,7 @@ QBO_HTTP_TIMEOUT_SECONDS = env.float("QBO_HTTP_TIMEOUT_SECONDS", default=30.0)
 # rotated by putting a new one first). Generate one with:
 #   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
 # The default is a fixed key for local use only; production settings refuse to start without real keys.
-FIELDSYNC_ENCRYPTION_KEYS = env.list(
-    "FIELDSYNC_ENCRYPTION_KEYS", default=["bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="]
-)
+FIELDSYNC_ENCRYPTION_KEYS = env.list("FIELDSYNC_ENCRYPTION_KEYS", default=[DEVELOPMENT_ENCRYPTION_KEY])
 
 # --- Export engine --------------------------------------------------------------------------------------------------
 # QuickBooks' documented per-company limits (QBO.md); the shared limiter keeps every process under them together.
@@ -254,12 +258,17 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Security -------------------------------------------------------------------------------------------------------
-# django-axes: after AXES_FAILURE_LIMIT wrong passwords for one username the account is locked for AXES_COOLOFF_TIME
-# hours, on the staff login and the admin alike. Unlock: `manage.py axes_reset_username USERNAME` (or axes_reset).
-# Locking by username (not by address) stops guessing from many addresses; the cool-off bounds what a prankster can do.
+# django-axes: after AXES_FAILURE_LIMIT wrong passwords for one username, or from one address, that username (or
+# address) is locked for AXES_COOLOFF_TIME hours, on the staff login and the admin alike. Unlock:
+# `manage.py axes_reset_username USERNAME`, `manage.py axes_reset_ip ADDRESS`, or `manage.py axes_reset` (all).
+# By username: guessing one password from many addresses; by address: one address trying many usernames. The address
+# is REMOTE_ADDR: behind a reverse proxy that does not pass the client's address there, every visitor shares the
+# proxy's, so set FIELDSYNC_LOGIN_LOCK_BY_ADDRESS=false.
 AXES_FAILURE_LIMIT = env.int("FIELDSYNC_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("FIELDSYNC_LOGIN_COOLOFF_HOURS", default=1.0)
-AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_LOCKOUT_PARAMETERS = (
+    ["username", "ip_address"] if env.bool("FIELDSYNC_LOGIN_LOCK_BY_ADDRESS", True) else ["username"]
+)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password"]

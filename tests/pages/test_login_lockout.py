@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
@@ -45,14 +46,32 @@ def test_the_lock_covers_both_logins(client, clerk):
     assert not _signed_in(client)
 
 
-def test_other_accounts_are_not_locked(client, clerk):
+def test_other_accounts_are_not_locked_from_other_addresses(client, clerk):
     get_user_model().objects.create_user(username="dana", password=PASSWORD)
     for n in range(5):
         _login(client, reverse("login"), f"guess-{n}")
+    elsewhere = Client(REMOTE_ADDR="10.1.1.2")
 
-    response = _login(client, reverse("login"), PASSWORD, username="dana")
+    response = _login(elsewhere, reverse("login"), PASSWORD, username="dana")
 
-    assert response.status_code == 302 and _signed_in(client)
+    assert response.status_code == 302 and _signed_in(elsewhere)
+
+
+def test_one_address_trying_many_usernames_is_locked(client, clerk):
+    get_user_model().objects.create_user(username="dana", password=PASSWORD)
+    for n in range(5):
+        _login(client, reverse("login"), "wrong", username=f"user{n}")
+
+    assert _login(client, reverse("login"), PASSWORD, username="dana").status_code == 429
+    assert not _signed_in(client)
+
+
+def test_the_locked_username_is_locked_from_every_address(client, clerk):
+    for n in range(5):
+        _login(Client(REMOTE_ADDR=f"10.2.0.{n}"), reverse("login"), f"guess-{n}")
+
+    elsewhere = Client(REMOTE_ADDR="10.2.0.99")
+    assert _login(elsewhere, reverse("login"), PASSWORD).status_code == 429 and not _signed_in(elsewhere)
 
 
 def test_axes_reset_username_unlocks_the_account(client, clerk):
@@ -60,6 +79,7 @@ def test_axes_reset_username_unlocks_the_account(client, clerk):
         _login(client, reverse("login"), f"guess-{n}")
 
     call_command("axes_reset_username", "clerk")
+    call_command("axes_reset_ip", "127.0.0.1")
 
     assert _login(client, reverse("login"), PASSWORD).status_code == 302 and _signed_in(client)
 
