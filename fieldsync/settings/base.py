@@ -279,3 +279,11 @@ FIELDSYNC_CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
+# /api/docs/ (Swagger UI) and /api/redoc/ inject style elements and Redoc starts its search worker from a blob;
+# scripts stay 'self' only, and their calls to font and logo CDNs stay blocked (nothing leaves for a CDN).
+FIELDSYNC_API_DOCS_CONTENT_SECURITY_POLICY = (
+    FIELDSYNC_CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+        "font-src 'self'", "font-src 'self' data:"
+    )
+    + "; worker-src 'self' blob:"
+)

@@ -53,6 +53,7 @@ def page(browser, live_server):
     # The Content-Security-Policy (no inline script or style) must not block anything the pages do, htmx included.
     blocked = []
     page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.csp_violations = blocked
     yield page
     context.close()
     assert not blocked, blocked
