@@ -1,9 +1,9 @@
 """/api/v1/ routes, the OpenAPI schema (/api/schema/) and its documentation (/api/docs/, served locally)."""
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from django.conf import settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from fieldsync.api import billing, exports
