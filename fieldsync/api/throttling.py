@@ -4,9 +4,9 @@ Rates come from settings.FIELDSYNC_API_THROTTLE_RATES ({"api_client": "600/minut
 read on every request so a deployment (or a test) can change them. A refused request gets 429 `throttled` in the
 API's error shape with a Retry-After header (DRF's Throttled exception; fieldsync.exceptions keeps the header).
 
-Counts live in Django's default cache. In production settings that is the database cache (the table is created by
-a migration), so every web process shares one count per client; DRF's sliding window costs one read and one write
-per request.
+Counts live in Django's default cache: the database cache (its table is created by a migration), so every web
+process shares one count per client. DRF's sliding window reads and writes one cache entry per request: a constant
+few queries, whatever the page size. (The test settings use a local-memory cache, so query-count tests see none.)
 """
 
 from django.conf import settings
