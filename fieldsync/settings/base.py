@@ -272,6 +272,7 @@ AXES_LOCKOUT_PARAMETERS = (
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; lock-outs are still logged
 # Everything from this site only; no inline script or style anywhere (templates use classes and static files, htmx is
 # vendored). No form-action: "Connect to QuickBooks" posts here and is redirected to Intuit's authorization page,
 # which browsers would block under form-action 'self'.

@@ -72,3 +72,16 @@ def test_rates_come_from_settings(api, settings):
     settings.FIELDSYNC_API_THROTTLE_RATES = {"api_client": "5/minute", "staff_user": "5/minute"}
 
     assert [api.get("customers/").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_throttling_works_with_the_database_cache_production_uses(api, settings):
+    """The test settings count in memory; production counts in the database cache (table from a migration)."""
+    from django.conf import settings as live
+
+    from fieldsync.settings import base
+
+    settings.CACHES = base.CACHES
+    assert live.CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
+    cache.clear()
+
+    assert [api.get("customers/").status_code for _ in range(4)] == [200, 200, 200, 429]
