@@ -1,12 +1,14 @@
 """Admin for every billing model. Balances and exportability are derived with the same selectors the export engine
 uses, annotated on the list queryset (one query per page) or computed per page in one query.
 
-The admin is for looking and for fixing master data (names, addresses). Money moves only through services, so
-amounts, applications and refunds are read-only here.
+The admin is for looking and for fixing master data (customers' names and addresses, jobs' titles and dates). It is
+not a side door: invoices, payments, refunds and manual-handling items have export consequences (what QuickBooks
+receives, "exported is final", a payment's customer = its invoices' customer), so they are created and changed only
+through billing.services — on the staff pages and the API — and are view-only here, with no "Add" and no delete.
+A job's number and customer are fixed once it exists (invoices point at it).
 """
 
 from django.contrib import admin
-from django.utils.html import format_html
 
 from .models import (
     Customer,
@@ -21,6 +23,19 @@ from .models import (
 )
 from .money import format_money
 from .selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """A record only services may write: listed and shown, never added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -39,6 +54,9 @@ class CustomerAdmin(admin.ModelAdmin):
     list_display = ["display_name", "company_name", "email", "phone", "billing_city"]
     search_fields = ["display_name", "company_name", "email", "phone"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # a customer may be in QuickBooks already; nothing is deleted to "fix" books
+
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
@@ -47,6 +65,13 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["number", "title", "customer__display_name"]
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Invoices of this job belong to its customer and QuickBooks knows it by number: both are fixed once saved.
+        return ["number", "customer"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class InvoiceLineInline(ReadOnlyInline):
@@ -63,7 +88,7 @@ class InvoiceApplicationInline(ReadOnlyInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(ViewOnlyAdmin):
     list_display = [
         "number",
         "customer",
@@ -124,7 +149,7 @@ class ExportTransitionInline(ReadOnlyInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ViewOnlyAdmin):
     list_display = [
         "id",
         "customer",
@@ -191,19 +216,20 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Held because")
     def held_reason_display(self, obj):
-        reason = self._readiness(obj).held_reason
-        return format_html('<span style="color:#b44d12">{}</span>', reason) if reason else "—"
+        return self._readiness(obj).held_reason or "—"  # plain text: the admin's CSP allows no inline style
 
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ViewOnlyAdmin):
     list_display = ["id", "payment", "amount", "refunded_on", "method", "reason"]
     list_select_related = ["payment"]
     readonly_fields = ["payment", "application", "amount", "refunded_on", "method", "reason", "created_by"]
 
 
 @admin.register(ManualHandlingItem)
-class ManualHandlingItemAdmin(admin.ModelAdmin):
+class ManualHandlingItemAdmin(ViewOnlyAdmin):
+    """Marked handled on the Needs manual handling page (billing.services.manual_item_mark_handled: note, who, when)."""
+
     list_display = [
         "id",
         "kind",
@@ -230,6 +256,3 @@ class ManualHandlingItemAdmin(admin.ModelAdmin):
         "handled_by",
         "handled_note",
     ]
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # nothing is ever deleted to "fix" books

@@ -8,10 +8,32 @@ through billing.services.
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
+
+# Invoice and job numbers appear in URLs (/api/v1/invoices/{number}/), page links, QuickBooks' DocNumber and its
+# query language. The safe set: ASCII letters and digits, then also "-", "_" and "." (no "/", "?", "#", "%", spaces
+# or quotes), starting with a letter or digit (so never "." or ".."). "INV-1042", "2026.11-7", "S_00004242" fit.
+NUMBER_CHARACTERS = "letters A-Z and a-z, digits 0-9, and - _ . (starting with a letter or digit)"
+validate_number = RegexValidator(
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z",
+    message=f"A number may contain only {NUMBER_CHARACTERS}.",
+    code="invalid_number",
+)
+
+
+def _clean_number(instance) -> None:
+    """Run validate_number in full_clean() (kept out of the field's validators so no migration is needed)."""
+    if not instance.number:
+        return  # the field's own "required" error says it
+    try:
+        validate_number(instance.number)
+    except ValidationError as exc:
+        raise ValidationError({"number": exc.messages}) from None
 
 
 def _default_currency() -> str:
@@ -61,6 +83,9 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
 
+    def clean(self) -> None:
+        _clean_number(self)
+
 
 class Invoice(models.Model):
     class Status(models.TextChoices):
@@ -92,6 +117,9 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+    def clean(self) -> None:
+        _clean_number(self)
 
 
 class InvoiceLine(models.Model):

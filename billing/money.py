@@ -8,6 +8,13 @@ from fieldsync.exceptions import ApplicationError
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+# The largest amount a money column holds (DecimalField max_digits=12, decimal_places=2): every amount, line and
+# invoice total is refused above it at input, so nothing is attempted that the database or a response cannot hold.
+MAX_AMOUNT = Decimal("9999999999.99")
+MAX_AMOUNT_INTEGER_DIGITS = 10
+# InvoiceLine.quantity: max_digits=10, decimal_places=2.
+MAX_QUANTITY = Decimal("99999999.99")
+MAX_QUANTITY_INTEGER_DIGITS = 8
 
 _SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "EUR": "€", "GBP": "£"}
 
@@ -16,8 +23,9 @@ class InvalidAmountError(ApplicationError):
     code = "invalid_amount"
 
 
-def parse_amount(value, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
-    """Turn user or API input into a two-place Decimal, refusing floats, extra places and non-positive values.
+def parse_amount(value, *, field: str = "amount", allow_zero: bool = False, maximum: Decimal = MAX_AMOUNT) -> Decimal:
+    """Turn user or API input into a two-place Decimal, refusing floats, extra places, non-positive values and
+    values above `maximum` (what the column holds: MAX_AMOUNT for money, MAX_QUANTITY for quantities).
 
     Floats are refused rather than converted: 0.1 + 0.2 is not money. Strings and Decimals are accepted.
     """
@@ -40,6 +48,10 @@ def parse_amount(value, *, field: str = "amount", allow_zero: bool = False) -> D
         )
     if amount < 0 or (amount == 0 and not allow_zero):
         raise InvalidAmountError(f"{field} must be greater than zero (got {value}).", extra={field: "not_positive"})
+    if amount > maximum:
+        raise InvalidAmountError(
+            f"{field} {value} is more than {maximum:,}, the most FieldSync can hold.", extra={field: "too_large"}
+        )
     return amount.quantize(CENT)
 
 

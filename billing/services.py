@@ -27,7 +27,7 @@ from .models import (
     PaymentExportTransition,
     Refund,
 )
-from .money import ZERO, check_currency, format_money, parse_amount, quantize
+from .money import MAX_AMOUNT, MAX_QUANTITY, ZERO, check_currency, format_money, parse_amount, quantize
 from .selectors import invoice_get_with_balances, payment_with_amounts
 
 ExportStatus = Payment.ExportStatus
@@ -177,8 +177,21 @@ def invoice_line_add(
             f"{invoice.number} is {invoice.get_status_display().lower()}; only draft invoices can change.",
             code="invoice_not_draft",
         )
-    quantity = parse_amount(quantity, field="quantity")
+    quantity = parse_amount(quantity, field="quantity", maximum=MAX_QUANTITY)
     unit_price = parse_amount(unit_price, field="unit_price", allow_zero=True)
+    amount = quantize(quantity * unit_price)
+    # The line and the invoice's total must fit a money column (and QuickBooks' amounts): refuse here, with the
+    # field at fault, rather than fail in the database or in a response after the write.
+    if amount > MAX_AMOUNT:
+        message = f"{service_name}: {quantity} × {format_money(unit_price)} is more than {format_money(MAX_AMOUNT)}."
+        raise ApplicationError(message, code="too_large", extra={"lines": [message]})
+    total = invoice_get_with_balances(invoice_id=invoice.pk).total + amount
+    if total > MAX_AMOUNT:
+        message = (
+            f"{invoice.number} would total {format_money(total)}, more than {format_money(MAX_AMOUNT)}, the most one "
+            "invoice can hold; split the work into several invoices."
+        )
+        raise ApplicationError(message, code="too_large", extra={"lines": [message]})
     line = InvoiceLine(
         invoice=invoice,
         position=invoice.lines.count(),
@@ -186,7 +199,7 @@ def invoice_line_add(
         description=description,
         quantity=quantity,
         unit_price=unit_price,
-        amount=quantize(quantity * unit_price),
+        amount=amount,
     )
     _full_clean(line)
     line.save()

@@ -7,3 +7,6 @@ class FieldSyncConfig(AppConfig):
 
     name = "fieldsync"
     verbose_name = "FieldSync"
+
+    def ready(self) -> None:
+        from fieldsync import checks  # noqa: F401 - registers the production settings checks

@@ -5,12 +5,17 @@ record the remaining payment first") and a stable machine `code`. Pages show the
 {"code", "message", "details"} with the status the subclass names.
 """
 
+import logging
+import uuid
+
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
+
+logger = logging.getLogger("fieldsync.api")
 
 
 class ApplicationError(Exception):
@@ -77,7 +82,8 @@ def api_exception_handler(exc, context):
     - A unique or check constraint hit by a concurrent request: 409 "conflict" (nothing was written); a value the
       database cannot hold that validation let through: 400 "invalid".
     - DRF's own errors (401, 403, 404, 405, 415...): their code (not_authenticated, permission_denied, ...).
-    Anything else is a bug: None lets it become a 500.
+    Anything else is a bug: it is logged with a request id and answered 500 `server_error` in the same shape
+    (never Django's HTML page), the id in `details` so a caller can quote it.
     """
     if isinstance(exc, ApplicationError):
         return _error(exc.code, exc.message, _field_details(exc), exc.http_status, getattr(exc, "headers", None))
@@ -105,7 +111,7 @@ def api_exception_handler(exc, context):
 
     response = exception_handler(exc, context)
     if response is None:
-        return None
+        return server_error_response(exc, context.get("request"))
     if isinstance(exc, drf_exceptions.ValidationError):
         details = exc.get_full_details()
         if not isinstance(details, dict):
@@ -121,3 +127,27 @@ def api_exception_handler(exc, context):
             "details": {},
         }
     return response
+
+
+def server_error_payload(exc: BaseException, request) -> tuple[dict, str]:
+    """Log an unexpected exception (with its traceback) under a fresh request id; return the API's error body."""
+    request_id = uuid.uuid4().hex
+    logger.error(
+        "Unexpected error answering %s %s (request id %s)",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        request_id,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    body = {
+        "code": "server_error",
+        "message": "Something went wrong on our side; nothing was changed. If it happens again, quote request id "
+        f"{request_id}.",
+        "details": {"request_id": request_id},
+    }
+    return body, request_id
+
+
+def server_error_response(exc: BaseException, request) -> Response:
+    body, request_id = server_error_payload(exc, request)
+    return Response(body, status=500, headers={"X-Request-ID": request_id})

@@ -159,12 +159,23 @@ class _ApiSession(requests.Session):
 
 
 # --- OAuth 2.0 ------------------------------------------------------------------------------------------------------
+def _not_configured(setting: str) -> QuickBooksError:
+    """No QuickBooks server is configured (the test settings, or a half-set deployment): refuse without dialing
+    anything, with an error the pages show. Production settings' system checks refuse to start like this."""
+    error = QuickBooksError(
+        f"QuickBooks is not configured on this server ({setting} is empty); ask whoever runs FieldSync to set it.",
+        extra={"setting": setting},
+    )
+    error.code = "quickbooks_not_configured"
+    return error
+
+
 def _discovery_target() -> str:
     environment = settings.QBO_ENVIRONMENT
     if environment in ("production", "sandbox"):
         return environment
     if not settings.QBO_DISCOVERY_URL:
-        raise ImproperlyConfigured("QBO_DISCOVERY_URL must be set when QBO_ENVIRONMENT is not production/sandbox.")
+        raise _not_configured("QBO_DISCOVERY_URL")
     _require_safe_transport(settings.QBO_DISCOVERY_URL)
     # intuit-oauth uses any other environment string as the discovery document's URL.
     return settings.QBO_DISCOVERY_URL
@@ -601,6 +612,8 @@ class QuickBooksClient:
         if settings.QBO_API_BASE_URL:
             qb.api_url_v3 = settings.QBO_API_BASE_URL.rstrip("/") + "/v3"
             qb.sandbox = False
+        elif settings.QBO_ENVIRONMENT not in ("production", "sandbox"):
+            raise _not_configured("QBO_API_BASE_URL")  # never fall back to Intuit's servers for a local setup
         else:
             qb.sandbox = settings.QBO_ENVIRONMENT == "sandbox"
         _require_safe_transport(qb.api_url)

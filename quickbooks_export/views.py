@@ -1,7 +1,8 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.connection import (
@@ -19,6 +20,7 @@ from quickbooks_export.forms import MappingSettingsForm
 from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS
 
 MANAGE_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
+VIEW_PERMISSION = "quickbooks_export.view_quickbooksconnection"
 manage_required = permission_required(MANAGE_PERMISSION, raise_exception=True)
 
 
@@ -52,12 +54,14 @@ def _render_settings(request, *, form: MappingSettingsForm | None = None, status
 @login_required
 @require_GET
 def settings_page(request):
+    if not (request.user.has_perm(VIEW_PERMISSION) or request.user.has_perm(MANAGE_PERMISSION)):
+        raise PermissionDenied
     return _render_settings(request)
 
 
 @login_required
 @manage_required
-@require_http_methods(["GET", "POST"])
+@require_POST  # starting OAuth changes state (the session's OAuth state); a link or an image must not start it
 def connect(request):
     try:
         url = connection_start_authorization(request=request)

@@ -1,12 +1,14 @@
 """What every API view shares: JSON only, the permission rules, and who is acting."""
 
+from rest_framework import exceptions
 from rest_framework.generics import GenericAPIView
 from rest_framework.metadata import SimpleMetadata
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from fieldsync.api.parsers import BoundedJSONParser
 from fieldsync.api.permissions import ApiPermission
+from fieldsync.api.throttling import ApiClientRateThrottle, StaffUserRateThrottle
 from fieldsync.models import ApiClient
 
 
@@ -32,12 +34,21 @@ class ApiMetadata(SimpleMetadata):
 
 class ApiMixin:
     metadata_class = ApiMetadata
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     renderer_classes = [ApiJSONRenderer]
     permission_classes = [ApiPermission]
+    throttle_classes = [ApiClientRateThrottle, StaffUserRateThrottle]
     # See fieldsync.api.permissions: what an API client and a staff user need, per HTTP method.
     client_scopes: dict[str, str] = {"GET": "read", "POST": "write"}
     staff_permissions: dict[str, tuple[str, ...]] = {}
+
+    def initial(self, request, *args, **kwargs):
+        # A method the view does not implement is 405 for everyone, before authentication and permissions (which
+        # would otherwise answer 401/403 and hide that the method simply does not exist here).
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
 
 
 class ApiView(ApiMixin, APIView):

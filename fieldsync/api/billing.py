@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from billing import services
-from billing.models import Customer, Invoice, Job, Payment, Refund
+from billing.models import NUMBER_CHARACTERS, Customer, Invoice, Job, Payment, Refund, validate_number
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
 from fieldsync.api.fields import CurrencyField, MoneyField, QuantityField, money_out
@@ -268,7 +268,9 @@ class JobsApi(ApiListView):
 
     class InputSerializer(serializers.Serializer):
         customer = customer_ref()
-        number = serializers.CharField(max_length=30)
+        number = serializers.CharField(
+            max_length=30, validators=[validate_number], help_text=f"Unique; {NUMBER_CHARACTERS}."
+        )
         title = serializers.CharField(max_length=200)
         service_address = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
         scheduled_on = serializers.DateField(required=False, allow_null=True, default=None)
@@ -333,7 +335,11 @@ class InvoicesApi(ApiListView):
 
     class InputSerializer(serializers.Serializer):
         customer = customer_ref()
-        number = serializers.CharField(max_length=21, help_text="Unique; becomes the QuickBooks DocNumber.")
+        number = serializers.CharField(
+            max_length=21,
+            validators=[validate_number],
+            help_text=f"Unique; becomes the QuickBooks DocNumber; {NUMBER_CHARACTERS}.",
+        )
         job = NumberRelatedField(
             slug_field="number",
             queryset=Job.objects.all(),

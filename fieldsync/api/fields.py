@@ -5,13 +5,21 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.money import InvalidAmountError, check_currency, parse_amount
+from billing.money import (
+    MAX_AMOUNT,
+    MAX_AMOUNT_INTEGER_DIGITS,
+    MAX_QUANTITY,
+    MAX_QUANTITY_INTEGER_DIGITS,
+    InvalidAmountError,
+    check_currency,
+    parse_amount,
+)
 from fieldsync.exceptions import ApplicationError
 
 _DECIMAL = re.compile(r"-?([0-9]+)(\.[0-9]+)?")
 
 
-def money_schema(*, integer_digits: int = 10, example: str = "150.00") -> dict:
+def money_schema(*, integer_digits: int = MAX_AMOUNT_INTEGER_DIGITS, example: str = "150.00") -> dict:
     return {
         "type": "string",
         "format": "decimal",
@@ -29,9 +37,17 @@ class MoneyField(serializers.Field):
     more digits than the column holds (too_large).
     """
 
-    def __init__(self, *, allow_zero: bool = False, integer_digits: int = 10, **kwargs):
+    def __init__(
+        self,
+        *,
+        allow_zero: bool = False,
+        integer_digits: int = MAX_AMOUNT_INTEGER_DIGITS,
+        maximum=MAX_AMOUNT,
+        **kwargs,
+    ):
         self.allow_zero = allow_zero
         self.integer_digits = integer_digits
+        self.maximum = maximum
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
@@ -59,7 +75,7 @@ class MoneyField(serializers.Field):
                 f"{name} has more than {self.integer_digits} digits before the decimal point.", code="too_large"
             )
         try:
-            return parse_amount(data, field=name, allow_zero=self.allow_zero)
+            return parse_amount(data, field=name, allow_zero=self.allow_zero, maximum=self.maximum)
         except InvalidAmountError as exc:
             raise serializers.ValidationError(exc.message, code=exc.extra.get(name, exc.code)) from None
 
@@ -67,12 +83,12 @@ class MoneyField(serializers.Field):
         return f"{value:.2f}"
 
 
-@extend_schema_field(money_schema(integer_digits=8, example="1.00"))
+@extend_schema_field(money_schema(integer_digits=MAX_QUANTITY_INTEGER_DIGITS, example="1.00"))
 class QuantityField(MoneyField):
     """A quantity as a string ("1", "2.5"): two places at most, above zero."""
 
     def __init__(self, **kwargs):
-        super().__init__(integer_digits=8, **kwargs)
+        super().__init__(integer_digits=MAX_QUANTITY_INTEGER_DIGITS, maximum=MAX_QUANTITY, **kwargs)
 
 
 @extend_schema_field({"type": "string", "pattern": "^[A-Za-z]{3}$", "example": "USD"})
@@ -93,5 +109,6 @@ class CurrencyField(serializers.CharField):
 
 
 def money_out(**kwargs) -> serializers.DecimalField:
-    """Money in a response: a string with two decimals ("150.00")."""
+    """Money in a response: a string with two decimals ("150.00"). Inputs are capped at MAX_AMOUNT (12 digits) per
+    amount, line and invoice total, so every stored or derived amount fits these 14 digits."""
     return serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True, read_only=True, **kwargs)

@@ -10,6 +10,18 @@ class ApiCursorPagination(CursorPagination):
     max_page_size = 200
     ordering = "-id"
 
+    def get_page_size(self, request):
+        """page_size from 1 to max_page_size; anything else is refused (DRF would silently use the default)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"page_size must be a whole number from 1 to {self.max_page_size}."]},
+                code="invalid_page_size",
+            )
+        return int(raw)
+
     def decode_cursor(self, request):
         try:
             cursor = super().decode_cursor(request)

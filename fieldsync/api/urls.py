@@ -1,9 +1,10 @@
 """/api/v1/ routes, the OpenAPI schema (/api/schema/) and its documentation (/api/docs/, served locally)."""
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from fieldsync.api import billing, exports
 
@@ -16,6 +17,19 @@ def not_found(request, *args, **kwargs):
         {"code": "not_found", "message": f"No API endpoint at {request.path}; see /api/docs/.", "details": {}},
         status=404,
     )
+
+
+def docs_policy(view):
+    """Swagger UI and Redoc inject their own style elements at run time: their two pages get the docs policy
+    (inline styles allowed, scripts still only from this site). The Swagger page is the split view, whose
+    initialisation script is a file (?script), not inline."""
+
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = settings.FIELDSYNC_API_DOCS_CONTENT_SECURITY_POLICY
+        return response
+
+    return wrapped
 
 
 v1 = [
@@ -40,8 +54,8 @@ v1 = [
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", docs_policy(SpectacularSwaggerSplitView.as_view(url_name="api:schema")), name="docs"),
+    path("redoc/", docs_policy(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
     # Anything else under /api/ answers in the API's error shape, not with the site's HTML 404 page.
     re_path(r"^", not_found),
 ]

@@ -13,8 +13,14 @@ VAR_DIR = BASE_DIR / "var"  # runtime state of the zero-config setup: SQLite fil
 
 env = environ.Env()
 
+# Development defaults, public in this repository: production settings' system checks refuse them (fieldsync.checks).
+DEVELOPMENT_SECRET_KEY = "fieldsync-local-development-only-not-a-secret"
+DEVELOPMENT_ENCRYPTION_KEY = "bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
+# True only in fieldsync.settings.production: turns on the checks that refuse to start with unsafe settings.
+FIELDSYNC_PRODUCTION = False
+
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="fieldsync-local-development-only-not-a-secret")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -32,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_q",
+    "axes",
     "fieldsync",
     "billing",
     "quickbooks_export",
@@ -46,6 +53,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "fieldsync.middleware.ContentSecurityPolicyMiddleware",
+    "fieldsync.middleware.ApiServerErrorMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lock-out answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fieldsync.urls"
@@ -98,6 +109,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username before the password is checked (and counts failures).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -114,13 +127,19 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # One currency per deployment (ISO 4217). Invoices and payments in any other currency are refused.
 FIELDSYNC_CURRENCY = env.str("FIELDSYNC_CURRENCY", default="USD").upper()
 
+# Every handler redacts OAuth codes and states from what it writes (fieldsync.log_filters). django.server (runserver's
+# request lines) is routed through it too instead of Django's own handler.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_oauth": {"()": "fieldsync.log_filters.RedactOAuthSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_oauth"]}},
     "root": {"handlers": ["console"], "level": env.str("FIELDSYNC_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 REST_FRAMEWORK = {
@@ -179,9 +198,7 @@ QBO_HTTP_TIMEOUT_SECONDS = env.float("QBO_HTTP_TIMEOUT_SECONDS", default=30.0)
 # rotated by putting a new one first). Generate one with:
 #   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
 # The default is a fixed key for local use only; production settings refuse to start without real keys.
-FIELDSYNC_ENCRYPTION_KEYS = env.list(
-    "FIELDSYNC_ENCRYPTION_KEYS", default=["bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="]
-)
+FIELDSYNC_ENCRYPTION_KEYS = env.list("FIELDSYNC_ENCRYPTION_KEYS", default=[DEVELOPMENT_ENCRYPTION_KEY])
 
 # --- Export engine --------------------------------------------------------------------------------------------------
 # QuickBooks' documented per-company limits (QBO.md); the shared limiter keeps every process under them together.
@@ -196,6 +213,22 @@ EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
 EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
 
 # --- REST API (fieldsync.api) -------------------------------------------------------------------------------------
+# The largest request body the API reads (bytes); larger ones get 413 request_too_large without being read.
+FIELDSYNC_API_MAX_BODY_BYTES = env.int("FIELDSYNC_API_MAX_BODY_BYTES", default=1024 * 1024)
+# Requests per API client and per staff user (DRF rate syntax: N/second, N/minute, N/hour); over it: 429 throttled
+# with Retry-After. Counted in the default cache (below), shared by every web process.
+FIELDSYNC_API_THROTTLE_RATES = {
+    "api_client": env.str("FIELDSYNC_API_RATE_PER_CLIENT", default="600/minute"),
+    "staff_user": env.str("FIELDSYNC_API_RATE_PER_USER", default="300/minute"),
+}
+# The database cache: throttle counts are shared by all web processes without another service. Its table is created
+# by the migration fieldsync.0003_cache_table.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "fieldsync_cache",
+    }
+}
 # OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ and Redoc at /api/redoc/, their assets served from
 # drf-spectacular-sidecar (no CDN).
 SPECTACULAR_SETTINGS = {
@@ -223,3 +256,35 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Security -------------------------------------------------------------------------------------------------------
+# django-axes: after AXES_FAILURE_LIMIT wrong passwords for one username, or from one address, that username (or
+# address) is locked for AXES_COOLOFF_TIME hours, on the staff login and the admin alike. Unlock:
+# `manage.py axes_reset_username USERNAME`, `manage.py axes_reset_ip ADDRESS`, or `manage.py axes_reset` (all).
+# By username: guessing one password from many addresses; by address: one address trying many usernames. The address
+# is REMOTE_ADDR: behind a reverse proxy that does not pass the client's address there, every visitor shares the
+# proxy's, so set FIELDSYNC_LOGIN_LOCK_BY_ADDRESS=false.
+AXES_FAILURE_LIMIT = env.int("FIELDSYNC_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("FIELDSYNC_LOGIN_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = (
+    ["username", "ip_address"] if env.bool("FIELDSYNC_LOGIN_LOCK_BY_ADDRESS", True) else ["username"]
+)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; lock-outs are still logged
+# Everything from this site only; no inline script or style anywhere (templates use classes and static files, htmx is
+# vendored). No form-action: "Connect to QuickBooks" posts here and is redirected to Intuit's authorization page,
+# which browsers would block under form-action 'self'.
+FIELDSYNC_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+# /api/docs/ (Swagger UI) and /api/redoc/ inject style elements and Redoc starts its search worker from a blob;
+# scripts stay 'self' only, and their calls to font and logo CDNs stay blocked (nothing leaves for a CDN).
+FIELDSYNC_API_DOCS_CONTENT_SECURITY_POLICY = (
+    FIELDSYNC_CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+        "font-src 'self'", "font-src 'self' data:"
+    )
+    + "; worker-src 'self' blob:"
+)

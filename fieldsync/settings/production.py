@@ -1,8 +1,14 @@
-"""Production: secrets and hosts must come from the environment; `manage.py check --deploy` is clean."""
+"""Production: secrets and hosts must come from the environment; `manage.py check --deploy` is clean.
+
+wsgi.py and asgi.py default to these settings (fail closed). Besides the missing-variable errors below, the system
+checks in fieldsync.checks refuse DEBUG, the development secret key, the shipped encryption key,
+QBO_ENVIRONMENT=local and plain-http QuickBooks URLs; wsgi/asgi run them at start-up, so gunicorn refuses too.
+"""
 
 from .base import *  # noqa: F403
 from .base import env
 
+FIELDSYNC_PRODUCTION = True
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")

@@ -50,8 +50,13 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1360, "height": 900}, locale="en-US")
     context.set_default_timeout(20_000)
     page = context.new_page()
+    # The Content-Security-Policy (no inline script or style) must not block anything the pages do, htmx included.
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.csp_violations = blocked
     yield page
     context.close()
+    assert not blocked, blocked
 
 
 @pytest.fixture

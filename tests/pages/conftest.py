@@ -8,7 +8,7 @@ from quickbooks_export.models import QuickBooksMappingSettings, QuickBooksPaymen
 from tests.quickbooks_export.export.conftest import Company, connect, drain
 
 PASSWORD = "correct horse battery staple"
-VIEW_PERMISSIONS = ("view_payment", "view_exportbatch", "view_manualhandlingitem")
+VIEW_PERMISSIONS = ("view_payment", "view_exportbatch", "view_manualhandlingitem", "view_quickbooksconnection")
 OFFICE_PERMISSIONS = (*VIEW_PERMISSIONS, "export_payments", "add_refund", "change_manualhandlingitem")
 
 

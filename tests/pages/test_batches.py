@@ -53,7 +53,7 @@ def test_progress_polls_while_the_batch_runs_and_stops_when_it_is_finished(offic
 
     html = fragment.content.decode()
     assert "<html" not in html and 'id="batch-progress"' in html
-    assert "Finished" in html and "<strong>3</strong> of 3 done" in html and 'style="width: 100%"' in html
+    assert "Finished" in html and "<strong>3</strong> of 3 done" in html and 'value="100"' in html
     assert "hx-trigger" not in html
     assert re.search(r'data-outcome="created">\s*<span class="n">3</span>', html)
 

@@ -19,7 +19,10 @@ def manager(db):
 
 @pytest.fixture
 def viewer(db):
-    return get_user_model().objects.create_user(username="viewer", password=PASSWORD)
+    """May read the QuickBooks page (view permission), not change the connection."""
+    user = get_user_model().objects.create_user(username="viewer", password=PASSWORD)
+    user.user_permissions.add(Permission.objects.get(codename="view_quickbooksconnection"))
+    return user
 
 
 @pytest.fixture

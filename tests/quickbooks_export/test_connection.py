@@ -20,8 +20,8 @@ SETTINGS_URL = "/quickbooks/"
 
 
 def _start(client) -> str:
-    """GET connect: returns the authorize URL we were redirected to."""
-    response = client.get(reverse("quickbooks_export:connect"))
+    """POST connect (the page's button): returns the authorize URL we were redirected to."""
+    response = client.post(reverse("quickbooks_export:connect"))
     assert response.status_code == 302
     return response["Location"]
 
@@ -336,7 +336,7 @@ def test_connect_when_quickbooks_does_not_answer_times_out_with_a_message(manage
         settings.QBO_DISCOVERY_URL = f"http://127.0.0.1:{silent.getsockname()[1]}/.well-known/openid_configuration"
         settings.QBO_HTTP_TIMEOUT_SECONDS = 0.3
 
-        response = manager_client.get(reverse("quickbooks_export:connect"), follow=True)
+        response = manager_client.post(reverse("quickbooks_export:connect"), follow=True)
     finally:
         silent.close()
 

@@ -99,7 +99,7 @@ def test_disconnected_history_is_shown_with_a_bad_badge(manager_client, manager)
 
 
 @pytest.mark.django_db
-def test_banner_shows_only_when_reconnect_is_needed(manager_client):
+def test_banner_shows_only_when_reconnect_is_needed(manager_client, outbound_connections):
     connection = make_connection(state=State.NEEDS_RECONNECT)
     url = reverse("quickbooks_export:settings")
 
@@ -109,6 +109,30 @@ def test_banner_shows_only_when_reconnect_is_needed(manager_client):
 
     QuickBooksConnection.objects.filter(pk=connection.pk).update(state=State.CONNECTED)
     assert "QuickBooks needs reconnecting" not in manager_client.get(url).content.decode()
+    # Hermetic: the connected page asks QuickBooks for the mapping choices; the test settings point QuickBooks at
+    # nothing, so nothing is dialed (not whatever `make run` left on 127.0.0.1:8765).
+    assert outbound_connections == []
+
+
+@pytest.mark.django_db
+def test_settings_page_needs_the_view_permission(client):
+    from django.contrib.auth import get_user_model
+
+    make_connection()
+    client.force_login(get_user_model().objects.create_user(username="nobody", password="x"))
+
+    response = client.get(reverse("quickbooks_export:settings"))
+
+    assert response.status_code == 403
+    assert "Acme Plumbing" not in response.content.decode() and "9130350000000001" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_connect_refuses_get_and_starts_nothing(manager_client):
+    response = manager_client.get(reverse("quickbooks_export:connect"))
+
+    assert response.status_code == 405
+    assert "quickbooks_oauth_state" not in manager_client.session
 
 
 @pytest.mark.django_db

@@ -1,3 +1,9 @@
+// A <select data-autosubmit> submits its form when changed (not an inline onchange: the Content-Security-Policy
+// allows no inline script).
+document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+  select.addEventListener("change", function () { select.form.submit(); });
+});
+
 // The Payments page: tick rows, select the whole page, or every payment matching the filters; keep the Export
 // button's label honest about what will be sent. Plain JavaScript, no build step.
 (function () {
