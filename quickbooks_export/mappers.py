@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
-from billing.models import Customer, Invoice, Payment
+from billing.models import Customer, Invoice, Payment, Refund
 from billing.money import ZERO
 
 # QuickBooks field limits (Intuit API reference).
@@ -142,11 +142,20 @@ def invoice_payload(invoice: Invoice, *, customer_id: str, item_ids: dict[str, s
 # --- Payments -----------------------------------------------------------------------------------------------------
 
 
+def _netted(refund: Refund) -> bool:
+    """Whether the export takes this refund out of what it posts (billing.models.Refund explains the kinds): only
+    refunds recorded while the payment was not in QuickBooks, and never money no longer owed (that one always goes
+    to QuickBooks as a Refund Receipt, so the payment goes there as received and the invoice stays paid)."""
+    return refund.handling == Refund.Handling.NETTED and refund.kind != Refund.Kind.NO_LONGER_OWED
+
+
 def payment_net_applications(payment: Payment) -> list[tuple[Invoice, Decimal]]:
-    """(invoice, amount still applied after refunds), for each invoice the payment pays; zero amounts dropped."""
+    """(invoice, amount still applied after the netted refunds), for each invoice the payment pays; zero amounts
+    dropped (an application reversed in full does not go to QuickBooks). The same rule as
+    billing.selectors._live_applications."""
     result = []
     for application in payment.applications.all():
-        refunded = sum((refund.amount for refund in application.refunds.all()), ZERO)
+        refunded = sum((refund.amount for refund in application.refunds.all() if _netted(refund)), ZERO)
         net = application.amount - refunded
         if net > 0:
             result.append((application.invoice, net))
@@ -154,8 +163,10 @@ def payment_net_applications(payment: Payment) -> list[tuple[Invoice, Decimal]]:
 
 
 def payment_total(payment: Payment) -> Decimal:
-    """What the customer paid and kept paid: the amount less every refund already given before export."""
-    return payment.amount - payment.amount_refunded
+    """What QuickBooks receives: the amount less the refunds the export nets out (`amount_netted`, annotated by
+    billing.selectors.payment_with_amounts). Refunds handed to QuickBooks as their own transaction are not taken
+    out here: a refund is never both netted and entered by hand."""
+    return payment.amount - payment.amount_netted
 
 
 def payment_payload(
