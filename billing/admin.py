@@ -112,7 +112,7 @@ class PaymentApplicationInline(ReadOnlyInline):
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = ["amount", "refunded_on", "method", "reason", "application"]
+    fields = ["amount", "kind", "handling", "refunded_on", "method", "reason", "application"]
     readonly_fields = fields
 
 
@@ -197,9 +197,20 @@ class PaymentAdmin(admin.ModelAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(admin.ModelAdmin):
-    list_display = ["id", "payment", "amount", "refunded_on", "method", "reason"]
+    list_display = ["id", "payment", "amount", "kind", "handling", "refunded_on", "method", "reason"]
+    list_filter = ["kind", "handling"]
     list_select_related = ["payment"]
-    readonly_fields = ["payment", "application", "amount", "refunded_on", "method", "reason", "created_by"]
+    readonly_fields = [
+        "payment",
+        "application",
+        "amount",
+        "kind",
+        "handling",
+        "refunded_on",
+        "method",
+        "reason",
+        "created_by",
+    ]
 
 
 @admin.register(ManualHandlingItem)

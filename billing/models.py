@@ -246,6 +246,27 @@ class Refund(models.Model):
     def __str__(self) -> str:
         return f"Refund #{self.pk} of {self.amount} from payment #{self.payment_id}"
 
+    @property
+    def quickbooks_status(self) -> str:
+        """Where QuickBooks stands on this refund: "netted" (taken out of what the export posts), "to_enter"
+        (a manual-handling item is open), "recorded" (FieldSync entered it), "entered" (a person did).
+        Uses the manual item: select_related("manual_item") in lists."""
+        if self.handling == self.Handling.NETTED:
+            return "netted"
+        item = getattr(self, "manual_item", None)
+        if item is None or item.status == ManualHandlingItem.Status.OPEN:
+            return "to_enter"
+        return "recorded" if item.handled_quickbooks_id else "entered"
+
+    @property
+    def quickbooks_status_label(self) -> str:
+        return {
+            "netted": "Taken out of what FieldSync exports",
+            "to_enter": "To enter in QuickBooks",
+            "recorded": "Recorded in QuickBooks by FieldSync",
+            "entered": "Entered in QuickBooks",
+        }[self.quickbooks_status]
+
 
 class InvoiceCredit(models.Model):
     """Part of an invoice the customer no longer owes (a credit on the invoice, like QuickBooks' credit memo).

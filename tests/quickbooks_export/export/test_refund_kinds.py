@@ -180,3 +180,69 @@ def test_a_fully_refunded_application_on_a_voided_invoice_does_not_hold_the_paym
     [qbo_payment] = qbo_company.entities("Payment")
     assert Decimal(str(qbo_payment["TotalAmt"])) == Decimal("200.00")
     assert [inv["DocNumber"] for inv in qbo_company.entities("Invoice")] == [invoice_b.number]
+
+
+# --- Refunds recorded while the payment is being exported --------------------------------------------------------
+
+
+def claimed_then_worker_died(payment):
+    """The state a killed worker leaves: the payment claimed (EXPORTING), its batch item pending, nothing sent."""
+    from quickbooks_export.services import export_batch_start
+
+    export_batch_start(payments=[payment.pk], selection="test", source="command")
+    billing_services.payment_export_status_bulk_transition(
+        payment_ids=[payment.pk], to_status=S.EXPORTING, expected_from=[S.QUEUED]
+    )
+
+
+def test_refund_of_unapplied_credit_while_exporting_is_flagged_not_netted_once_in_quickbooks(qbo_company):
+    """The issue's scenario: $150 payment ($50 unapplied) claimed, worker dies, $50 refund recorded, next run."""
+    from .conftest import drain
+
+    invoice = issued_invoice(amount="100.00")
+    payment = pay(invoice, "100.00", payment_amount="150.00")
+    claimed_then_worker_died(payment)
+
+    refund = record_refund(payment, K.UNAPPLIED_CREDIT, "50.00", with_invoice=False)
+    item = ManualHandlingItem.objects.get(refund=refund)
+    assert "by hand" not in item.instructions and "still sending to QuickBooks" in item.instructions
+
+    drain(qbo_company.realm_id)
+
+    payment.refresh_from_db()
+    item.refresh_from_db()
+    [qbo_payment] = qbo_company.entities("Payment")
+    # Posted as claimed ($150, $50 unapplied) and the $50 is to be refunded in QuickBooks once: not both.
+    assert Decimal(str(qbo_payment["TotalAmt"])) == Decimal("150.00")
+    assert Decimal(str(qbo_payment["UnappliedAmt"])) == Decimal("50.00")
+    assert item.status == ManualHandlingItem.Status.OPEN
+    assert item.quickbooks_reference == payment.export_reference == qbo_payment["Id"]
+    assert f"QuickBooks payment {qbo_payment['Id']}" in item.instructions
+    assert "Refund the customer's credit of $50.00" in item.instructions
+
+
+def test_reversal_while_exporting_resolves_its_item_when_the_payment_goes_back_and_is_then_exported_net(qbo_company):
+    from .conftest import drain
+
+    invoice = issued_invoice(amount="100.00")
+    payment = pay(invoice, "100.00", payment_amount="150.00")
+    claimed_then_worker_died(payment)
+    refund = record_refund(payment, K.REVERSAL, "40.00", with_invoice=True)
+    item = ManualHandlingItem.objects.get(refund=refund)
+
+    drain(qbo_company.realm_id)  # the invoice re-opened: the payment is held, it never reached QuickBooks
+
+    payment.refresh_from_db()
+    item.refresh_from_db()
+    refund.refresh_from_db()
+    assert payment.export_status == S.NOT_EXPORTED
+    assert not qbo_company.entities("Payment")
+    assert item.status == ManualHandlingItem.Status.HANDLED and item.resolved_automatically
+    assert refund.handling == Refund.Handling.NETTED
+
+    later = pay(invoice, "40.00")
+    export(payment, later)
+    payment.refresh_from_db()
+    qbo = {p["Id"]: p for p in qbo_company.entities("Payment")}
+    assert Decimal(str(qbo[payment.export_reference]["TotalAmt"])) == Decimal("110.00")  # netted once, not flagged
+    assert Decimal(str(qbo_invoice(qbo_company, invoice.number)["Balance"])) == 0
