@@ -4,6 +4,8 @@ The shapes follow Intuit's Accounting API v3 (see ../shared/QBO.md): amounts are
 them as JSON strings), references are {"value": Id}, dates are ISO dates.
 """
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
@@ -23,8 +25,18 @@ _REQUEST_ID_NAMESPACE = uuid.UUID("5b0f6a53-2c1e-4d0a-9a51-6f3c2e1f5d10")
 
 
 def request_id_for(*parts: object) -> str:
-    """A deterministic 36-character QuickBooks requestid (fits the batch limit of 36)."""
+    """A deterministic 36-character QuickBooks requestid (fits the batch limit of 36).
+
+    The engine passes this installation's random id, the object, the generation and a digest of the payload, so two
+    installations, or one restored from a backup whose outbox forgot what it sent, never send one id with different
+    content (QuickBooks would answer with the other content's object)."""
     return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, "|".join(str(part) for part in parts)))
+
+
+def payload_digest(payload: object) -> str:
+    """A short, stable fingerprint of what a request sends (amounts as their exact text)."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def quote(value: str) -> str:
@@ -169,6 +181,18 @@ def payment_total(payment: Payment) -> Decimal:
     return payment.amount - payment.amount_netted
 
 
+def payment_marker(payment_id: int | str) -> str:
+    """FieldSync's mark on a payment in QuickBooks (its PrivateNote starts with it): how a create whose answer was
+    lost, and whose request id QuickBooks may have forgotten, is found again instead of being sent twice."""
+    return f"FieldSync payment #{payment_id}"
+
+
+def has_payment_marker(qbo_payment: dict, payment_id: int | str) -> bool:
+    note = qbo_payment.get("PrivateNote") or ""
+    marker = payment_marker(payment_id)
+    return note == marker or note.startswith(f"{marker} - ")
+
+
 def payment_payload(
     payment: Payment,
     *,
@@ -188,7 +212,7 @@ def payment_payload(
         "TotalAmt": payment_total(payment),
         "TxnDate": payment.received_on.isoformat(),
         "Line": lines,
-        "PrivateNote": f"FieldSync payment #{payment.pk}" + (f" - {payment.memo}" if payment.memo else ""),
+        "PrivateNote": payment_marker(payment.pk) + (f" - {payment.memo}" if payment.memo else ""),
     }
     payload["PrivateNote"] = payload["PrivateNote"][:PRIVATE_NOTE_MAX]
     if payment.reference:
