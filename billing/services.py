@@ -29,7 +29,7 @@ from .models import (
     Refund,
 )
 from .money import ZERO, check_currency, format_money, parse_amount, quantize
-from .selectors import invoice_get_with_balances, payment_with_amounts
+from .selectors import invoice_get_with_balances, payment_export_readiness_map, payment_with_amounts
 
 ExportStatus = Payment.ExportStatus
 
@@ -686,6 +686,31 @@ def payment_export_status_transition(
     )
     _refund_items_follow_export(payment=payment, from_status=current)
     return payment
+
+
+@transaction.atomic
+def payment_export_claim(*, payment_ids: Iterable[int], note: str = "") -> list[int]:
+    """QUEUED -> EXPORTING for the payments of `payment_ids` that the fully-paid rule lets go; returns those claimed.
+
+    The rule is checked under the same row locks as the claim (the payments, then their invoices, in id order: the
+    order refund_record and payment_apply use), so a refund or an application recorded at the same moment either
+    comes before the check, and is seen, or waits until the claim is made, and is then flagged as a refund of a
+    payment on its way to QuickBooks. Payments not claimed stay QUEUED for the engine to look at again.
+    """
+    locked = list(
+        Payment.objects.select_for_update()
+        .filter(pk__in=list(payment_ids), export_status=ExportStatus.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    _lock_invoices(PaymentApplication.objects.filter(payment_id__in=locked).values_list("invoice_id", flat=True))
+    readiness = payment_export_readiness_map(payment_ids=locked)
+    return payment_export_status_bulk_transition(
+        payment_ids=[pk for pk in locked if readiness[pk].exportable],
+        to_status=ExportStatus.EXPORTING,
+        expected_from=[ExportStatus.QUEUED],
+        note=note,
+    )
 
 
 @transaction.atomic

@@ -473,11 +473,17 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
             _resolve_items(payment_id, Outcome.SKIPPED, message=readiness[payment_id].held_reason)
     ready = [pk for pk in candidates if pk in in_quickbooks or readiness[pk].exportable]
     # The claim: QUEUED -> EXPORTING. A payment left EXPORTING by a runner that died is ours now (we hold the lease).
-    claimed = billing_services.payment_export_status_bulk_transition(
-        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED],
+    # The rule is checked again inside the claim, under the payments' and invoices' row locks (a refund recorded
+    # since the check above is seen there); QuickBooks' own payments are claimed whatever the rule says now.
+    claimed = billing_services.payment_export_claim(
+        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED and pk not in in_quickbooks],
+        note="Claimed by the export runner",
+    )
+    claimed += billing_services.payment_export_status_bulk_transition(
+        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED and pk in in_quickbooks],
         to_status=ExportStatus.EXPORTING,
         expected_from=[ExportStatus.QUEUED],
-        note="Claimed by the export runner",
+        note="Claimed by the export runner (already in QuickBooks)",
     )
     claimed += [pk for pk in ready if statuses[pk] == ExportStatus.EXPORTING]
     if not claimed:

@@ -184,3 +184,42 @@ def test_an_outbox_request_that_cannot_be_recorded_does_not_wedge_the_company(qb
     later.refresh_from_db()
     assert later.export_status == S.EXPORTED  # the company's exports go on
     assert len(qbo_company.entities("Payment")) == 2
+
+
+def test_a_refund_between_the_rule_check_and_the_claim_is_seen_by_the_claim(qbo_company, monkeypatch):
+    """The engine checks the fully-paid rule, then a refund re-opens the invoice, then the engine claims: the claim
+    checks the rule again under the same locks, so the payment is not exported with its invoice open."""
+    import datetime
+
+    from billing import selectors as billing_selectors
+    from billing import services as billing_services
+
+    invoice = issued_invoice(amount="100.00")
+    payment = pay(invoice, "100.00")
+    real_map = billing_selectors.payment_export_readiness_map
+    refunded = []
+
+    def refund_right_after_the_check(*, payment_ids):
+        result = real_map(payment_ids=payment_ids)
+        if not refunded:
+            refunded.append(
+                billing_services.refund_record(
+                    payment=payment,
+                    amount="30.00",
+                    kind="reversal",
+                    reason="Chargeback",
+                    refunded_on=datetime.date(2026, 11, 20),
+                    method="card",
+                )
+            )
+        return result
+
+    export_batch_start(payments=[payment.pk], selection="one", source="command")
+    monkeypatch.setattr(billing_selectors, "payment_export_readiness_map", refund_right_after_the_check)
+
+    drain(qbo_company.realm_id)
+
+    payment.refresh_from_db()
+    assert refunded and payment.export_status == S.NOT_EXPORTED  # held: its invoice has $30.00 open again
+    assert qbo_company.entities("Payment") == []
+    assert refunded[0].handling == "netted"  # never claimed, so never flagged for QuickBooks
