@@ -18,6 +18,16 @@ How exactly-once holds, whatever fails:
   the company's batches with a reason. A validation fault is permanent: the payment is FAILED with QuickBooks' code and
   words, and can be retried once fixed.
 - Requests are paced by the company's shared budget (limiter.py) and creates travel in batches of 30.
+- A pending create older than EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS is never re-sent blindly (QuickBooks does not say
+  how long it remembers a request id): its objects are looked up by FieldSync's markers and adopted if found. Request
+  ids carry this installation's random id and a digest of the content. Outbox and mapping writes happen only under
+  the runner's live lease. A replayed request that cannot be recorded is closed with its reason, never retried
+  forever.
+- Refunds (docs/refunds.md): the fully-paid rule is checked again inside the claim, under the payments' and
+  invoices' row locks. A refund recorded before the claim is netted out of what is posted; one recorded after it
+  (the payment EXPORTING) is handed to a person and the payment is posted as claimed, never both. If the claim ends
+  without the payment in QuickBooks, billing takes the hand-over back (the refund is netted, the item closes
+  itself, with the reason).
 
 QuickBooks is never called inside a database transaction, and no row lock is held across a call.
 """
