@@ -619,8 +619,11 @@ def _refund_items_follow_export(*, payment: Payment, from_status: str) -> None:
 
 
 @transaction.atomic
-def manual_item_mark_handled(*, item: ManualHandlingItem, user, note: str) -> ManualHandlingItem:
-    """Close a manual-handling item with a note saying what was done. Who and when are recorded."""
+def manual_item_mark_handled(
+    *, item: ManualHandlingItem, user, note: str, quickbooks_id: str = ""
+) -> ManualHandlingItem:
+    """Close a manual-handling item with a note saying what was done. Who and when are recorded, and the QuickBooks
+    transaction when FieldSync entered it ("Record it in QuickBooks for me")."""
     if not note.strip():
         raise ApplicationError("Add a note saying what was done in QuickBooks.", code="note_required")
     item = ManualHandlingItem.objects.select_for_update().get(pk=item.pk)
@@ -633,7 +636,8 @@ def manual_item_mark_handled(*, item: ManualHandlingItem, user, note: str) -> Ma
     item.handled_by = user
     item.handled_at = timezone.now()
     item.handled_note = note.strip()
-    item.save(update_fields=["status", "handled_by", "handled_at", "handled_note"])
+    item.handled_quickbooks_id = quickbooks_id
+    item.save(update_fields=["status", "handled_by", "handled_at", "handled_note", "handled_quickbooks_id"])
     return item
 
 

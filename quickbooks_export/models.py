@@ -152,6 +152,14 @@ class QuickBooksMappingSettings(models.Model):
     # Income account for Service items FieldSync creates.
     income_account_id = models.CharField(max_length=32, blank=True)
     income_account_name = models.CharField(max_length=255, blank=True)
+    # "Record it in QuickBooks for me" on manual-handling items whose QuickBooks transaction is unambiguous. Off by
+    # default: entering refunds by hand stays the normal path.
+    record_refunds_for_me = models.BooleanField(
+        "let FieldSync record refunds in QuickBooks",
+        default=False,
+        help_text="Shows “Record it in QuickBooks for me” on refunds whose QuickBooks transaction is unambiguous "
+        "(a reversed payment).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -81,6 +81,7 @@ ExportStatus = Payment.ExportStatus
 Outcome = ExportBatchItem.Outcome
 Kind = QuickBooksMapping.Kind
 
+REFUND_RECORDING_KIND = "refund"  # QuickBooksRequest.kind of "Record it in QuickBooks for me" (refund_recording.py)
 CHUNK_SIZE = 30  # payments claimed at a time; also QuickBooks' batch size
 BATCH_SIZE = 30
 # Waits between attempts of one request that QuickBooks throttled or could not answer, within one run.
@@ -831,7 +832,9 @@ def _replay_outbox(run: _Run) -> None:
     each object is looked up by FieldSync's own marker and adopted if found (see _adopt_or_release). A request whose
     answer cannot be recorded (a permanent error) is closed with the reason and its payments fail: it never blocks
     the company's later exports. Afterwards no create of this company is in doubt."""
-    pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING)
+    pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING).exclude(
+        kind=REFUND_RECORDING_KIND  # re-sent by their own click (refund_recording.py), never by the runner
+    )
     stale_before = timezone.now() - timedelta(seconds=settings.EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS)
     for request in pending.order_by("id"):
         try:
