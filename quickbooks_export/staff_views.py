@@ -23,7 +23,13 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.forms import ManualItemHandledForm, RefundForm
 from billing.models import Customer, ManualHandlingItem, Payment
 from billing.money import format_money
-from billing.selectors import ExportReadiness, InvoiceState, payment_export_readiness_map, payment_with_amounts
+from billing.selectors import (
+    ExportReadiness,
+    InvoiceState,
+    invoice_get_with_balances,
+    payment_export_readiness_map,
+    payment_with_amounts,
+)
 from billing.services import QUICKBOOKS_HELP
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export import refund_recording
@@ -312,7 +318,18 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
     states = {invoice.invoice_id: invoice for invoice in panel["readiness"].invoices}
     applied = []
     for application in payment.applications.select_related("invoice").order_by("invoice__number"):
-        state = states[application.invoice_id]
+        state = states.get(application.invoice_id)
+        if state is None:  # reversed in full: no longer part of what goes to QuickBooks, so not in the rule's list
+            balances = invoice_get_with_balances(invoice_id=application.invoice_id)
+            state = InvoiceState(
+                invoice_id=balances.pk,
+                number=balances.number,
+                status=balances.status,
+                total=balances.total,
+                amount_paid=balances.amount_paid,
+                open_balance=balances.open_balance,
+                currency=balances.currency,
+            )
         currency = application.invoice.currency
         applied.append(
             AppliedInvoice(

@@ -303,3 +303,17 @@ def test_refund_without_htmx_redirects_with_the_error(office_client):
         reverse("billing:refund_create", args=[payment.pk]), refund_data(amount="500.00"), follow=True
     )
     assert "$500.00 is more than the $100.00 left" in response.content.decode()
+
+
+def test_a_payment_with_an_application_reversed_in_full_still_shows(office_client):
+    payment = pay(issued_invoice(amount="300.00", number="INV-7090"), "300.00")
+    billing_services.refund_record(
+        payment=payment,
+        amount="300.00",
+        kind="reversal",
+        reason="Check bounced",
+        refunded_on=datetime.date(2026, 11, 20),
+        method="check",
+    )
+    html = detail(office_client, payment)
+    assert "INV-7090" in html and "Check bounced" in html and "Payment reversed, still owed" in html
