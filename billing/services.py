@@ -589,7 +589,7 @@ def _refund_items_follow_export(*, payment: Payment, from_status: str) -> None:
       no longer owed stays a Refund Receipt to enter once the payment is there.
     """
     items = list(
-        ManualHandlingItem.objects.select_for_update()
+        ManualHandlingItem.objects.select_for_update(of=("self",))
         .filter(payment=payment, status=ManualHandlingItem.Status.OPEN, refund__isnull=False)
         .select_related("refund__application__invoice", "payment__customer")
     )
