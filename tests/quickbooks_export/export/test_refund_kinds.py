@@ -135,6 +135,28 @@ def test_refund_after_export_then_the_item_entered_in_quickbooks(
         )
     elif kind == K.NO_LONGER_OWED:
         assert "Refund Receipt of $50.00" in item.instructions
+        # What the item says, through the real client: a Refund Receipt from the account the payment went to, one
+        # line for the service refunded on the invoice.
+        qbo_inv = qbo_invoice(qbo_company, invoice.number)
+        service_line = next(ln for ln in qbo_inv["Line"] if ln.get("DetailType") == "SalesItemLineDetail")
+        receipt = client.create(
+            "RefundReceipt",
+            {
+                "CustomerRef": qbo_payment["CustomerRef"],
+                "DepositToAccountRef": qbo_payment["DepositToAccountRef"],
+                "TxnDate": "2026-11-20",
+                "PrivateNote": f"FieldSync refund #{refund.pk}",
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "Amount": amount,
+                        "SalesItemLineDetail": {"ItemRef": service_line["SalesItemLineDetail"]["ItemRef"]},
+                    }
+                ],
+            },
+            request_id=f"test-refund-receipt-{refund.pk}",
+        )
+        assert Decimal(str(receipt["TotalAmt"])) == Decimal(amount) and Decimal(str(receipt["Balance"])) == 0
     else:
         assert "Accounts Receivable" in item.instructions and "Outstanding Transactions" in item.instructions
 
