@@ -182,6 +182,8 @@ class InvoiceState:
 class ExportReadiness:
     payment_id: int
     invoices: tuple[InvoiceState, ...]
+    # Numbers of the invoices whose part of the payment was reversed in full (not sent to QuickBooks).
+    reversed_in_full: tuple[str, ...] = ()
 
     @property
     def exportable(self) -> bool:
@@ -190,6 +192,11 @@ class ExportReadiness:
     @property
     def held_reason(self) -> str:
         """Why the payment waits, in words a person reads; empty when it is exportable."""
+        if not self.invoices and self.reversed_in_full:
+            return (
+                f"Held: what it paid on {', '.join(self.reversed_in_full)} was reversed in full; "
+                "nothing is left to send to QuickBooks."
+            )
         if not self.invoices:
             return "Held: not applied to any invoice yet; apply it to an invoice first."
         reasons = [invoice.hold_reason for invoice in self.invoices if invoice.hold_reason]
@@ -210,8 +217,8 @@ def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, Exp
                     output_field=_MONEY,
                 ),
             )
-            .filter(live_amount__gt=0)
             .values(
+                "live_amount",
                 "id",
                 "number",
                 "status",
@@ -225,7 +232,11 @@ def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, Exp
             .order_by("payment_id", "number")
         )
     by_payment: dict[int, list[InvoiceState]] = defaultdict(list)
+    reversed_in_full: dict[int, list[str]] = defaultdict(list)
     for row in rows:
+        if row["live_amount"] <= 0:  # reversed in full: dropped from what goes to QuickBooks, so holds nothing
+            reversed_in_full[row["payment_id"]].append(row["number"])
+            continue
         by_payment[row["payment_id"]].append(
             InvoiceState(
                 invoice_id=row["id"],
@@ -238,7 +249,14 @@ def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, Exp
                 reversal_pending=row["reversal_pending"],
             )
         )
-    return {pid: ExportReadiness(payment_id=pid, invoices=tuple(by_payment.get(pid, ()))) for pid in payment_ids}
+    return {
+        pid: ExportReadiness(
+            payment_id=pid,
+            invoices=tuple(by_payment.get(pid, ())),
+            reversed_in_full=tuple(reversed_in_full.get(pid, ())),
+        )
+        for pid in payment_ids
+    }
 
 
 def payment_export_readiness(*, payment_id: int) -> ExportReadiness:

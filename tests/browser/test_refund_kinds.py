@@ -32,7 +32,7 @@ def record_refund(page, payment, *, kind_label: str, amount: str, reason: str) -
     expect(page.locator(".msg.success")).to_contain_text(f"Refund of ${amount} recorded.")
 
 
-def test_recording_each_kind_of_refund(page, dana):
+def test_recording_each_kind_of_refund(page, dana, shoot):
     customer = CustomerFactory(display_name="Harbor Dental")
     goodwill = pay(issued_invoice(customer=customer, amount="550.00", number="INV-9001"), "550.00")
     bounced = pay(issued_invoice(customer=customer, amount="300.00", number="INV-9002"), "300.00")
@@ -75,12 +75,13 @@ def test_recording_each_kind_of_refund(page, dana):
         page, bounced, kind_label=re.compile("^Payment reversed, still owed"), amount="300.00", reason="Check bounced"
     )
     expect(page.locator("main")).to_contain_text("INV-9002 still has $300.00 open")
+    shoot(page, "refund-kinds", full_page=True)
 
     kinds = dict(Refund.objects.values_list("payment_id", "kind"))
     assert kinds == {overpaid.pk: "unapplied_credit", goodwill.pk: "no_longer_owed", bounced.pk: "reversal"}
 
 
-def test_record_it_in_quickbooks_for_me(page, transactional_db, qbo_company):
+def test_record_it_in_quickbooks_for_me(page, transactional_db, qbo_company, shoot):
     make_user("owner", *OFFICE_PERMISSIONS, "manage_quickbooks_connection", first_name="Olga", last_name="Owner")
     from tests.quickbooks_export.export.conftest import export
 
@@ -108,6 +109,7 @@ def test_record_it_in_quickbooks_for_me(page, transactional_db, qbo_company):
     page.get_by_role("button", name="Save mapping").click()
     expect(page.locator(".msg.success")).to_contain_text("QuickBooks mapping saved.")
     page.goto("/manual-handling/")
+    shoot(page, "record-for-me", full_page=True)
     card.get_by_role("button", name="Record it in QuickBooks for me").click()
     expect(page.locator(".msg.success")).to_contain_text(f"Recorded in QuickBooks (payment {payment.export_reference})")
     expect(page.locator(f"tr#manual-item-{item.pk}")).to_contain_text("Recorded in QuickBooks by FieldSync")

@@ -317,3 +317,18 @@ def test_a_payment_with_an_application_reversed_in_full_still_shows(office_clien
     )
     html = detail(office_client, payment)
     assert "INV-7090" in html and "Check bounced" in html and "Payment reversed, still owed" in html
+
+
+def test_a_payment_reversed_in_full_says_so_instead_of_not_applied(office_client):
+    payment = pay(issued_invoice(amount="300.00", number="INV-7091"), "300.00")
+    billing_services.refund_record(
+        payment=payment,
+        amount="300.00",
+        kind="reversal",
+        reason="Check bounced",
+        refunded_on=datetime.date(2026, 11, 20),
+        method="check",
+    )
+    html = detail(office_client, payment)
+    assert "what it paid on INV-7091 was reversed in full; nothing is left to send to QuickBooks" in html
+    assert "not applied to any invoice yet" not in html
