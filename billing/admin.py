@@ -137,7 +137,7 @@ class PaymentApplicationInline(ReadOnlyInline):
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = ["amount", "refunded_on", "method", "reason", "application"]
+    fields = ["amount", "kind", "handling", "refunded_on", "method", "reason", "application"]
     readonly_fields = fields
 
 
@@ -221,9 +221,20 @@ class PaymentAdmin(ViewOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ViewOnlyAdmin):
-    list_display = ["id", "payment", "amount", "refunded_on", "method", "reason"]
+    list_display = ["id", "payment", "amount", "kind", "handling", "refunded_on", "method", "reason"]
+    list_filter = ["kind", "handling"]
     list_select_related = ["payment"]
-    readonly_fields = ["payment", "application", "amount", "refunded_on", "method", "reason", "created_by"]
+    readonly_fields = [
+        "payment",
+        "application",
+        "amount",
+        "kind",
+        "handling",
+        "refunded_on",
+        "method",
+        "reason",
+        "created_by",
+    ]
 
 
 @admin.register(ManualHandlingItem)

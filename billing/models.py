@@ -210,11 +210,27 @@ class PaymentApplication(models.Model):
 
 
 class Refund(models.Model):
-    """Money given back from a payment.
+    """Money given back from a payment, and what it means (its kind, chosen by the person recording it).
 
-    A refund comes out of one application (and so re-opens that invoice's balance) or, with no application, out of
-    the payment's unapplied credit.
+    - NO_LONGER_OWED (goodwill, price adjustment, cancelled work): comes out of an application and writes an
+      InvoiceCredit of the same amount, so the invoice stays settled. In QuickBooks it is always its own transaction
+      (a Refund Receipt): the payment goes there as received.
+    - REVERSAL (bounced check, chargeback, wrong charge): comes out of an application and re-opens that invoice.
+    - UNAPPLIED_CREDIT (an overpayment returned): comes out of the payment's unapplied credit; no invoice changes.
+
+    `handling` says, once, how QuickBooks learns about it: NETTED refunds are taken out of what the export posts (the
+    payment was not in QuickBooks when the refund was recorded); QUICKBOOKS refunds are entered there as their own
+    transaction, through a ManualHandlingItem. Never both. See docs/refunds.md.
     """
+
+    class Kind(models.TextChoices):
+        NO_LONGER_OWED = "no_longer_owed", "Money returned, no longer owed (goodwill, price adjustment, cancelled work)"
+        REVERSAL = "reversal", "Payment reversed, still owed (bounced check, chargeback, wrong charge)"
+        UNAPPLIED_CREDIT = "unapplied_credit", "Overpayment returned (from the payment's unapplied credit)"
+
+    class Handling(models.TextChoices):
+        NETTED = "netted", "Taken out of what FieldSync exports"
+        QUICKBOOKS = "quickbooks", "Entered in QuickBooks as its own transaction"
 
     class Method(models.TextChoices):
         CASH = "cash", "Cash"
@@ -227,6 +243,8 @@ class Refund(models.Model):
     application = models.ForeignKey(
         PaymentApplication, on_delete=models.PROTECT, related_name="refunds", null=True, blank=True
     )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.REVERSAL)
+    handling = models.CharField(max_length=20, choices=Handling.choices, default=Handling.NETTED)
     amount = models.DecimalField(**MONEY)
     reason = models.CharField(max_length=300)
     refunded_on = models.DateField()
@@ -238,10 +256,64 @@ class Refund(models.Model):
 
     class Meta:
         ordering = ["-refunded_on", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            # Unapplied credit has no invoice; the two other kinds always come out of one.
+            models.CheckConstraint(
+                condition=Q(kind="unapplied_credit", application__isnull=True)
+                | (~Q(kind="unapplied_credit") & Q(application__isnull=False)),
+                name="refund_kind_matches_source",
+            ),
+            # A refund the customer no longer owes is always a QuickBooks transaction of its own (a Refund Receipt).
+            models.CheckConstraint(
+                condition=~Q(kind="no_longer_owed") | Q(handling="quickbooks"),
+                name="refund_no_longer_owed_in_quickbooks",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Refund #{self.pk} of {self.amount} from payment #{self.payment_id}"
+
+    @property
+    def quickbooks_status(self) -> str:
+        """Where QuickBooks stands on this refund: "netted" (taken out of what the export posts), "to_enter"
+        (a manual-handling item is open), "recorded" (FieldSync entered it), "entered" (a person did).
+        Uses the manual item: select_related("manual_item") in lists."""
+        if self.handling == self.Handling.NETTED:
+            return "netted"
+        item = getattr(self, "manual_item", None)
+        if item is None or item.status == ManualHandlingItem.Status.OPEN:
+            return "to_enter"
+        return "recorded" if item.handled_quickbooks_id else "entered"
+
+    @property
+    def quickbooks_status_label(self) -> str:
+        return {
+            "netted": "Taken out of what FieldSync exports",
+            "to_enter": "To enter in QuickBooks",
+            "recorded": "Recorded in QuickBooks by FieldSync",
+            "entered": "Entered in QuickBooks",
+        }[self.quickbooks_status]
+
+
+class InvoiceCredit(models.Model):
+    """Part of an invoice the customer no longer owes (a credit on the invoice, like QuickBooks' credit memo).
+
+    Written once, with the refund that gave the money back; never edited. It keeps the invoice settled: the open
+    balance is total − credits − what is paid.
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credits")
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, related_name="invoice_credit")
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_credit_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"Credit of {self.amount} on {self.invoice_id}"
 
 
 class PaymentExportTransition(models.Model):
@@ -280,9 +352,14 @@ class ManualHandlingItem(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="manual_items")
     refund = models.OneToOneField(Refund, on_delete=models.PROTECT, related_name="manual_item", null=True, blank=True)
     amount = models.DecimalField(**MONEY)
-    # The original payment's QuickBooks Id when the item was raised (it may be empty for "exported by hand").
+    # The original payment's QuickBooks Id (kept up to date: empty while the payment is still on its way there, or
+    # when it was keyed in by hand without saying its id).
     quickbooks_reference = models.CharField(max_length=100, blank=True)
     instructions = models.TextField()
+    # The QuickBooks transaction that handled it, when FieldSync recorded it ("Record it in QuickBooks for me").
+    handled_quickbooks_id = models.CharField(max_length=100, blank=True)
+    # Closed by FieldSync itself (the payment turned out not to be in QuickBooks), not by a person.
+    resolved_automatically = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     handled_at = models.DateTimeField(null=True, blank=True)
     handled_by = models.ForeignKey(

@@ -1,5 +1,6 @@
 """Money: Decimal with two places, never float. Parsing refuses anything a person did not mean exactly."""
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
@@ -53,6 +54,22 @@ def parse_amount(value, *, field: str = "amount", allow_zero: bool = False, maxi
             f"{field} {value} is more than {maximum:,}, the most FieldSync can hold.", extra={field: "too_large"}
         )
     return amount.quantize(CENT)
+
+
+# What a person types for an amount: digits, an optional point and up to two more digits, an optional leading minus
+# (refused below as "not positive", which says more than "not an amount"). No exponents ("1e3"), no NaN or Infinity,
+# no thousands separators: the same grammar as the API's MoneyField (fieldsync/api/fields.py).
+_TYPED_AMOUNT = re.compile(r"-?[0-9]{1,10}(\.[0-9]+)?")
+
+
+def parse_typed_amount(text: str, *, field: str = "amount") -> Decimal:
+    """Parse an amount typed into a staff form exactly as the API parses one, with the same messages."""
+    text = (text or "").strip()
+    if not _TYPED_AMOUNT.fullmatch(text):
+        raise InvalidAmountError(
+            f'{field} "{text[:40]}" is not an amount; write it like "150.00".', extra={field: "not_a_number"}
+        )
+    return parse_amount(text, field=field)
 
 
 def quantize(amount: Decimal) -> Decimal:

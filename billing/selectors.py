@@ -1,7 +1,8 @@
 """Reads of the billing domain that need more than a filter: balances, and the fully-paid rule.
 
 Balances are derived in SQL, never stored: total = lines + sales tax; paid = applications − refunds of those
-applications; open balance = total − paid. The same annotations serve one invoice, a page of them, and the
+applications; credited = credits on the invoice (refunds of money no longer owed); open balance = total − credited −
+paid. The same annotations serve one invoice, a page of them, and the
 payment-level exportability filter, so the numbers a person reads and the ones the export engine acts on agree.
 """
 
@@ -25,7 +26,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from .models import Invoice, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
+from .models import Invoice, InvoiceCredit, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
 from .money import ZERO, format_money
 
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -40,16 +41,33 @@ def _sum_of(queryset: QuerySet, field: str, group_by: str) -> Coalesce:
     return Coalesce(Subquery(summed, output_field=_MONEY), Value(ZERO), output_field=_MONEY)
 
 
+def _reversal_awaiting_quickbooks(invoice_ref) -> Exists:
+    """A reversal of a payment on this invoice that QuickBooks does not know yet (its manual-handling item is open):
+    QuickBooks still shows the reversed amount as paid, so a new payment there would over-apply the invoice."""
+    return Exists(
+        ManualHandlingItem.objects.filter(
+            status=ManualHandlingItem.Status.OPEN,
+            refund__kind=Refund.Kind.REVERSAL,
+            refund__handling=Refund.Handling.QUICKBOOKS,
+            refund__application__invoice=invoice_ref,
+        )
+    )
+
+
 def invoice_with_balances(queryset: QuerySet[Invoice] | None = None) -> QuerySet[Invoice]:
-    """Invoices annotated with `total`, `amount_paid` and `open_balance` (Decimals), in one query."""
+    """Invoices annotated with `total`, `amount_paid`, `credited`, `open_balance` (Decimals) and
+    `reversal_pending` (see _reversal_awaiting_quickbooks), in one query."""
     queryset = Invoice.objects.all() if queryset is None else queryset
     lines_total = _sum_of(InvoiceLine.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
     applied = _sum_of(PaymentApplication.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
     refunded = _sum_of(Refund.objects.filter(application__invoice=OuterRef("pk")), "amount", "application__invoice")
+    credited = _sum_of(InvoiceCredit.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
     return queryset.annotate(
         total=ExpressionWrapper(lines_total + F("sales_tax"), output_field=_MONEY),
         amount_paid=ExpressionWrapper(applied - refunded, output_field=_MONEY),
-    ).annotate(open_balance=ExpressionWrapper(F("total") - F("amount_paid"), output_field=_MONEY))
+        credited=credited,
+        reversal_pending=_reversal_awaiting_quickbooks(OuterRef("pk")),
+    ).annotate(open_balance=ExpressionWrapper(F("total") - F("credited") - F("amount_paid"), output_field=_MONEY))
 
 
 def invoice_get_with_balances(*, invoice_id: int) -> Invoice:
@@ -57,17 +75,22 @@ def invoice_get_with_balances(*, invoice_id: int) -> Invoice:
 
 
 def payment_with_amounts(queryset: QuerySet[Payment] | None = None) -> QuerySet[Payment]:
-    """Payments annotated with `amount_applied` (net of refunds of applications), `amount_refunded` and
-    `unapplied_credit` (what is neither applied nor refunded)."""
+    """Payments annotated with `amount_applied` (net of refunds of applications), `amount_refunded`,
+    `unapplied_credit` (what is neither applied nor refunded) and `amount_netted` (the refunds the export takes out
+    of what it posts: those recorded before the payment could be in QuickBooks)."""
     queryset = Payment.objects.all() if queryset is None else queryset
     applied = _sum_of(PaymentApplication.objects.filter(payment=OuterRef("pk")), "amount", "payment")
     refunded = _sum_of(Refund.objects.filter(payment=OuterRef("pk")), "amount", "payment")
     refunded_from_applications = _sum_of(
         Refund.objects.filter(payment=OuterRef("pk"), application__isnull=False), "amount", "payment"
     )
+    netted = _sum_of(
+        Refund.objects.filter(payment=OuterRef("pk"), handling=Refund.Handling.NETTED), "amount", "payment"
+    )
     return queryset.annotate(
         gross_applied=applied,
         amount_refunded=refunded,
+        amount_netted=netted,
         amount_applied=ExpressionWrapper(applied - refunded_from_applications, output_field=_MONEY),
         unapplied_credit=ExpressionWrapper(
             F("amount") - applied - (refunded - refunded_from_applications), output_field=_MONEY
@@ -77,20 +100,43 @@ def payment_with_amounts(queryset: QuerySet[Payment] | None = None) -> QuerySet[
 
 # --- The fully-paid rule ------------------------------------------------------------------------------------------
 # A payment is exportable only when it is applied to at least one invoice and every invoice it is applied to is
-# open or paid (not draft, not void) and fully paid. The rule is written twice on purpose — as SQL for filtering
+# open or paid (not draft, not void), fully paid, and not waiting for a reversal to be entered in QuickBooks. Only
+# live applications count: those with something left after the refunds the export nets out (an application
+# reversed in full is dropped from what QuickBooks receives, so its invoice, even voided, holds nothing).
+# The rule is written twice on purpose — as SQL for filtering
 # a hundred thousand payments, and as Python that explains itself — right here, side by side, and a test checks
 # they agree on every payment of the demo company.
 
 
+def _netted_refunds_of(application_ref) -> Coalesce:
+    """What the export takes out of an application: its reversals recorded before the payment reached QuickBooks.
+    (The same rule as quickbooks_export.mappers.payment_net_applications.)"""
+    return _sum_of(
+        Refund.objects.filter(application=application_ref, kind=Refund.Kind.REVERSAL, handling=Refund.Handling.NETTED),
+        "amount",
+        "application",
+    )
+
+
+def _live_applications() -> QuerySet[PaymentApplication]:
+    return PaymentApplication.objects.annotate(
+        live_amount=ExpressionWrapper(F("amount") - _netted_refunds_of(OuterRef("pk")), output_field=_MONEY)
+    ).filter(live_amount__gt=0)
+
+
 def _holding_invoices() -> QuerySet[Invoice]:
-    """The invoices that hold their payments back: draft, void, or not yet fully paid."""
-    return invoice_with_balances().filter(Q(status__in=NOT_EXPORTABLE_INVOICE_STATUSES) | Q(open_balance__gt=0))
+    """The invoices that hold their payments back: draft, void, not yet fully paid, or waiting for a reversal."""
+    return invoice_with_balances().filter(
+        Q(status__in=NOT_EXPORTABLE_INVOICE_STATUSES) | Q(open_balance__gt=0) | Q(reversal_pending=True)
+    )
 
 
 def payment_filter_exportable(queryset: QuerySet[Payment]) -> QuerySet[Payment]:
     """The payments of `queryset` that the fully-paid rule lets go to QuickBooks."""
-    applied = PaymentApplication.objects.filter(payment=OuterRef("pk"))
-    holding = _holding_invoices().filter(applications__payment=OuterRef("pk"))
+    applied = _live_applications().filter(payment=OuterRef("pk"))
+    holding = _holding_invoices().filter(
+        Exists(_live_applications().filter(invoice=OuterRef("pk"), payment=OuterRef(OuterRef("pk"))))
+    )
     return queryset.filter(Exists(applied), ~Exists(holding))
 
 
@@ -114,6 +160,7 @@ class InvoiceState:
     amount_paid: Decimal
     open_balance: Decimal
     currency: str
+    reversal_pending: bool = False
 
     @property
     def hold_reason(self) -> str | None:
@@ -123,6 +170,11 @@ class InvoiceState:
             return f"{self.number} is void"
         if self.open_balance > 0:
             return f"{self.number} still has {format_money(self.open_balance, self.currency)} open"
+        if self.reversal_pending:
+            return (
+                f"{self.number} still shows paid in QuickBooks until the reversed payment is entered there "
+                "(see Manual handling)"
+            )
         return None
 
 
@@ -130,6 +182,8 @@ class InvoiceState:
 class ExportReadiness:
     payment_id: int
     invoices: tuple[InvoiceState, ...]
+    # Numbers of the invoices whose part of the payment was reversed in full (not sent to QuickBooks).
+    reversed_in_full: tuple[str, ...] = ()
 
     @property
     def exportable(self) -> bool:
@@ -138,6 +192,11 @@ class ExportReadiness:
     @property
     def held_reason(self) -> str:
         """Why the payment waits, in words a person reads; empty when it is exportable."""
+        if not self.invoices and self.reversed_in_full:
+            return (
+                f"Held: what it paid on {', '.join(self.reversed_in_full)} was reversed in full; "
+                "nothing is left to send to QuickBooks."
+            )
         if not self.invoices:
             return "Held: not applied to any invoice yet; apply it to an invoice first."
         reasons = [invoice.hold_reason for invoice in self.invoices if invoice.hold_reason]
@@ -151,12 +210,33 @@ def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, Exp
     for chunk in _chunks(payment_ids):  # one query for a page; one per 2,000 payments for a bulk selection
         rows.extend(
             invoice_with_balances(Invoice.objects.filter(applications__payment_id__in=chunk))
-            .annotate(payment_id=F("applications__payment_id"))
-            .values("id", "number", "status", "total", "amount_paid", "open_balance", "currency", "payment_id")
+            .annotate(
+                payment_id=F("applications__payment_id"),
+                live_amount=ExpressionWrapper(
+                    F("applications__amount") - _netted_refunds_of(OuterRef("applications__pk")),
+                    output_field=_MONEY,
+                ),
+            )
+            .values(
+                "live_amount",
+                "id",
+                "number",
+                "status",
+                "total",
+                "amount_paid",
+                "open_balance",
+                "currency",
+                "payment_id",
+                "reversal_pending",
+            )
             .order_by("payment_id", "number")
         )
     by_payment: dict[int, list[InvoiceState]] = defaultdict(list)
+    reversed_in_full: dict[int, list[str]] = defaultdict(list)
     for row in rows:
+        if row["live_amount"] <= 0:  # reversed in full: dropped from what goes to QuickBooks, so holds nothing
+            reversed_in_full[row["payment_id"]].append(row["number"])
+            continue
         by_payment[row["payment_id"]].append(
             InvoiceState(
                 invoice_id=row["id"],
@@ -166,9 +246,17 @@ def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, Exp
                 amount_paid=row["amount_paid"],
                 open_balance=row["open_balance"],
                 currency=row["currency"],
+                reversal_pending=row["reversal_pending"],
             )
         )
-    return {pid: ExportReadiness(payment_id=pid, invoices=tuple(by_payment.get(pid, ()))) for pid in payment_ids}
+    return {
+        pid: ExportReadiness(
+            payment_id=pid,
+            invoices=tuple(by_payment.get(pid, ())),
+            reversed_in_full=tuple(reversed_in_full.get(pid, ())),
+        )
+        for pid in payment_ids
+    }
 
 
 def payment_export_readiness(*, payment_id: int) -> ExportReadiness:

@@ -19,6 +19,7 @@ from fieldsync.exceptions import ApplicationError, ConflictError
 from .models import (
     Customer,
     Invoice,
+    InvoiceCredit,
     InvoiceLine,
     Job,
     ManualHandlingItem,
@@ -28,7 +29,7 @@ from .models import (
     Refund,
 )
 from .money import MAX_AMOUNT, MAX_QUANTITY, ZERO, check_currency, format_money, parse_amount, quantize
-from .selectors import invoice_get_with_balances, payment_with_amounts
+from .selectors import invoice_get_with_balances, payment_export_readiness_map, payment_with_amounts
 
 ExportStatus = Payment.ExportStatus
 
@@ -385,9 +386,29 @@ def payment_apply(*, payment: Payment, invoice: Invoice, amount: Decimal | str) 
 
 # --- Refunds ------------------------------------------------------------------------------------------------------
 
+RefundKind = Refund.Kind
+RefundHandling = Refund.Handling
+# Intuit's help articles for each hand-over (linked from the manual-handling page, quoted in docs/refunds.md).
+QUICKBOOKS_HELP = {
+    RefundKind.NO_LONGER_OWED: "https://quickbooks.intuit.com/learn-support/en-us/help-article/customer-refunds-credits/"
+    "record-customer-refund-quickbooks-online/L5PbCkJk8_US_en_US",
+    RefundKind.REVERSAL: "https://quickbooks.intuit.com/learn-support/en-us/receive-payments/"
+    "how-to-enter-a-returned-or-bounced-check-using-write-check/01/186977",
+    RefundKind.UNAPPLIED_CREDIT: "https://quickbooks.intuit.com/learn-support/en-us/help-article/"
+    "customer-refunds-credits/handle-customer-credit-overpayment-quickbooks/L1Z4OZkKB_US_en_US",
+}
 
-def _choose_refund_source(*, payment: Payment, amount: Decimal, invoice: Invoice | None) -> PaymentApplication | None:
+
+def _refund_source(*, payment: Payment, kind: str, invoice: Invoice | None) -> PaymentApplication | None:
     """Which application a refund comes out of; None means the payment's unapplied credit."""
+    if kind == RefundKind.UNAPPLIED_CREDIT:
+        if invoice is not None:
+            raise ApplicationError(
+                "An overpayment refund comes out of the payment's unapplied credit, not out of an invoice; "
+                f"choose another kind to give back money paid on {invoice.number}.",
+                code="refund_invoice_not_allowed",
+            )
+        return None
     applications = list(payment.applications.select_related("invoice"))
     if invoice is not None:
         for application in applications:
@@ -396,11 +417,14 @@ def _choose_refund_source(*, payment: Payment, amount: Decimal, invoice: Invoice
         raise ApplicationError(
             f"Payment #{payment.pk} is not applied to {invoice.number}.", code="not_applied_to_invoice"
         )
-    credit = payment_with_amounts(Payment.objects.filter(pk=payment.pk)).get().unapplied_credit
-    if amount <= credit:
-        return None
     if len(applications) == 1:
         return applications[0]
+    if not applications:
+        raise ApplicationError(
+            f"Payment #{payment.pk} is not applied to any invoice; only its unapplied credit can be refunded "
+            "(kind: overpayment returned).",
+            code="refund_not_applied",
+        )
     numbers = ", ".join(application.invoice.number for application in applications)
     raise ApplicationError(
         f"Payment #{payment.pk} is split across {numbers}; say which invoice the refund is for.",
@@ -416,25 +440,40 @@ def refund_record(
     reason: str,
     refunded_on: date,
     method: str,
+    kind: str | None = None,
     invoice: Invoice | None = None,
     user=None,
 ) -> Refund:
-    """Record money given back.
+    """Record money given back, and what it means (`kind`, see billing.models.Refund).
 
-    A refund re-opens the balance of the invoice it comes out of, so a payment not yet exported is held again.
-    A refund of a payment that is (or may already be) in QuickBooks raises a ManualHandlingItem instead of
-    changing QuickBooks behind anyone's back.
+    - no longer owed: the invoice stays settled through an InvoiceCredit of the same amount;
+    - reversal: the invoice it comes out of re-opens, so a payment not yet exported is held again;
+    - unapplied credit: out of the payment's unapplied credit, never more than it.
+    Without a kind, a refund that fits in the unapplied credit is an overpayment returned, otherwise a reversal.
+
+    How QuickBooks learns of it is decided here, once (Refund.handling): a refund of a payment that is not (and may
+    not yet be) in QuickBooks is netted out of what the export posts; otherwise — and always for money no longer
+    owed, which QuickBooks records as a Refund Receipt — a ManualHandlingItem says exactly what to enter there.
     """
     amount = parse_amount(amount)
     if not reason.strip():
         raise ApplicationError("Say why the money is refunded.", code="reason_required", extra={"reason": "required"})
     if method not in Refund.Method.values:
         raise ApplicationError(f"Unknown refund method {method!r}.", code="invalid_method")
+    if kind is not None and kind not in RefundKind.values:
+        raise ApplicationError(
+            f"Unknown refund kind {kind!r}; use one of {', '.join(RefundKind.values)}.",
+            code="invalid_kind",
+            extra={"kind": "invalid"},
+        )
     payment = _lock_payment(payment)
-    source = _choose_refund_source(payment=payment, amount=amount, invoice=invoice)
+    amounts = payment_with_amounts(Payment.objects.filter(pk=payment.pk)).get()
+    if kind is None:
+        auto_credit = invoice is None and amount <= amounts.unapplied_credit
+        kind = RefundKind.UNAPPLIED_CREDIT if auto_credit else RefundKind.REVERSAL
+    source = _refund_source(payment=payment, kind=kind, invoice=invoice)
     locked_invoice = _lock_invoices([source.invoice_id])[source.invoice_id] if source is not None else None
 
-    amounts = payment_with_amounts(Payment.objects.filter(pk=payment.pk)).get()
     remaining = payment.amount - amounts.amount_refunded
     if amount > remaining:
         raise ApplicationError(
@@ -453,14 +492,22 @@ def refund_record(
                 code="refund_exceeds_application",
             )
     elif amount > amounts.unapplied_credit:
+        credit = format_money(amounts.unapplied_credit, payment.currency)
         raise ApplicationError(
-            f"{format_money(amount)} is more than this payment's unapplied credit.",
+            f"{format_money(amount, payment.currency)} is more than this payment's unapplied credit of {credit}. "
+            f"Record {credit} as an overpayment returned, and the rest as a refund out of the invoice.",
             code="refund_exceeds_credit",
+            extra={"unapplied_credit": f"{amounts.unapplied_credit:.2f}"},
         )
 
+    in_quickbooks = payment.export_status in EXPORT_STATUSES_IN_QUICKBOOKS
     refund = Refund(
         payment=payment,
         application=source,
+        kind=kind,
+        handling=RefundHandling.QUICKBOOKS
+        if in_quickbooks or kind == RefundKind.NO_LONGER_OWED
+        else RefundHandling.NETTED,
         amount=amount,
         reason=reason.strip(),
         refunded_on=refunded_on,
@@ -469,29 +516,71 @@ def refund_record(
     )
     _full_clean(refund)
     refund.save()
+    if kind == RefundKind.NO_LONGER_OWED:
+        credit = InvoiceCredit(invoice=locked_invoice, refund=refund, amount=amount)
+        _full_clean(credit)
+        credit.save()
     if locked_invoice is not None:
         _invoice_sync_paid_status(locked_invoice)
-    if payment.export_status in EXPORT_STATUSES_IN_QUICKBOOKS:
+    if refund.handling == RefundHandling.QUICKBOOKS:
         _manual_item_for_refund(payment=payment, refund=refund)
     return refund
 
 
-def _manual_item_for_refund(*, payment: Payment, refund: Refund) -> ManualHandlingItem:
-    money = format_money(refund.amount, payment.currency)
-    where = (
-        f"QuickBooks payment {payment.export_reference}"
-        if payment.export_reference
-        else "the payment in QuickBooks (it was entered by hand)"
-    )
-    if payment.export_status == ExportStatus.EXPORTING:
-        where += " — the refund was recorded while the payment was being exported; check it arrived"
+def _where_in_quickbooks(payment: Payment) -> str:
+    received = f"{format_money(payment.amount, payment.currency)} received {payment.received_on:%Y-%m-%d}"
     reference = f", reference {payment.reference}" if payment.reference else ""
-    instructions = (
-        f"Record a refund of {money} to {payment.customer} in QuickBooks (a Refund Receipt dated "
-        f"{refund.refunded_on:%Y-%m-%d}, paid by {refund.get_method_display().lower()}), against {where}: "
-        f"{format_money(payment.amount, payment.currency)} received {payment.received_on:%Y-%m-%d}"
-        f"{reference}. Reason given: {refund.reason}"
+    if payment.export_reference:
+        return f"QuickBooks payment {payment.export_reference} ({received}{reference})"
+    if payment.export_status == ExportStatus.EXPORTED_MANUALLY:
+        return f"the payment keyed into QuickBooks by hand ({received}{reference}; find it by date and amount)"
+    return (
+        f"FieldSync payment #{payment.pk} ({received}{reference}), which FieldSync is still sending to QuickBooks: "
+        "wait until its QuickBooks id shows here before entering this"
     )
+
+
+def refund_quickbooks_instructions(*, refund: Refund, payment: Payment) -> str:
+    """Exactly what to enter in QuickBooks for a refund it must record as its own transaction, so that afterwards
+    QuickBooks' invoice balance and customer balance equal FieldSync's (see docs/refunds.md)."""
+    money = format_money(refund.amount, payment.currency)
+    where = _where_in_quickbooks(payment)
+    invoice = refund.application.invoice.number if refund.application_id else None
+    paid_by = refund.get_method_display().lower()
+    common = f"customer {payment.customer}, date {refund.refunded_on:%Y-%m-%d}, memo “FieldSync refund #{refund.pk}”"
+    if refund.kind == RefundKind.NO_LONGER_OWED:
+        text = (
+            f"Enter a Refund Receipt of {money} ({common}; Refund From: the bank account the payment was deposited "
+            f"to; payment method {paid_by}; one line: the service refunded on invoice {invoice}, amount {money}). "
+            f"Leave invoice {invoice} and {where} as they are: the customer no longer owes this money, so the "
+            "invoice stays paid in QuickBooks, as in FieldSync."
+        )
+    elif refund.kind == RefundKind.REVERSAL:
+        whole = refund.amount == payment.amount
+        if whole:
+            action = f"Void {where}: QuickBooks re-opens invoice {invoice} by {money}"
+        else:
+            action = (
+                f"Edit {where}: lower the amount applied to invoice {invoice} by {money} and the amount received "
+                f"by {money}, so QuickBooks shows {money} open on {invoice} again"
+            )
+        text = (
+            f"The payment was reversed ({paid_by}, {refund.refunded_on:%Y-%m-%d}); the customer still owes {money} "
+            f"on invoice {invoice}. {action}, as FieldSync does. (For a bounced check Intuit's “record a returned "
+            "payment” steps reach the same balances.) Until this is done, new payments on "
+            f"{invoice} wait: QuickBooks would refuse them as more than the invoice's balance."
+        )
+    else:
+        text = (
+            f"Refund the customer's credit of {money}: 1) enter a Check or Expense ({common}; Payment account: the "
+            f"bank account the payment was deposited to; Category: Accounts Receivable (A/R); amount {money}); "
+            f"2) open {where}, which shows the unapplied credit, and tick that check under Outstanding Transactions "
+            "so the credit and the check cancel out. No invoice changes."
+        )
+    return f"{text} Reason given: {refund.reason}"
+
+
+def _manual_item_for_refund(*, payment: Payment, refund: Refund) -> ManualHandlingItem:
     return ManualHandlingItem.objects.create(
         kind=ManualHandlingItem.Kind.REFUND_OF_EXPORTED_PAYMENT,
         customer=payment.customer,
@@ -499,13 +588,55 @@ def _manual_item_for_refund(*, payment: Payment, refund: Refund) -> ManualHandli
         refund=refund,
         amount=refund.amount,
         quickbooks_reference=payment.export_reference,
-        instructions=instructions,
+        instructions=refund_quickbooks_instructions(refund=refund, payment=payment),
     )
 
 
+def _refund_items_follow_export(*, payment: Payment, from_status: str) -> None:
+    """Keep a payment's open refund items true to where the payment is. The caller holds the payment's row lock.
+
+    - It reached QuickBooks: the items name its QuickBooks id.
+    - Its export ended without it reaching QuickBooks (EXPORTING -> QUEUED/FAILED: the engine moves it so only
+      when no QuickBooks payment exists and no create is in flight): the refunds it handed over while it was on its
+      way are netted out of the export instead, and their items close themselves, with the reason (audited). Money
+      no longer owed stays a Refund Receipt to enter once the payment is there.
+    """
+    items = list(
+        ManualHandlingItem.objects.select_for_update(of=("self",))
+        .filter(payment=payment, status=ManualHandlingItem.Status.OPEN, refund__isnull=False)
+        .select_related("refund__application__invoice", "payment__customer")
+    )
+    if payment.export_status == ExportStatus.EXPORTED:
+        for item in items:
+            item.quickbooks_reference = payment.export_reference
+            item.instructions = refund_quickbooks_instructions(refund=item.refund, payment=payment)
+            item.save(update_fields=["quickbooks_reference", "instructions"])
+        return
+    if from_status != ExportStatus.EXPORTING:
+        return
+    for item in items:
+        refund = item.refund
+        if refund.kind == RefundKind.NO_LONGER_OWED:
+            continue
+        refund.handling = RefundHandling.NETTED
+        refund.save(update_fields=["handling"])
+        item.status = ManualHandlingItem.Status.HANDLED
+        item.handled_at = timezone.now()
+        item.resolved_automatically = True
+        item.handled_note = (
+            f"Resolved by FieldSync: payment #{payment.pk} turned out not to be in QuickBooks (its export ended "
+            f"{payment.get_export_status_display().lower()}), so nothing is to be entered there: FieldSync takes "
+            f"the {format_money(refund.amount, payment.currency)} refund out of what it exports instead."
+        )
+        item.save(update_fields=["status", "handled_at", "resolved_automatically", "handled_note"])
+
+
 @transaction.atomic
-def manual_item_mark_handled(*, item: ManualHandlingItem, user, note: str) -> ManualHandlingItem:
-    """Close a manual-handling item with a note saying what was done. Who and when are recorded."""
+def manual_item_mark_handled(
+    *, item: ManualHandlingItem, user, note: str, quickbooks_id: str = ""
+) -> ManualHandlingItem:
+    """Close a manual-handling item with a note saying what was done. Who and when are recorded, and the QuickBooks
+    transaction when FieldSync entered it ("Record it in QuickBooks for me")."""
     if not note.strip():
         raise ApplicationError("Add a note saying what was done in QuickBooks.", code="note_required")
     item = ManualHandlingItem.objects.select_for_update().get(pk=item.pk)
@@ -518,7 +649,8 @@ def manual_item_mark_handled(*, item: ManualHandlingItem, user, note: str) -> Ma
     item.handled_by = user
     item.handled_at = timezone.now()
     item.handled_note = note.strip()
-    item.save(update_fields=["status", "handled_by", "handled_at", "handled_note"])
+    item.handled_quickbooks_id = quickbooks_id
+    item.save(update_fields=["status", "handled_by", "handled_at", "handled_note", "handled_quickbooks_id"])
     return item
 
 
@@ -569,7 +701,33 @@ def payment_export_status_transition(
     PaymentExportTransition.objects.create(
         payment=payment, from_status=current, to_status=to_status, note=note[:500], by=user
     )
+    _refund_items_follow_export(payment=payment, from_status=current)
     return payment
+
+
+@transaction.atomic
+def payment_export_claim(*, payment_ids: Iterable[int], note: str = "") -> list[int]:
+    """QUEUED -> EXPORTING for the payments of `payment_ids` that the fully-paid rule lets go; returns those claimed.
+
+    The rule is checked under the same row locks as the claim (the payments, then their invoices, in id order: the
+    order refund_record and payment_apply use), so a refund or an application recorded at the same moment either
+    comes before the check, and is seen, or waits until the claim is made, and is then flagged as a refund of a
+    payment on its way to QuickBooks. Payments not claimed stay QUEUED for the engine to look at again.
+    """
+    locked = list(
+        Payment.objects.select_for_update()
+        .filter(pk__in=list(payment_ids), export_status=ExportStatus.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    _lock_invoices(PaymentApplication.objects.filter(payment_id__in=locked).values_list("invoice_id", flat=True))
+    readiness = payment_export_readiness_map(payment_ids=locked)
+    return payment_export_status_bulk_transition(
+        payment_ids=[pk for pk in locked if readiness[pk].exportable],
+        to_status=ExportStatus.EXPORTING,
+        expected_from=[ExportStatus.QUEUED],
+        note=note,
+    )
 
 
 @transaction.atomic

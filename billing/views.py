@@ -48,6 +48,7 @@ def refund_create(request: HttpRequest, payment_id: int) -> HttpResponse:
                 reason=data["reason"],
                 refunded_on=data["refunded_on"],
                 method=data["method"],
+                kind=data["kind"],
                 invoice=data["invoice"],
                 user=request.user,
             )
@@ -56,9 +57,7 @@ def refund_create(request: HttpRequest, payment_id: int) -> HttpResponse:
         else:
             message = f"Refund of {format_money(refund.amount, payment.currency)} recorded."
             if hasattr(refund, "manual_item"):
-                message += (
-                    " The payment is already in QuickBooks: enter the refund there too (see Needs manual handling)."
-                )
+                message += f" {refund.quickbooks_status_label}: see Needs manual handling for exactly what to enter."
             messages.success(request, message)
             return _done(request, reverse(PAYMENT_PAGE, kwargs={"payment_id": payment.pk}))
     if not request.htmx:

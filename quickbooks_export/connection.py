@@ -341,6 +341,7 @@ def mapping_settings_update(
     deposit_account: QboChoice | None,
     income_account: QboChoice | None,
     payment_methods: dict[str, QboChoice | None],
+    record_refunds_for_me: bool | None = None,
 ) -> QuickBooksMappingSettings:
     """Save the mapping for one company. `None` means "QuickBooks default" (deposit) or "not set".
 
@@ -354,6 +355,8 @@ def mapping_settings_update(
     mapping.deposit_account_name = deposit_account.name if deposit_account else ""
     mapping.income_account_id = income_account.id if income_account else ""
     mapping.income_account_name = income_account.name if income_account else ""
+    if record_refunds_for_me is not None:
+        mapping.record_refunds_for_me = record_refunds_for_me
     mapping.updated_by = user
     mapping.full_clean()
     mapping.save()

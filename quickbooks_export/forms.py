@@ -16,6 +16,10 @@ class MappingSettingsForm(forms.Form):
 
     deposit_account = forms.ChoiceField(label="Deposit payments to", required=False)
     income_account = forms.ChoiceField(label="Income account for new service items", required=True)
+    record_refunds_for_me = forms.BooleanField(
+        label="Let FieldSync record reversed payments in QuickBooks (“Record it in QuickBooks for me”)",
+        required=False,
+    )
 
     def __init__(self, *args, choices: MappingChoices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -38,7 +42,11 @@ class MappingSettingsForm(forms.Form):
     def initial_from(cls, mapping: QuickBooksMappingSettings | None) -> dict:
         if mapping is None:
             return {}
-        initial = {"deposit_account": mapping.deposit_account_id, "income_account": mapping.income_account_id}
+        initial = {
+            "deposit_account": mapping.deposit_account_id,
+            "income_account": mapping.income_account_id,
+            "record_refunds_for_me": mapping.record_refunds_for_me,
+        }
         for row in mapping.payment_methods.all():
             initial[_field_name(row.method)] = row.qbo_payment_method_id
         return initial

@@ -4,11 +4,13 @@ The shapes follow Intuit's Accounting API v3 (see ../shared/QBO.md): amounts are
 them as JSON strings), references are {"value": Id}, dates are ISO dates.
 """
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
-from billing.models import Customer, Invoice, Payment
+from billing.models import Customer, Invoice, Payment, Refund
 from billing.money import ZERO
 
 # QuickBooks field limits (Intuit API reference).
@@ -23,8 +25,18 @@ _REQUEST_ID_NAMESPACE = uuid.UUID("5b0f6a53-2c1e-4d0a-9a51-6f3c2e1f5d10")
 
 
 def request_id_for(*parts: object) -> str:
-    """A deterministic 36-character QuickBooks requestid (fits the batch limit of 36)."""
+    """A deterministic 36-character QuickBooks requestid (fits the batch limit of 36).
+
+    The engine passes this installation's random id, the object, the generation and a digest of the payload, so two
+    installations, or one restored from a backup whose outbox forgot what it sent, never send one id with different
+    content (QuickBooks would answer with the other content's object)."""
     return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, "|".join(str(part) for part in parts)))
+
+
+def payload_digest(payload: object) -> str:
+    """A short, stable fingerprint of what a request sends (amounts as their exact text)."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def quote(value: str) -> str:
@@ -142,11 +154,20 @@ def invoice_payload(invoice: Invoice, *, customer_id: str, item_ids: dict[str, s
 # --- Payments -----------------------------------------------------------------------------------------------------
 
 
+def _netted(refund: Refund) -> bool:
+    """Whether the export takes this refund out of what it posts (billing.models.Refund explains the kinds): only
+    refunds recorded while the payment was not in QuickBooks, and never money no longer owed (that one always goes
+    to QuickBooks as a Refund Receipt, so the payment goes there as received and the invoice stays paid)."""
+    return refund.handling == Refund.Handling.NETTED and refund.kind != Refund.Kind.NO_LONGER_OWED
+
+
 def payment_net_applications(payment: Payment) -> list[tuple[Invoice, Decimal]]:
-    """(invoice, amount still applied after refunds), for each invoice the payment pays; zero amounts dropped."""
+    """(invoice, amount still applied after the netted refunds), for each invoice the payment pays; zero amounts
+    dropped (an application reversed in full does not go to QuickBooks). The same rule as
+    billing.selectors._live_applications."""
     result = []
     for application in payment.applications.all():
-        refunded = sum((refund.amount for refund in application.refunds.all()), ZERO)
+        refunded = sum((refund.amount for refund in application.refunds.all() if _netted(refund)), ZERO)
         net = application.amount - refunded
         if net > 0:
             result.append((application.invoice, net))
@@ -154,8 +175,22 @@ def payment_net_applications(payment: Payment) -> list[tuple[Invoice, Decimal]]:
 
 
 def payment_total(payment: Payment) -> Decimal:
-    """What the customer paid and kept paid: the amount less every refund already given before export."""
-    return payment.amount - payment.amount_refunded
+    """What QuickBooks receives: the amount less the refunds the export nets out (`amount_netted`, annotated by
+    billing.selectors.payment_with_amounts). Refunds handed to QuickBooks as their own transaction are not taken
+    out here: a refund is never both netted and entered by hand."""
+    return payment.amount - payment.amount_netted
+
+
+def payment_marker(payment_id: int | str) -> str:
+    """FieldSync's mark on a payment in QuickBooks (its PrivateNote starts with it): how a create whose answer was
+    lost, and whose request id QuickBooks may have forgotten, is found again instead of being sent twice."""
+    return f"FieldSync payment #{payment_id}"
+
+
+def has_payment_marker(qbo_payment: dict, payment_id: int | str) -> bool:
+    note = qbo_payment.get("PrivateNote") or ""
+    marker = payment_marker(payment_id)
+    return note == marker or note.startswith(f"{marker} - ")
 
 
 def payment_payload(
@@ -177,7 +212,7 @@ def payment_payload(
         "TotalAmt": payment_total(payment),
         "TxnDate": payment.received_on.isoformat(),
         "Line": lines,
-        "PrivateNote": f"FieldSync payment #{payment.pk}" + (f" - {payment.memo}" if payment.memo else ""),
+        "PrivateNote": payment_marker(payment.pk) + (f" - {payment.memo}" if payment.memo else ""),
     }
     payload["PrivateNote"] = payload["PrivateNote"][:PRIVATE_NOTE_MAX]
     if payment.reference:

@@ -1,3 +1,4 @@
+import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -151,6 +152,14 @@ class QuickBooksMappingSettings(models.Model):
     # Income account for Service items FieldSync creates.
     income_account_id = models.CharField(max_length=32, blank=True)
     income_account_name = models.CharField(max_length=255, blank=True)
+    # "Record it in QuickBooks for me" on manual-handling items whose QuickBooks transaction is unambiguous. Off by
+    # default: entering refunds by hand stays the normal path.
+    record_refunds_for_me = models.BooleanField(
+        "let FieldSync record refunds in QuickBooks",
+        default=False,
+        help_text="Shows “Record it in QuickBooks for me” on refunds whose QuickBooks transaction is unambiguous "
+        "(a reversed payment).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -404,3 +413,28 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} requests to {self.realm_id} from {self.bucket_start}: {self.count}"
+
+
+def _new_installation_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Installation(models.Model):
+    """This FieldSync installation, created once, the first time it talks to QuickBooks.
+
+    Its random id is part of every QuickBooks request id, so a second installation connected to the same company, or
+    this one restored from a backup (whose outbox and mapping have forgotten creates made since), never sends a
+    request id QuickBooks already answered for different content.
+    """
+
+    singleton = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    installation_id = models.CharField(max_length=16, default=_new_installation_id, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"FieldSync installation {self.installation_id}"
+
+    @classmethod
+    def current_id(cls) -> str:
+        installation, _ = cls.objects.get_or_create(singleton=1)
+        return installation.installation_id

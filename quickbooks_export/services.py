@@ -18,6 +18,16 @@ How exactly-once holds, whatever fails:
   the company's batches with a reason. A validation fault is permanent: the payment is FAILED with QuickBooks' code and
   words, and can be retried once fixed.
 - Requests are paced by the company's shared budget (limiter.py) and creates travel in batches of 30.
+- A pending create older than EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS is never re-sent blindly (QuickBooks does not say
+  how long it remembers a request id): its objects are looked up by FieldSync's markers and adopted if found. Request
+  ids carry this installation's random id and a digest of the content. Outbox and mapping writes happen only under
+  the runner's live lease. A replayed request that cannot be recorded is closed with its reason, never retried
+  forever.
+- Refunds (docs/refunds.md): the fully-paid rule is checked again inside the claim, under the payments' and
+  invoices' row locks. A refund recorded before the claim is netted out of what is posted; one recorded after it
+  (the payment EXPORTING) is handed to a person and the payment is posted as claimed, never both. If the claim ends
+  without the payment in QuickBooks, billing takes the hand-over back (the refund is netted, the item closes
+  itself, with the reason).
 
 QuickBooks is never called inside a database transaction, and no row lock is held across a call.
 """
@@ -58,6 +68,7 @@ from .models import (
     ExportBatch,
     ExportBatchItem,
     ExportRunnerLease,
+    Installation,
     QuickBooksConnection,
     QuickBooksMapping,
     QuickBooksMappingSettings,
@@ -70,6 +81,7 @@ ExportStatus = Payment.ExportStatus
 Outcome = ExportBatchItem.Outcome
 Kind = QuickBooksMapping.Kind
 
+REFUND_RECORDING_KIND = "refund"  # QuickBooksRequest.kind of "Record it in QuickBooks for me" (refund_recording.py)
 CHUNK_SIZE = 30  # payments claimed at a time; also QuickBooks' batch size
 BATCH_SIZE = 30
 # Waits between attempts of one request that QuickBooks throttled or could not answer, within one run.
@@ -287,6 +299,10 @@ class _Run:
     # Payments of the next chunk whose customers and items may be looked up early (see _work_ahead).
     ahead: list[Payment] | None = None
     working_ahead: bool = False
+    # This installation's random id, part of every request id (see models.Installation).
+    installation_id: str = ""
+    # A batch item QuickBooks could not process for now (5xx / 10000 in its Fault): retried later, never failed.
+    transient: QuickBooksError | None = None
 
 
 def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
@@ -313,6 +329,7 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
             .first()
             or QuickBooksMappingSettings(realm_id=realm_id),
             sleep=sleep,
+            installation_id=Installation.current_id(),
         )
         _replay_outbox(run)
         while True:
@@ -361,6 +378,19 @@ def _lease_renew(realm_id: str, holder: str) -> bool:
             expires_at=timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
         )
     )
+
+
+def _hold_lease(run: "_Run") -> None:
+    """Called inside the transaction of every outbox and mapping write: only the runner whose lease is still live may
+    write. A runner that stalled past its lease (its successor may have exported the same payments meanwhile) writes
+    nothing and stops, so it can never leave a pending create, or a mapping, for work another runner did."""
+    held = (
+        ExportRunnerLease.objects.select_for_update()
+        .filter(realm_id=run.realm_id, holder=run.holder, expires_at__gt=timezone.now())
+        .exists()
+    )
+    if not held:
+        raise _LeaseLost
 
 
 def _lease_release(realm_id: str, holder: str) -> None:
@@ -454,11 +484,17 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
             _resolve_items(payment_id, Outcome.SKIPPED, message=readiness[payment_id].held_reason)
     ready = [pk for pk in candidates if pk in in_quickbooks or readiness[pk].exportable]
     # The claim: QUEUED -> EXPORTING. A payment left EXPORTING by a runner that died is ours now (we hold the lease).
-    claimed = billing_services.payment_export_status_bulk_transition(
-        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED],
+    # The rule is checked again inside the claim, under the payments' and invoices' row locks (a refund recorded
+    # since the check above is seen there); QuickBooks' own payments are claimed whatever the rule says now.
+    claimed = billing_services.payment_export_claim(
+        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED and pk not in in_quickbooks],
+        note="Claimed by the export runner",
+    )
+    claimed += billing_services.payment_export_status_bulk_transition(
+        payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED and pk in in_quickbooks],
         to_status=ExportStatus.EXPORTING,
         expected_from=[ExportStatus.QUEUED],
-        note="Claimed by the export runner",
+        note="Claimed by the export runner (already in QuickBooks)",
     )
     claimed += [pk for pk in ready if statuses[pk] == ExportStatus.EXPORTING]
     if not claimed:
@@ -466,6 +502,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
 
     run.failures = {}
     run.ahead = None
+    run.transient = None
     payments = billing_selectors.payments_for_export(payment_ids=claimed)
     try:
         customer_ids = _ensure_customers(run, payments)
@@ -486,6 +523,9 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
         _settle_chunk(run, claimed, interrupted=True)  # a bug or a crash: nothing is lost, the sweep runs it again
         raise
     _settle_chunk(run, claimed, interrupted=False)
+    if run.transient is not None:
+        # Like a 5xx on the whole request: hand over to a later run, which sends what is left again.
+        raise _Backoff(run.transient, delay=RETRY_DELAYS[1])
 
 
 def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
@@ -583,6 +623,7 @@ def _record_mapping(run: _Run, kind: str, local_key: str, obj: dict, *, linked: 
     name = obj.get("DisplayName") or obj.get("Name") or obj.get("DocNumber") or ""
     try:
         with transaction.atomic():
+            _hold_lease(run)
             mapping, _ = QuickBooksMapping.objects.update_or_create(
                 realm_id=run.realm_id,
                 kind=kind,
@@ -610,24 +651,33 @@ def _outbox_request(run: _Run, *, operation: str, kind: str, local_key: str, pay
     if pending is not None:
         return pending
     generation = QuickBooksRequest.objects.filter(realm_id=run.realm_id, kind=kind, local_key=local_key).count()
-    return QuickBooksRequest.objects.create(
-        realm_id=run.realm_id,
-        request_id=mappers.request_id_for(run.realm_id, kind, local_key, generation),
-        operation=operation,
-        kind=kind,
-        local_key=local_key,
-        payload=payload,
-    )
+    with transaction.atomic():
+        _hold_lease(run)
+        return QuickBooksRequest.objects.create(
+            realm_id=run.realm_id,
+            request_id=mappers.request_id_for(
+                run.installation_id, run.realm_id, kind, local_key, generation, mappers.payload_digest(payload)
+            ),
+            operation=operation,
+            kind=kind,
+            local_key=local_key,
+            payload=payload,
+        )
 
 
-def _finish_request(request: QuickBooksRequest, *, response=None, error: QuickBooksError | None = None) -> None:
-    request.attempts += 1
-    request.completed_at = timezone.now()
-    if error is None:
-        request.state, request.response = QuickBooksRequest.State.DONE, response
-    else:
-        request.state, request.last_error = QuickBooksRequest.State.FAILED, f"{error.code}: {error.message}"
-    request.save(update_fields=["attempts", "completed_at", "state", "response", "last_error"])
+def _finish_request(
+    run: _Run, request: QuickBooksRequest, *, response=None, error: QuickBooksError | None = None
+) -> None:
+    """Record a request's answer; under the run's live lease (see _hold_lease)."""
+    with transaction.atomic():
+        _hold_lease(run)
+        request.attempts += 1
+        request.completed_at = timezone.now()
+        if error is None:
+            request.state, request.response = QuickBooksRequest.State.DONE, response
+        else:
+            request.state, request.last_error = QuickBooksRequest.State.FAILED, f"{error.code}: {error.message}"
+        request.save(update_fields=["attempts", "completed_at", "state", "response", "last_error"])
 
 
 def _create_one(
@@ -641,7 +691,7 @@ def _create_one(
         obj = _call(run, lambda: run.client.create(entity, request.payload, request_id=request.request_id))
     except QuickBooksError as exc:
         if not exc.retryable and not isinstance(exc, QuickBooksAuthorizationError):
-            _finish_request(request, error=exc)
+            _finish_request(run, request, error=exc)
             _attempt(
                 run,
                 payment_ids,
@@ -655,7 +705,7 @@ def _create_one(
             )
         raise
     with transaction.atomic():
-        _finish_request(request, response=obj)
+        _finish_request(run, request, response=obj)
         mapping = _record_mapping(run, kind, local_key, obj, linked=False)
     _attempt(
         run,
@@ -680,7 +730,10 @@ def _batch_item_error(item: dict) -> QuickBooksError:
         }
         for error in (item.get("Fault") or {}).get("Error", [])
     ]
-    return error_from_fault(errors, http_status=400)
+    # A system failure inside one item (10000, or a 5xx code) is QuickBooks failing for now, not a refusal: it is
+    # mapped like the same failure of a whole request (retryable), never recorded as a permanent failure.
+    transient = any(str(e["code"]) == "10000" or str(e["code"]).startswith("5") for e in errors)
+    return error_from_fault(errors, http_status=503 if transient else 400)
 
 
 def _create_many(
@@ -725,12 +778,19 @@ def _parse_batch_item_id(bid: str) -> tuple[str, str]:
 def _batch_request(run: _Run, bids: list[str], items: list[dict]) -> QuickBooksRequest:
     generation = 0
     while True:
-        request_id = mappers.request_id_for(run.realm_id, "batch", generation, *bids)
+        request_id = mappers.request_id_for(
+            run.installation_id, run.realm_id, "batch", generation, mappers.payload_digest(items), *bids
+        )
         existing = QuickBooksRequest.objects.filter(request_id=request_id).first()
         if existing is None:
-            return QuickBooksRequest.objects.create(
-                realm_id=run.realm_id, request_id=request_id, operation="batch", payload={"BatchItemRequest": items}
-            )
+            with transaction.atomic():
+                _hold_lease(run)
+                return QuickBooksRequest.objects.create(
+                    realm_id=run.realm_id,
+                    request_id=request_id,
+                    operation="batch",
+                    payload={"BatchItemRequest": items},
+                )
         if existing.state == QuickBooksRequest.State.PENDING:
             return existing
         generation += 1
@@ -749,11 +809,11 @@ def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | Quick
     except QuickBooksError as exc:
         if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
             raise
-        _finish_request(request, error=exc)
+        _finish_request(run, request, error=exc)
         return {_parse_batch_item_id(item["bId"])[1]: exc for item in items}
     results: dict[str, dict | QuickBooksError] = {}
     with transaction.atomic():
-        _finish_request(request, response=answers)
+        _finish_request(run, request, response=answers)
         for answer in answers:
             kind, local_key = _parse_batch_item_id(answer["bId"])
             if "Fault" in answer:
@@ -766,23 +826,127 @@ def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | Quick
 
 
 def _replay_outbox(run: _Run) -> None:
-    """Before any new work: re-send, unchanged, every request a previous run wrote but did not see answered, and
-    record what QuickBooks did with it. Afterwards no create of this company is in doubt."""
-    pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING)
+    """Before any new work: settle every request a previous run wrote but did not see answered. A recent one is
+    re-sent unchanged (same request id: QuickBooks answers with what it did the first time). One older than
+    EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS is never re-sent blindly, since QuickBooks may have forgotten its request id:
+    each object is looked up by FieldSync's own marker and adopted if found (see _adopt_or_release). A request whose
+    answer cannot be recorded (a permanent error) is closed with the reason and its payments fail: it never blocks
+    the company's later exports. Afterwards no create of this company is in doubt."""
+    pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING).exclude(
+        kind=REFUND_RECORDING_KIND  # re-sent by their own click (refund_recording.py), never by the runner
+    )
+    stale_before = timezone.now() - timedelta(seconds=settings.EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS)
     for request in pending.order_by("id"):
-        if request.operation == "batch":
-            _send_batch(run, request)
-            continue
         try:
-            obj = _call(run, lambda r=request: run.client.create(r.operation, r.payload, request_id=r.request_id))
-        except QuickBooksError as exc:
-            if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+            if request.created_at < stale_before:
+                _adopt_or_release(run, request)
+            elif request.operation == "batch":
+                _send_batch(run, request)
+            else:
+                _replay_one(run, request)
+        except ApplicationError as exc:
+            if isinstance(exc, QuickBooksError) and (exc.retryable or isinstance(exc, QuickBooksAuthorizationError)):
                 raise
-            _finish_request(request, error=exc)
-            continue
+            _replay_failed(run, request, exc)
+
+
+def _replay_one(run: _Run, request: QuickBooksRequest) -> None:
+    try:
+        obj = _call(run, lambda r=request: run.client.create(r.operation, r.payload, request_id=r.request_id))
+    except QuickBooksError as exc:
+        if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+            raise
+        _finish_request(run, request, error=exc)
+        return
+    with transaction.atomic():
+        _finish_request(run, request, response=obj)
+        _record_mapping(run, request.kind, request.local_key, obj, linked=False)
+
+
+def _request_objects(request: QuickBooksRequest) -> list[tuple[str, str, str, dict]]:
+    """(mapping kind, local key, entity, payload) of each create a request carries."""
+    if request.operation != "batch":
+        return [(request.kind, request.local_key, request.operation, request.payload)]
+    result = []
+    for item in request.payload["BatchItemRequest"]:
+        kind, local_key = _parse_batch_item_id(item["bId"])
+        entity = next(key for key in item if key not in ("bId", "operation"))
+        result.append((kind, local_key, entity, item[entity]))
+    return result
+
+
+def _payment_ids_of(request: QuickBooksRequest) -> list[int]:
+    return [int(key) for kind, key, _, _ in _request_objects(request) if kind == Kind.PAYMENT]
+
+
+def _replay_failed(run: _Run, request: QuickBooksRequest, error: ApplicationError) -> None:
+    """Close a request whose answer cannot be recorded, and fail its payments with the reason (a person looks)."""
+    logger.warning("Outbox request %s of company %s closed: %s", request.request_id, run.realm_id, error.message)
+    with transaction.atomic():
+        _hold_lease(run)
+        request.state, request.completed_at = QuickBooksRequest.State.FAILED, timezone.now()
+        request.last_error = f"{error.code}: {error.message}"
+        request.save(update_fields=["state", "completed_at", "last_error"])
+    message = f"QuickBooks answered, but FieldSync could not record it: {error.message}"
+    for payment_id in _payment_ids_of(request):
         with transaction.atomic():
-            _finish_request(request, response=obj)
-            _record_mapping(run, request.kind, request.local_key, obj, linked=False)
+            try:
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id,
+                    to_status=ExportStatus.FAILED,
+                    expected_from=[ExportStatus.EXPORTING],
+                    note=message,
+                )
+            except billing_services.IllegalExportTransition:
+                continue
+            _resolve_items(payment_id, Outcome.FAILED, message=message, error_code=getattr(error, "code", ""))
+
+
+def _find_by_marker(run: _Run, kind: str, local_key: str, payload: dict) -> dict | None:
+    """The object a create made, found in QuickBooks by what FieldSync wrote into it, or None."""
+    if kind == Kind.PAYMENT:
+        customer = (payload.get("CustomerRef") or {}).get("value", "")
+        where = f"CustomerRef = {mappers.quote(str(customer))} AND TxnDate = {mappers.quote(payload['TxnDate'])}"
+        rows = _call(run, lambda: run.client.query(f"SELECT * FROM Payment WHERE {where}"))
+        rows = [row for row in rows if mappers.has_payment_marker(row, local_key)]
+    elif kind == Kind.INVOICE:
+        number = mappers.quote(payload["DocNumber"])
+        rows = _call(run, lambda: run.client.query(f"SELECT * FROM Invoice WHERE DocNumber = {number}"))
+        rows = [row for row in rows if row.get("PrivateNote") == payload.get("PrivateNote")]
+    elif kind == Kind.CUSTOMER:
+        name = mappers.quote(payload["DisplayName"])
+        rows = _call(run, lambda: run.client.query(f"SELECT * FROM Customer WHERE DisplayName = {name}"))
+    else:
+        name = mappers.quote(payload["Name"])
+        rows = _call(run, lambda: run.client.query(f"SELECT * FROM Item WHERE Name = {name}"))
+    return rows[0] if rows else None
+
+
+def _adopt_or_release(run: _Run, request: QuickBooksRequest) -> None:
+    """An old unanswered request: adopt every object QuickBooks holds (found by marker), then close the request.
+    Objects not found were never created: they go through the ordinary find-or-create steps again, under a new
+    request id, with today's payload (so a refund netted meanwhile is taken into account once)."""
+    adopted, missing = {}, []
+    for kind, local_key, _, payload in _request_objects(request):
+        if QuickBooksMapping.objects.filter(realm_id=run.realm_id, kind=kind, local_key=local_key).exists():
+            continue
+        found = _find_by_marker(run, kind, local_key, payload)
+        if found is None:
+            missing.append(f"{kind} {local_key}")
+            continue
+        _record_mapping(run, kind, local_key, found, linked=False)
+        adopted[f"{kind} {local_key}"] = str(found["Id"])
+    with transaction.atomic():
+        _hold_lease(run)
+        request.state, request.completed_at = QuickBooksRequest.State.DONE, timezone.now()
+        request.response = {"looked_up": True, "adopted": adopted, "not_found": missing}
+        request.last_error = (
+            f"No answer seen for over {settings.EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS / 60:.0f} minutes: looked up in "
+            f"QuickBooks by FieldSync's marker instead of re-sending; adopted {len(adopted)}, not found "
+            f"{len(missing)} (created again if still needed)."
+        )
+        request.save(update_fields=["state", "completed_at", "response", "last_error"])
+    logger.info("Outbox request %s looked up: adopted %s, not found %s", request.request_id, adopted, missing)
 
 
 def _mapped(run: _Run, kind: str, keys: Iterable[str]) -> dict[str, QuickBooksMapping]:
@@ -1103,6 +1267,19 @@ def _record_batch_create(
 ) -> QuickBooksMapping | None:
     """Record one answer of a batch create: the mapping and an attempt, or the failure of the payments behind it."""
     operation = f"create {kind.capitalize()} (batch)"
+    if isinstance(outcome, QuickBooksError) and outcome.retryable:
+        run.transient = outcome  # the payments stay pending and are sent again in a later run (a new request id)
+        _attempt(
+            run,
+            payment_ids,
+            operation=operation,
+            object_kind=kind,
+            local_key=local_key,
+            outcome=ExportAttempt.Outcome.ERROR,
+            error_code=outcome.qbo_code,
+            message=f"{outcome.message} (QuickBooks could not process it for now; it is sent again later)",
+        )
+        return None
     if isinstance(outcome, QuickBooksError):
         _fail(run, payment_ids, outcome, what)
         _attempt(

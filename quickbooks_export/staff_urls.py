@@ -22,4 +22,5 @@ urlpatterns = [
     path("exports/<int:batch_id>/records/<str:outcome>/", views.batch_items, name="batch_items"),
     path("exports/<int:batch_id>/retry/", views.batch_retry_failed, name="batch_retry_failed"),
     path("manual-handling/", views.manual_items, name="manual_items"),
+    path("manual-handling/<int:item_id>/record/", views.manual_item_record, name="manual_item_record"),
 ]

@@ -23,8 +23,16 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.forms import ManualItemHandledForm, RefundForm
 from billing.models import Customer, ManualHandlingItem, Payment
 from billing.money import format_money
-from billing.selectors import ExportReadiness, InvoiceState, payment_export_readiness_map, payment_with_amounts
+from billing.selectors import (
+    ExportReadiness,
+    InvoiceState,
+    invoice_get_with_balances,
+    payment_export_readiness_map,
+    payment_with_amounts,
+)
+from billing.services import QUICKBOOKS_HELP
 from fieldsync.exceptions import ApplicationError
+from quickbooks_export import refund_recording
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
 from quickbooks_export.filters import PaymentFilter
@@ -310,7 +318,18 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
     states = {invoice.invoice_id: invoice for invoice in panel["readiness"].invoices}
     applied = []
     for application in payment.applications.select_related("invoice").order_by("invoice__number"):
-        state = states[application.invoice_id]
+        state = states.get(application.invoice_id)
+        if state is None:  # reversed in full: no longer part of what goes to QuickBooks, so not in the rule's list
+            balances = invoice_get_with_balances(invoice_id=application.invoice_id)
+            state = InvoiceState(
+                invoice_id=balances.pk,
+                number=balances.number,
+                status=balances.status,
+                total=balances.total,
+                amount_paid=balances.amount_paid,
+                open_balance=balances.open_balance,
+                currency=balances.currency,
+            )
         currency = application.invoice.currency
         applied.append(
             AppliedInvoice(
@@ -623,6 +642,18 @@ class ManualItemRow:
     payment_amount: str
     quickbooks_link: str | None
     form: ManualItemHandledForm | None
+    # What QuickBooks needs, in a few words, and Intuit's help article for it.
+    transaction: str = ""
+    help_url: str = ""
+    # "Record it in QuickBooks for me" is offered (the company allows it and the transaction is unambiguous).
+    recordable: bool = False
+
+
+QUICKBOOKS_TRANSACTION = {
+    "no_longer_owed": "a Refund Receipt",
+    "reversal": "a change to the payment (void it, or lower what it applies to the invoice)",
+    "unapplied_credit": "a Check or Expense to Accounts Receivable, linked to the payment's credit",
+}
 
 
 @login_required
@@ -631,7 +662,8 @@ class ManualItemRow:
 def manual_items(request: HttpRequest) -> HttpResponse:
     """Refunds of payments already in QuickBooks, with exactly what to do there; handled ones stay, with the note."""
     can_handle = request.user.has_perm(HANDLE_PERMISSION)
-    related = ("customer", "payment", "refund", "handled_by")
+    can_record = can_handle and request.user.has_perm(EXPORT_PERMISSION) and refund_recording.record_refunds_allowed()
+    related = ("customer", "payment", "refund__application__invoice", "handled_by")
     open_items = ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.OPEN).select_related(*related)
     handled = Paginator(
         ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.HANDLED)
@@ -651,6 +683,9 @@ def manual_items(request: HttpRequest) -> HttpResponse:
             payment_amount=format_money(item.payment.amount, item.payment.currency),
             quickbooks_link=links[item.payment_id],
             form=ManualItemHandledForm(auto_id=f"item{item.pk}_%s") if form and can_handle else None,
+            transaction=QUICKBOOKS_TRANSACTION.get(item.refund.kind, "") if item.refund else "",
+            help_url=QUICKBOOKS_HELP.get(item.refund.kind, "") if item.refund else "",
+            recordable=form and can_record and not refund_recording.refund_recording_blocker(item=item, allowed=True),
         )
 
     context = {
@@ -661,3 +696,23 @@ def manual_items(request: HttpRequest) -> HttpResponse:
         "can_handle": can_handle,
     }
     return render(request, "exports/manual_items.html", context)
+
+
+@login_required
+@permission_required(HANDLE_PERMISSION, raise_exception=True)
+@permission_required(EXPORT_PERMISSION, raise_exception=True)
+@require_POST
+def manual_item_record(request: HttpRequest, item_id: int) -> HttpResponse:
+    """“Record it in QuickBooks for me”: FieldSync posts the item's transaction once and marks it handled."""
+    get_object_or_404(ManualHandlingItem, pk=item_id)
+    try:
+        item = refund_recording.manual_item_record_in_quickbooks(item_id=item_id, user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, f"Not recorded in QuickBooks: {exc.message}")
+    else:
+        messages.success(
+            request,
+            f"Recorded in QuickBooks (payment {item.handled_quickbooks_id}): refund of "
+            f"{format_money(item.amount, item.payment.currency)} to {item.customer}. Marked handled.",
+        )
+    return redirect("exports:manual_items")

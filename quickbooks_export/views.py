@@ -132,6 +132,7 @@ def mapping_update(request):
         deposit_account=form.cleaned_data["deposit_account"],
         income_account=form.cleaned_data["income_account"],
         payment_methods=form.cleaned_data["payment_methods"],
+        record_refunds_for_me=form.cleaned_data["record_refunds_for_me"],
     )
     messages.success(request, "QuickBooks mapping saved.")
     return redirect("quickbooks_export:settings")

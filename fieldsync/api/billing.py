@@ -6,7 +6,8 @@ handler gives those the API's error shape. Every POST is wrapped by `idempotent`
 """
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -154,7 +155,20 @@ class RefundOutputSerializer(serializers.Serializer):
         source="application.invoice.number",
         allow_null=True,
         default=None,
-        help_text="The invoice whose balance the refund re-opened; null: from unapplied credit.",
+        help_text="The invoice the refund came out of; null: from the payment's unapplied credit.",
+    )
+    kind = serializers.ChoiceField(
+        choices=Refund.Kind.choices,
+        help_text="no_longer_owed: the invoice stays paid (a credit on it); reversal: the invoice re-opens; "
+        "unapplied_credit: an overpayment given back.",
+    )
+    quickbooks_status = serializers.ChoiceField(
+        choices=["netted", "to_enter", "recorded", "entered"],
+        help_text="netted: taken out of what FieldSync exports; to_enter: a manual-handling item waits for "
+        "someone to enter it in QuickBooks; recorded: FieldSync entered it there; entered: a person did.",
+    )
+    quickbooks_id = serializers.SerializerMethodField(
+        help_text="The QuickBooks transaction FieldSync recorded for it; null when none."
     )
     reason = serializers.CharField()
     refunded_on = serializers.DateField()
@@ -163,6 +177,11 @@ class RefundOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "Refund"
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_quickbooks_id(self, refund) -> str | None:
+        item = getattr(refund, "manual_item", None)
+        return (item.handled_quickbooks_id or None) if item is not None else None
 
 
 class PaymentOutputSerializer(serializers.Serializer):
@@ -665,8 +684,9 @@ class PaymentApplicationsApi(ApiView):
 
 
 class PaymentRefundsApi(ApiView):
-    """Record money given back from a payment. Without `invoice`, it comes out of the unapplied credit (or the one
-    invoice the payment pays). A refund of a payment already in QuickBooks waits for a person to record it there."""
+    """Record money given back from a payment, and what it means (`kind`). Without `kind`, a refund that fits in the
+    unapplied credit is an overpayment returned, otherwise a reversal. A refund of a payment that is (or may be) in
+    QuickBooks, and any refund of money no longer owed, waits for a person to record it there (docs/refunds.md)."""
 
     staff_permissions = {"POST": ("billing.add_refund",)}
 
@@ -675,6 +695,15 @@ class PaymentRefundsApi(ApiView):
         reason = serializers.CharField(max_length=300)
         refunded_on = serializers.DateField()
         method = serializers.ChoiceField(choices=Refund.Method.choices)
+        kind = serializers.ChoiceField(
+            choices=Refund.Kind.choices,
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="What happened: no_longer_owed (goodwill, price adjustment, cancelled work: the invoice stays "
+            "paid), reversal (bounced check, chargeback, wrong charge: the invoice re-opens), unapplied_credit "
+            "(overpayment returned). Default: unapplied_credit when the amount fits in it, else reversal.",
+        )
         invoice = invoice_ref(
             required=False, allow_null=True, default=None, help_text="The invoice number the refund is for."
         )
@@ -694,5 +723,5 @@ class PaymentRefundsApi(ApiView):
         refund = services.refund_record(
             payment=payment_or_404(payment_id), user=actor(request)["user"], **serializer.validated_data
         )
-        refund = Refund.objects.select_related("application__invoice").get(pk=refund.pk)
+        refund = Refund.objects.select_related("application__invoice", "manual_item").get(pk=refund.pk)
         return Response(RefundOutputSerializer(refund).data, status=status.HTTP_201_CREATED)

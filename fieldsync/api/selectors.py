@@ -36,7 +36,9 @@ def payment_list() -> QuerySet[Payment]:
     """Payments with their amounts, applications (with invoice numbers) and refunds: 3 queries per page."""
     return payment_with_amounts().prefetch_related(
         Prefetch("applications", queryset=PaymentApplication.objects.select_related("invoice").order_by("id")),
-        Prefetch("refunds", queryset=Refund.objects.select_related("application__invoice").order_by("id")),
+        Prefetch(
+            "refunds", queryset=Refund.objects.select_related("application__invoice", "manual_item").order_by("id")
+        ),
     )
 
 

@@ -209,6 +209,9 @@ QBO_LIMIT_REQUESTS_PER_SECOND = env.int("QBO_LIMIT_REQUESTS_PER_SECOND", default
 EXPORT_RUN_SECONDS = env.float("EXPORT_RUN_SECONDS", default=150.0)
 # How long a runner's hold on a company lasts without renewal; a crashed runner's work resumes after it.
 EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
+# A create still unanswered after this long is looked up in QuickBooks by FieldSync's own marker (and adopted if
+# found) before anything is sent again: Intuit does not document how long QuickBooks remembers a requestid.
+EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS = env.float("EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS", default=900.0)
 # The longest wait for a throttled request inside one run; longer waits hand over to a later run.
 EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
 

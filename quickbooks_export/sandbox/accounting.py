@@ -12,7 +12,7 @@ import copy
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from . import faults, query
+from . import faults, query, refunds
 from .faults import QboFault
 from .store import ENTITY_NAMES, Company, qbo_datetime, qbo_time
 
@@ -76,6 +76,7 @@ COMPUTED_FIELDS = {
     # Invoice.LinkedTxn lists the payments applied to it: QBO maintains it (links to payments are read-only).
     "Invoice": frozenset({"TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "LinkedTxn"}),
     "Payment": frozenset({"UnappliedAmt", "LinkedTxn"}),
+    "RefundReceipt": refunds.COMPUTED,
 }
 DELETABLE = frozenset({"Invoice", "Payment"})
 # The field each entity keeps unique (case-insensitively) within a company.
@@ -381,7 +382,7 @@ class Books:
     def _write(self, name: str, fields: dict, existing: dict | None) -> dict:
         stamp = qbo_time(self.now)
         if existing is None:
-            sequence = "Txn" if name in ("Invoice", "Payment") else name
+            sequence = "Txn" if name in ("Invoice", "Payment", "RefundReceipt") else name
             entity = {"Id": self.company.next_id(sequence), "SyncToken": "0"}
             metadata = {"CreateTime": stamp, "LastUpdatedTime": stamp}
         else:
@@ -417,6 +418,8 @@ class Books:
         elif name == "Payment":
             applied = sum((line["Amount"] for line in entity["Line"]), ZERO)
             entity["UnappliedAmt"] = entity["TotalAmt"] - applied
+        elif name == "RefundReceipt":
+            refunds.compute_refund_receipt(entity)
 
     def _compute_invoice(self, invoice: dict) -> None:
         """TotalAmt = sum of SalesItemLineDetail amounts + TxnTaxDetail.TotalTax; Balance = TotalAmt - payments.
@@ -642,6 +645,9 @@ class Books:
         number = str(self.company.next_doc_number)
         self.company.next_doc_number += 1
         return number
+
+    def _prepare_refundreceipt(self, fields: dict, existing: dict | None, own_id: str | None) -> dict:
+        return refunds.prepare_refund_receipt(self, fields, existing, own_id)
 
     def _prepare_payment(self, fields: dict, existing: dict | None, own_id: str | None) -> dict:
         customer = self._customer_ref(fields)

@@ -2,7 +2,11 @@
 
 Kinds: "500" and "503" (a server failure, nothing performed), "429" (throttled, nothing performed), and
 "drop_after_commit" (the request is performed and committed, its requestid answer remembered, and then the
-connection is closed without an answer: the case that makes naive clients post twice).
+connection is closed without an answer: the case that makes naive clients post twice), and "batch_item_10000" (the
+first item of the next matching batch is not performed and answers a Fault with code 10000, "An application error
+has occurred while processing your request", while the other items are performed: the per-item system failure
+Intuit's batch answers can carry — each item of a batch succeeds or fails on its own; *unconfirmed* whether a 10000
+item was performed or not, so the sandbox takes the case that must be retried).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import itertools
 import threading
 from dataclasses import asdict, dataclass
 
-KINDS = ("500", "503", "429", "drop_after_commit")
+KINDS = ("500", "503", "429", "drop_after_commit", "batch_item_10000")
 
 
 @dataclass

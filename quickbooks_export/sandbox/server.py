@@ -188,6 +188,18 @@ class SandboxApp:
         self.limits.clear()
         self.changed()
 
+    def forget_request_ids(self, realm_id: str | None = None) -> int:
+        """Fault switch: forget every remembered requestid answer (one company, or all). Intuit does not document how
+        long QuickBooks remembers a requestid; this is the case where it no longer does."""
+        forgotten = 0
+        for company in self.store.all():
+            if realm_id is None or company.realm_id == realm_id:
+                with company.lock:
+                    forgotten += len(company.requestids)
+                    company.requestids.clear()
+        self.changed()
+        return forgotten
+
     def company_view(self, company: Company) -> dict:
         with company.lock:
             entities = {name: list(by_id.values()) for name, by_id in company.entities.items()}
@@ -466,7 +478,31 @@ class SandboxApp:
                 raise faults.query_parser_error('Encountered "<EOF>" at line 1, column 1.')
             return books.query(text)
         if head == "batch" and len(parts) == 1 and request.method == "POST":
-            return books.batch(self._body(request), requestid)
+            body = self._body(request)
+            if (
+                self.faults.take(
+                    realm_id=company.realm_id, path=request.path, method=request.method, kinds=("batch_item_10000",)
+                )
+                and isinstance(body.get("BatchItemRequest"), list)
+                and body["BatchItemRequest"]
+            ):
+                first, *rest_items = body["BatchItemRequest"]
+                answers = []
+                if rest_items:
+                    answers = books.batch({"BatchItemRequest": rest_items}, requestid)["BatchItemResponse"]
+                company.stats.add("injected")
+                fault = {
+                    "Error": [
+                        {
+                            "Message": faults.SERVER_ERROR.message,
+                            "Detail": "System Failure Error: injected by the sandbox (batch item)",
+                            "code": "10000",
+                        }
+                    ],
+                    "type": "SystemFault",
+                }
+                return {"BatchItemResponse": [{"bId": first.get("bId", ""), "Fault": fault}, *answers]}
+            return books.batch(body, requestid)
         name = ENTITY_BY_PATH.get(head)
         if name is not None and request.method == "GET" and len(parts) == 2:
             return books.read(name, parts[1])
@@ -537,6 +573,8 @@ class SandboxApp:
                 except (TypeError, ValueError) as error:
                     return _json(400, {"error": str(error)})
                 return _json(201, {"id": rule.id, "kind": rule.kind, "remaining": rule.remaining})
+        if parts == ["forget-requestids"] and method == "POST":
+            return _json(200, {"forgotten": self.forget_request_ids(payload.get("realm_id"))})
         if parts == ["expire-tokens"] and method == "POST":
             return _json(200, {"expired": self.oauth.expire_access_tokens(payload.get("realm_id"))})
         if parts == ["authorize"] and method == "POST":
@@ -712,6 +750,9 @@ class SandboxServer:
 
     def expire_access_tokens(self, realm_id: str | None = None) -> int:
         return self.app.oauth.expire_access_tokens(realm_id)
+
+    def forget_request_ids(self, realm_id: str | None = None) -> int:
+        return self.app.forget_request_ids(realm_id)
 
     def add_fault(
         self,

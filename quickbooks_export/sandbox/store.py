@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # QBO reports times in the company's zone; sandbox companies are created in US Pacific time.
 COMPANY_TZ = ZoneInfo("America/Los_Angeles")
 
-ENTITY_NAMES = ("Account", "CompanyInfo", "Customer", "Invoice", "Item", "Payment", "PaymentMethod")
+ENTITY_NAMES = ("Account", "CompanyInfo", "Customer", "Invoice", "Item", "Payment", "PaymentMethod", "RefundReceipt")
 
 
 def qbo_datetime(epoch: float) -> datetime:

@@ -70,3 +70,28 @@ def test_a_refund_of_an_exported_payment_waits_for_a_person(api):
     assert response.status_code == 201
     item = ManualHandlingItem.objects.get()
     assert item.refund_id == response.json()["id"] and item.quickbooks_reference == "88"
+
+
+@pytest.mark.parametrize(
+    "kind, status, open_balance",
+    [("no_longer_owed", "to_enter", "0.00"), ("reversal", "netted", "25.00")],
+)
+def test_a_refund_says_its_kind_and_its_quickbooks_status(api, kind, status, open_balance):
+    invoice = issued_invoice(amount="100.00", number="INV-1050")
+    payment = pay(invoice, "100.00")
+    response = api.post(f"payments/{payment.pk}/refunds/", refund_body(amount="25.00", kind=kind))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["kind"] == kind and body["quickbooks_status"] == status and body["quickbooks_id"] is None
+    shown = api.get(f"payments/{payment.pk}/").json()["refunds"][0]
+    assert shown["kind"] == kind and shown["quickbooks_status"] == status
+    assert api.get("invoices/INV-1050/").json()["open_balance"] == open_balance
+
+
+def test_an_overpayment_refund_larger_than_the_credit_is_refused_with_what_to_do(api):
+    payment = pay(issued_invoice(amount="550.00"), "550.00", payment_amount="560.00")
+    response = api.post(f"payments/{payment.pk}/refunds/", refund_body(amount="60.00", kind="unapplied_credit"))
+    assert response.status_code == 400
+    assert response.json()["code"] == "refund_exceeds_credit"
+    assert "unapplied credit of $10.00" in response.json()["message"]
+    assert not Refund.objects.exists()

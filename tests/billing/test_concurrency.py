@@ -51,3 +51,42 @@ def test_two_applications_of_one_payments_credit_at_once_never_exceed_it():
     assert sum(isinstance(r, PaymentApplication) for r in results) == 1, results
     assert sum(isinstance(r, ApplicationError) for r in results) == 1, results
     assert sum(a.amount for a in PaymentApplication.objects.filter(payment=payment)) == Decimal("80.00")
+
+
+def test_a_refund_at_the_moment_of_the_claim_is_either_seen_by_the_rule_or_flagged_never_netted_and_posted():
+    """The fully-paid check and the claim share one lock: a refund recorded at the same moment either comes first
+    (the claim sees the invoice open and leaves the payment) or after (it is handed to QuickBooks, not netted)."""
+    outcomes = set()
+    for round_ in range(8):
+        invoice = issued_invoice(amount="100.00")
+        payment = services.payment_record(
+            customer=invoice.customer,
+            amount="100.00",
+            method=Payment.Method.CARD,
+            received_on=datetime.date(2026, 11, 10),
+            applications=[services.ApplicationInput(invoice=invoice, amount="100.00")],
+        )
+        services.payment_export_status_transition(payment_id=payment.pk, to_status=Payment.ExportStatus.QUEUED)
+
+        results = run_at_once(
+            lambda payment=payment: services.payment_export_claim(payment_ids=[payment.pk]),
+            lambda payment=payment: services.refund_record(
+                payment=payment,
+                amount="40.00",
+                kind="reversal",
+                reason="Chargeback",
+                refunded_on=datetime.date(2026, 11, 20),
+                method="card",
+            ),
+            stagger=0.002 * (round_ % 3),
+        )
+        claimed, refund = results
+        assert not isinstance(claimed, Exception) and not isinstance(refund, Exception), results
+        refund.refresh_from_db()
+        if claimed:
+            assert refund.handling == "quickbooks", "claimed and netted: the refund would count twice"
+            outcomes.add("claimed first")
+        else:
+            assert refund.handling == "netted"
+            outcomes.add("refund first")
+    assert outcomes  # at least one ordering observed; both are legal

@@ -124,8 +124,9 @@ def test_refund_of_an_exported_payment_raises_a_manual_handling_item():
     assert item.amount == Decimal("25.00")
     assert item.customer == payment.customer
     assert item.quickbooks_reference == "145"
-    assert "Record a refund of $25.00" in item.instructions
-    assert "QuickBooks payment 145" in item.instructions
+    assert "Edit QuickBooks payment 145" in item.instructions
+    assert "lower the amount applied to invoice" in item.instructions
+    assert "by $25.00" in item.instructions
     assert "reference CHK-881" in item.instructions
     assert "Duplicate charge" in item.instructions
     payment.refresh_from_db()
@@ -137,15 +138,41 @@ def test_refund_of_a_payment_exported_by_hand_is_flagged_too():
     services.payment_export_status_transition(payment_id=payment.pk, to_status=Payment.ExportStatus.EXPORTED_MANUALLY)
     refund(payment, "5.00")
     item = ManualHandlingItem.objects.get()
-    assert "entered by hand" in item.instructions
+    assert "keyed into QuickBooks by hand" in item.instructions
 
 
-def test_refund_while_exporting_is_flagged_with_a_warning_to_check():
+def test_refund_while_exporting_waits_for_the_quickbooks_id_and_never_says_entered_by_hand():
     payment = pay(issued_invoice(), "100.00")
     for status in (Payment.ExportStatus.QUEUED, Payment.ExportStatus.EXPORTING):
         services.payment_export_status_transition(payment_id=payment.pk, to_status=status)
     refund(payment, "5.00")
-    assert "being exported" in ManualHandlingItem.objects.get().instructions
+    item = ManualHandlingItem.objects.get()
+    assert "still sending to QuickBooks" in item.instructions
+    assert "by hand" not in item.instructions
+
+    services.payment_export_status_transition(
+        payment_id=payment.pk, to_status=Payment.ExportStatus.EXPORTED, export_reference="777"
+    )
+    item.refresh_from_db()
+    assert item.quickbooks_reference == "777"
+    assert "QuickBooks payment 777" in item.instructions
+
+
+def test_refund_while_exporting_resolves_itself_when_the_payment_does_not_reach_quickbooks():
+    payment = pay(issued_invoice(), "100.00")
+    for status in (Payment.ExportStatus.QUEUED, Payment.ExportStatus.EXPORTING):
+        services.payment_export_status_transition(payment_id=payment.pk, to_status=status)
+    created = refund(payment, "5.00")
+    assert created.handling == Refund.Handling.QUICKBOOKS
+
+    services.payment_export_status_transition(payment_id=payment.pk, to_status=Payment.ExportStatus.FAILED)
+
+    item = ManualHandlingItem.objects.get()
+    created.refresh_from_db()
+    assert item.status == ManualHandlingItem.Status.HANDLED
+    assert item.resolved_automatically and item.handled_by is None
+    assert "turned out not to be in QuickBooks" in item.handled_note
+    assert created.handling == Refund.Handling.NETTED  # now taken out of what the export posts instead
 
 
 def test_mark_handled_records_who_when_and_the_note_and_only_once():

@@ -147,3 +147,51 @@ def test_the_page_costs_the_same_queries_for_one_item_and_several(office_client,
     for _ in range(3):
         exported_and_refunded(amount="10.00")
     assert queries() == one
+
+
+def test_an_item_for_a_payment_still_on_its_way_says_to_wait_not_entered_by_hand(office_client):
+    payment = pay(issued_invoice(amount="100.00"), "100.00")
+    for status in (S.QUEUED, S.EXPORTING):
+        billing_services.payment_export_status_transition(payment_id=payment.pk, to_status=status)
+    billing_services.refund_record(
+        payment=payment, amount="5.00", reason="x", refunded_on=datetime.date(2026, 10, 14), method="check"
+    )
+    html = office_client.get(URL).content.decode()
+    assert "Not in QuickBooks yet" in html and "Entered by hand" not in html
+
+
+def test_record_it_for_me_is_offered_only_when_the_company_allows_and_records_once(office_client, qbo_company):
+    from decimal import Decimal
+
+    from quickbooks_export.models import QuickBooksMappingSettings
+
+    from .conftest import drain
+
+    invoice = issued_invoice(amount="330.00")
+    payment = pay(invoice, "330.00")
+    office_client.post(reverse("exports:payment_export", args=[payment.pk]))
+    drain(qbo_company.realm_id)
+    payment.refresh_from_db()
+    assert payment.export_status == S.EXPORTED
+    billing_services.refund_record(
+        payment=payment,
+        amount="30.00",
+        kind="reversal",
+        reason="Chargeback",
+        refunded_on=datetime.date(2026, 10, 14),
+        method="card",
+    )
+    item = ManualHandlingItem.objects.get()
+    assert "Record it in QuickBooks for me" not in office_client.get(URL).content.decode()  # off by default
+
+    QuickBooksMappingSettings.objects.filter(realm_id=qbo_company.realm_id).update(record_refunds_for_me=True)
+    assert "Record it in QuickBooks for me" in office_client.get(URL).content.decode()
+    response = office_client.post(reverse("exports:manual_item_record", args=[item.pk]), follow=True)
+
+    assert "Recorded in QuickBooks (payment" in response.content.decode()
+    item.refresh_from_db()
+    assert item.status == ManualHandlingItem.Status.HANDLED and item.handled_quickbooks_id == payment.export_reference
+    [qbo_invoice] = qbo_company.entities("Invoice")
+    assert Decimal(str(qbo_invoice["Balance"])) == Decimal("30.00")
+    again = office_client.post(reverse("exports:manual_item_record", args=[item.pk]), follow=True)
+    assert "Not recorded in QuickBooks: This item is already handled." in again.content.decode()

@@ -1,6 +1,7 @@
 """A payment's page: what it pays, why it waits, its QuickBooks card (export in place), refunds and their errors."""
 
 import datetime
+import re
 
 import pytest
 from django.urls import reverse
@@ -152,7 +153,14 @@ def test_an_illegal_status_move_is_explained(office_client):
 
 
 def refund_data(**overrides) -> dict:
-    return {"amount": "25.00", "reason": "Job cancelled", "refunded_on": "2026-11-20", "method": "check", **overrides}
+    return {
+        "amount": "25.00",
+        "kind": "reversal",
+        "reason": "Job cancelled",
+        "refunded_on": "2026-11-20",
+        "method": "check",
+        **overrides,
+    }
 
 
 def test_recording_a_refund_reloads_the_page_with_it(office_client, office_user):
@@ -196,8 +204,56 @@ def test_refund_form_errors_show_per_field(office_client):
     ).content.decode()
 
     assert (
-        "greater than or equal to 0.01" in html and "This field is required." in html and "Enter a valid date" in html
+        "amount must be greater than zero (got -5)" in html
+        and "This field is required." in html
+        and "Enter a valid date" in html
     )
+
+
+@pytest.mark.parametrize(
+    "amount, words",
+    [("1e3", "is not an amount"), ("12.345", "more than two decimal places"), ("NaN", "is not an amount")],
+)
+def test_refund_form_parses_money_like_the_api(office_client, amount, words):
+    payment = pay(issued_invoice(amount="2000.00"), "2000.00")
+    html = office_client.post(
+        reverse("billing:refund_create", args=[payment.pk]), refund_data(amount=amount), headers=HTMX
+    ).content.decode()
+    assert words in html
+    assert not Refund.objects.exists()
+
+
+def test_refund_form_shows_the_kinds_and_offers_the_unapplied_credit_first(office_client):
+    invoice = issued_invoice(amount="550.00")
+    payment = pay(invoice, "550.00", payment_amount="560.00")
+    html = detail(office_client, payment)
+    assert "What happened" in html and "$10.00 of unapplied credit" in html
+    [checked] = re.findall(r'<input type="radio" name="kind" value="(\w+)"[^>]*checked', html)
+    assert checked == "unapplied_credit"
+
+    response = office_client.post(
+        reverse("billing:refund_create", args=[payment.pk]),
+        refund_data(amount="60.00", kind="unapplied_credit"),
+        headers=HTMX,
+    )
+    assert "more than this payment&#x27;s unapplied credit of $10.00" in response.content.decode()
+
+    office_client.post(
+        reverse("billing:refund_create", args=[payment.pk]),
+        refund_data(amount="10.00", kind="unapplied_credit"),
+        headers=HTMX,
+    )
+    office_client.post(
+        reverse("billing:refund_create", args=[payment.pk]),
+        refund_data(amount="50.00", kind="no_longer_owed", reason="Goodwill"),
+        headers=HTMX,
+    )
+    kinds = sorted(Refund.objects.values_list("kind", flat=True))
+    assert kinds == ["no_longer_owed", "unapplied_credit"]
+    html = detail(office_client, payment)
+    assert "Overpayment returned" in html and "Money returned, no longer owed" in html
+    assert "Taken out of what FieldSync exports" in html and "To enter in QuickBooks" in html
+    assert "Held" not in html  # the goodwill credit keeps the invoice paid
 
 
 def test_a_split_payment_asks_which_invoice_the_refund_comes_out_of(office_client):
@@ -231,14 +287,14 @@ def test_refund_of_an_exported_payment_is_flagged_for_manual_handling(office_cli
         billing_services.payment_export_status_transition(
             payment_id=payment.pk, to_status=status, export_reference="145"
         )
-    assert "already in QuickBooks" in detail(office_client, payment)
+    assert "may already be) in QuickBooks" in detail(office_client, payment)
 
     office_client.post(reverse("billing:refund_create", args=[payment.pk]), refund_data(amount="110.00"), headers=HTMX)
 
     item = ManualHandlingItem.objects.get()
     assert item.amount == 110 and item.quickbooks_reference == "145"
     html = detail(office_client, payment)
-    assert "enter the refund there too" in html and "Needs manual handling</a>" in html
+    assert "see Needs manual handling for exactly what to enter" in html and "To enter in QuickBooks</a>" in html
 
 
 def test_refund_without_htmx_redirects_with_the_error(office_client):
@@ -247,3 +303,32 @@ def test_refund_without_htmx_redirects_with_the_error(office_client):
         reverse("billing:refund_create", args=[payment.pk]), refund_data(amount="500.00"), follow=True
     )
     assert "$500.00 is more than the $100.00 left" in response.content.decode()
+
+
+def test_a_payment_with_an_application_reversed_in_full_still_shows(office_client):
+    payment = pay(issued_invoice(amount="300.00", number="INV-7090"), "300.00")
+    billing_services.refund_record(
+        payment=payment,
+        amount="300.00",
+        kind="reversal",
+        reason="Check bounced",
+        refunded_on=datetime.date(2026, 11, 20),
+        method="check",
+    )
+    html = detail(office_client, payment)
+    assert "INV-7090" in html and "Check bounced" in html and "Payment reversed, still owed" in html
+
+
+def test_a_payment_reversed_in_full_says_so_instead_of_not_applied(office_client):
+    payment = pay(issued_invoice(amount="300.00", number="INV-7091"), "300.00")
+    billing_services.refund_record(
+        payment=payment,
+        amount="300.00",
+        kind="reversal",
+        reason="Check bounced",
+        refunded_on=datetime.date(2026, 11, 20),
+        method="check",
+    )
+    html = detail(office_client, payment)
+    assert "what it paid on INV-7091 was reversed in full; nothing is left to send to QuickBooks" in html
+    assert "not applied to any invoice yet" not in html
