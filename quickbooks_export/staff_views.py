@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.forms import ManualItemHandledForm, RefundForm
-from billing.models import Customer, ManualHandlingItem, Payment
+from billing.models import Customer, Invoice, ManualHandlingItem, Payment
 from billing.money import format_money
 from billing.selectors import ExportReadiness, InvoiceState, payment_export_readiness_map, payment_with_amounts
 from fieldsync.exceptions import ApplicationError
@@ -269,6 +269,8 @@ class AppliedInvoice:
     paid: str
     open_balance: str
     hold_reason: str | None
+    # "Record the remaining $50.00": the payment form filled in for what is still open on an issued invoice.
+    record_remaining_url: str = ""
 
 
 def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: ExportBatch | None = None) -> dict:
@@ -309,6 +311,7 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
     panel = _export_panel_context(request, payment)
     states = {invoice.invoice_id: invoice for invoice in panel["readiness"].invoices}
     applied = []
+    can_record = request.user.has_perm("billing.add_payment")
     for application in payment.applications.select_related("invoice").order_by("invoice__number"):
         state = states[application.invoice_id]
         currency = application.invoice.currency
@@ -321,6 +324,12 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
                 paid=format_money(state.amount_paid, currency),
                 open_balance=format_money(state.open_balance, currency),
                 hold_reason=state.hold_reason,
+                record_remaining_url=(
+                    reverse("records:payment_create", args=[payment.customer_id])
+                    + f"?invoice={application.invoice_id}&amount={state.open_balance:.2f}"
+                    if can_record and state.status == Invoice.Status.OPEN and state.open_balance > 0
+                    else ""
+                ),
             )
         )
     refunds = [
