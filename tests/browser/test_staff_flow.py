@@ -200,7 +200,7 @@ def test_someone_without_the_permission_sees_no_export_controls(page, story):
     sign_in(page, "vic", PASSWORD)
 
     expect(page.locator("tbody tr").first).to_be_visible()
-    expect(page.locator("input[type=checkbox]")).to_have_count(0)
+    expect(page.locator("main input[type=checkbox]")).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("Export"))).to_have_count(0)
     page.locator("tbody tr").first.get_by_role("link").first.click()
     expect(page.get_by_role("heading", name="QuickBooks")).to_be_visible()
