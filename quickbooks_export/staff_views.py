@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from billing import selectors as billing_selectors
 from billing.forms import ManualItemHandledForm, RefundForm
 from billing.models import Customer, Invoice, ManualHandlingItem, Payment
 from billing.money import format_money
@@ -28,6 +29,7 @@ from fieldsync.exceptions import ApplicationError
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
 from quickbooks_export.filters import PaymentFilter
+from quickbooks_export.history import payment_history
 from quickbooks_export.models import ExportBatch, ExportBatchItem
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
@@ -245,6 +247,14 @@ def payments_export(request: HttpRequest) -> HttpResponse:
         if not ids:
             messages.error(request, "Tick the payments to export first (or choose “select all matching”).")
             return redirect(back)
+        if not _any_ready(ids):
+            which = "the ticked payment is" if len(ids) == 1 else f"all {len(ids)} ticked payments are"
+            messages.error(
+                request,
+                f"Nothing was exported: {which} held or already on their way (see the reason under each). "
+                "Record what is still open on their invoices first, then export them.",
+            )
+            return redirect(back)
         payments = ids
         selection = f"{len(ids)} selected payment{'s' if len(ids) != 1 else ''}"
     try:
@@ -255,6 +265,20 @@ def payments_export(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect(back)
     return redirect("exports:batch_detail", batch_id=batch.pk)
+
+
+def _any_ready(payment_ids: list[int]) -> bool:
+    """Whether an export of these payments would send anything: one of them not yet sent and not held. Two
+    queries for a page of ticks (an export of only held payments would be an empty batch that says "Done")."""
+    sendable = list(
+        Payment.objects.filter(
+            pk__in=payment_ids[:2000], export_status__in=(ExportStatus.NOT_EXPORTED, ExportStatus.FAILED)
+        ).values_list("pk", flat=True)
+    )
+    if len(payment_ids) > 2000:
+        return True  # a bulk selection: the batch reports what it skipped
+    readiness = payment_export_readiness_map(payment_ids=sendable) if sendable else {}
+    return any(state.exportable for state in readiness.values())
 
 
 # --- One payment --------------------------------------------------------------------------------------------------
@@ -290,7 +314,7 @@ def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: Expo
         "readiness": readiness,
         "badge": export_status_badge(payment, readiness, failure),
         "quickbooks_link": export_selectors.payment_quickbooks_link(payment=payment),
-        "attempts": list(export_selectors.payment_export_attempts(payment_id=payment.pk)[:50]),
+        "history": payment_history(payment_id=payment.pk),
         "batch": batch,
         "batch_counts": counts,
         "item": item,
@@ -356,6 +380,35 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
     return render(request, "exports/payment_detail.html", context)
 
 
+@dataclass(frozen=True)
+class PartnerRow:
+    payment: Payment
+    amount: str
+    invoices: str
+
+
+def _partners_sent_along(payment: Payment) -> list[PartnerRow]:
+    """The other payments a single export of `payment` would send with it (those sharing an invoice with it,
+    transitively, and not yet in QuickBooks), in three queries."""
+    ids = set(billing_selectors.payment_ids_with_invoice_partners(payment_ids=[payment.pk])) - {payment.pk}
+    if not ids:
+        return []
+    others = (
+        Payment.objects.filter(pk__in=ids)
+        .exclude(export_status__in=IN_QUICKBOOKS)
+        .prefetch_related("applications__invoice")
+        .order_by("received_on", "pk")
+    )
+    return [
+        PartnerRow(
+            payment=other,
+            amount=format_money(other.amount, other.currency),
+            invoices=", ".join(sorted(a.invoice.number for a in other.applications.all())),
+        )
+        for other in others
+    ]
+
+
 def _render_panel(request: HttpRequest, payment: Payment, *, batch=None, error: str = ""):
     context = _export_panel_context(request, payment, batch=batch)
     context["error"] = error
@@ -392,8 +445,20 @@ def _panel_or_redirect(request: HttpRequest, payment: Payment, action) -> HttpRe
 @export_required
 @require_POST
 def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
-    """Export to QuickBooks: a batch of this one payment (and any payment sharing its invoices)."""
+    """Export to QuickBooks: a batch of this one payment (and any payment sharing its invoices).
+
+    When other payments would go too (an invoice goes to QuickBooks with all its payments), nothing is sent until
+    the person has seen which ones and confirmed (`confirmed=1`)."""
     payment = _payment_or_404(payment_id)
+    partners = _partners_sent_along(payment)
+    if partners and request.POST.get("confirmed") != "1":
+        context = _export_panel_context(request, payment)
+        context["confirm_partners"] = partners
+        if request.htmx:
+            return render(request, "exports/_export_panel.html", context)
+        names = ", ".join(f"{row.amount} received {row.payment.received_on:%b %-d, %Y}" for row in partners)
+        messages.warning(request, f"Exporting this payment also sends {names}; press Export again to confirm.")
+        return redirect("exports:payment_detail", payment_id=payment.pk)
     return _panel_or_redirect(
         request,
         payment,

@@ -1,4 +1,4 @@
-"""One way of writing dates and times on every page: "Dec 4, 2026" and "Dec 4, 2026, 3:05 PM" (local time)."""
+"""One way of writing dates and times on every page: "Dec 4, 2026" and "Dec 4, 2026 3:05 PM" (local time)."""
 
 from datetime import date, datetime
 
@@ -9,7 +9,7 @@ from django.utils.dateformat import format as date_format
 register = template.Library()
 
 DAY = "M j, Y"
-MOMENT = "M j, Y, g:i A"
+MOMENT = "M j, Y g:i A"
 
 
 @register.filter

@@ -3,6 +3,7 @@ export app (templates name the tag library; billing's Python code never sees qui
 
 from django import template
 
+from quickbooks_export import history
 from quickbooks_export.models import QuickBooksMapping
 
 register = template.Library()
@@ -17,3 +18,9 @@ def quickbooks_customer_status(customer) -> dict:
         .first()
     )
     return {"customer": customer, "mapping": mapping}
+
+
+@register.filter
+def error_code_words(code: str) -> str:
+    """ "QuickBooks error 6140" for QuickBooks' codes, "FieldSync check “invoice_conflict”" for ours."""
+    return history.error_code_words(code or "")

@@ -160,6 +160,11 @@ def test_record_a_job_take_a_deposit_finish_it_and_export(sized_page, desk, qbo_
 
     # Export from the final payment's page; the deposit goes with it (same invoice), and the page says so first.
     page.get_by_role("button", name="Export to QuickBooks").click()
+    expect(page.locator("#export-confirm")).to_contain_text("This also sends 1 other payment")
+    expect(page.locator("#export-confirm")).to_contain_text("$500.00 received")
+    assert not ExportBatch.objects.exists()
+    check(page)
+    page.get_by_role("button", name="Export all 2 payments").click()
     expect(page.locator("#export-panel")).to_contain_text("Created in QuickBooks")
     expect(page.locator("#export-status")).to_have_text("Exported")
     check(page)
@@ -182,6 +187,14 @@ def test_record_a_job_take_a_deposit_finish_it_and_export(sized_page, desk, qbo_
         (line,) = qbo_payments[payment.export_reference]["Line"]
         assert line["LinkedTxn"][0] == {"TxnId": qbo_invoice["Id"], "TxnType": "Invoice"}
 
+    # "Open in QuickBooks" on the local sandbox is a page in words, not a JSON dump.
+    href = page.get_by_role("link", name="Open in QuickBooks ↗").get_attribute("href")
+    sandbox_page = page.context.new_page()
+    sandbox_page.goto(href)
+    expect(sandbox_page.locator("body")).to_contain_text("local QuickBooks sandbox")
+    expect(sandbox_page.locator("body")).to_contain_text("invoice INV-2001")
+    sandbox_page.close()
+
     # The customer's page now says where they are in QuickBooks.
     page.goto(f"/customers/{customer.pk}/")
     expect(page.get_by_text("In QuickBooks", exact=True)).to_be_visible()
@@ -202,7 +215,13 @@ def test_every_staff_page_fits_the_screen_and_passes_axe(sized_page, desk, qbo_c
     invoice = Invoice.objects.filter(customer=customer).first()
     page = sized_page
     size = page.size_name
+    page.goto("/accounts/login/")
+    assert_accessible(page)
+    shoot(page, f"sign-in-{size}")
     sign_in(page, "dana", PASSWORD)
+    page.goto("/no-such-page/")
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    assert_accessible(page)
     pages = {
         "/": "payments-list",
         f"/payments/{payment.pk}/": "payment-detail",
