@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .models import ExportAttempt, ExportBatchItem
+from .selectors import payment_export_attempts
 
 Outcome = ExportAttempt.Outcome
 NOUNS = {"Customer": "the customer", "Item": "the service", "Invoice": "the invoice", "Payment": "the payment"}
@@ -81,7 +82,7 @@ def _line_of_attempt(attempt: ExportAttempt) -> HistoryLine:
 
 def payment_history(*, payment_id: int, limit: int = 50) -> list[HistoryLine]:
     """The newest `limit` events of one payment's exports, newest first: two queries."""
-    attempts = list(ExportAttempt.objects.filter(payment_id=payment_id).order_by("-at", "-id")[:limit])
+    attempts = list(payment_export_attempts(payment_id=payment_id)[:limit])
     lines = [_line_of_attempt(attempt) for attempt in attempts]
     refused_in = {attempt.batch_id for attempt in attempts if attempt.outcome == Outcome.ERROR}
     failures = ExportBatchItem.objects.filter(payment_id=payment_id, outcome=ExportBatchItem.Outcome.FAILED)

@@ -270,13 +270,13 @@ def payments_export(request: HttpRequest) -> HttpResponse:
 def _any_ready(payment_ids: list[int]) -> bool:
     """Whether an export of these payments would send anything: one of them not yet sent and not held. Two
     queries for a page of ticks (an export of only held payments would be an empty batch that says "Done")."""
-    sendable = list(
-        Payment.objects.filter(
-            pk__in=payment_ids[:2000], export_status__in=(ExportStatus.NOT_EXPORTED, ExportStatus.FAILED)
-        ).values_list("pk", flat=True)
-    )
     if len(payment_ids) > 2000:
         return True  # a bulk selection: the batch reports what it skipped
+    sendable = list(
+        Payment.objects.filter(
+            pk__in=payment_ids, export_status__in=(ExportStatus.NOT_EXPORTED, ExportStatus.FAILED)
+        ).values_list("pk", flat=True)
+    )
     readiness = payment_export_readiness_map(payment_ids=sendable) if sendable else {}
     return any(state.exportable for state in readiness.values())
 
@@ -457,7 +457,10 @@ def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
         if request.htmx:
             return render(request, "exports/_export_panel.html", context)
         names = ", ".join(f"{row.amount} received {row.payment.received_on:%b %-d, %Y}" for row in partners)
-        messages.warning(request, f"Exporting this payment also sends {names}; press Export again to confirm.")
+        messages.warning(
+            request,
+            f"Nothing was sent yet: exporting this payment also sends {names}. Press Export to QuickBooks to confirm.",
+        )
         return redirect("exports:payment_detail", payment_id=payment.pk)
     return _panel_or_redirect(
         request,
