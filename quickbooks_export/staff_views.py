@@ -315,12 +315,29 @@ def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: Expo
         "badge": export_status_badge(payment, readiness, failure),
         "quickbooks_link": export_selectors.payment_quickbooks_link(payment=payment),
         "history": payment_history(payment_id=payment.pk),
+        "record_remaining": _record_remaining_links(request, payment, readiness),
         "batch": batch,
         "batch_counts": counts,
         "item": item,
         "in_flight": in_flight,
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
     }
+
+
+def _record_remaining_links(request: HttpRequest, payment: Payment, readiness: ExportReadiness) -> list[tuple]:
+    """("Record the remaining $50.00 on INV-1043", url of the payment form filled in) for each issued invoice of a
+    held payment that still has money open, for people who may record payments."""
+    if payment.export_status != ExportStatus.NOT_EXPORTED or not request.user.has_perm("billing.add_payment"):
+        return []
+    form = reverse("records:payment_create", args=[payment.customer_id])
+    return [
+        (
+            f"Record the remaining {format_money(state.open_balance, state.currency)} on {state.number}",
+            f"{form}?invoice={state.invoice_id}&amount={state.open_balance:.2f}",
+        )
+        for state in readiness.invoices
+        if state.status == Invoice.Status.OPEN and state.open_balance > 0
+    ]
 
 
 def _payment_or_404(payment_id: int) -> Payment:

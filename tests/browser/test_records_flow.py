@@ -151,7 +151,7 @@ def test_record_a_job_take_a_deposit_finish_it_and_export(sized_page, desk, qbo_
     check(page)
 
     # The rest, from the held payment's page: the form comes filled in.
-    page.get_by_role("link", name="Record the remaining $1,000.00").click()
+    page.get_by_role("link", name="Record the remaining $1,000.00 on INV-2001").click()
     expect(page.get_by_label("Amount received")).to_have_value("1000.00")
     expect(page.get_by_label("Apply to INV-2001")).to_have_value("1000.00")
     page.get_by_label("Paid by").select_option("card")

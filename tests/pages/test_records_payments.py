@@ -100,7 +100,10 @@ def test_a_held_deposit_offers_to_record_the_remaining_amount_with_the_form_fill
     page = clerk_client.get(reverse("exports:payment_detail", args=[deposit.pk])).content.decode()
     assert "INV-3 still has $50.00 open" in page
     link = reverse("records:payment_create", args=[invoice.customer_id]) + f"?invoice={invoice.pk}&amp;amount=50.00"
-    assert f'<a href="{link}">Record the remaining $50.00</a>' in page
+    assert f'<a href="{link}">Record the remaining $50.00</a>' in page  # beside the invoice
+    assert (
+        f'<a class="button primary" href="{link}">Record the remaining $50.00 on INV-3</a>' in page
+    )  # QuickBooks card
     form = clerk_client.get(link.replace("&amp;", "&")).context["form"]
     assert form[f"apply_{invoice.pk}"].value() == "50.00" and form["amount"].value() == "50.00"
     response = clerk_client.post(
