@@ -228,6 +228,7 @@ def invoice_create(request: HttpRequest, customer_id: int) -> HttpResponse:
         form = InvoiceForm(customer=customer, initial=data.dict())
         lines = _with_one_more_line(data)
         return render(request, "billing/records/invoice_form.html", _invoice_form_context(customer, form, lines))
+    # `&`, not `and`: both are validated, so every mistake on the page is marked at once.
     if data is not None and form.is_valid() & lines.is_valid():
         line_inputs = [
             services.LineInput(
