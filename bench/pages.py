@@ -1,4 +1,5 @@
-"""How fast the Payments page is over a big company, and how long starting an export of 10,000 payments takes.
+"""How fast the Payments, Customers and Invoices pages are over a big company (100,000 payments, invoices and
+customers), and how long starting an export of 10,000 payments takes.
 
     .venv/bin/python bench/pages.py                          # a throwaway SQLite file, seeded with 100,000 payments
     .venv/bin/python bench/pages.py --database-url postgres://postgres@127.0.0.1:5432/fieldsync_bench
@@ -25,6 +26,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", help="default: a new SQLite file in a temporary directory")
     parser.add_argument("--keep", help="SQLite file to create or reuse (kept afterwards)")
     parser.add_argument("--payments", type=int, default=100_000, help="bulk payments to seed (default 100,000)")
+    parser.add_argument("--customers", type=int, default=100_000, help="customers at least (default 100,000)")
     parser.add_argument("--select", type=int, default=10_000, help="payments in the export batch (default 10,000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per page (median is printed)")
     return parser.parse_args()
@@ -50,10 +52,10 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from billing.demo import seed_scale, seed_story_company
-    from billing.models import Payment
+    from billing.models import Customer, Payment
     from billing.selectors import payment_filter_exportable
     from quickbooks_export.models import ExportBatch, ExportBatchItem, QuickBooksConnection
-    from tests.pages.conftest import OFFICE_PERMISSIONS, make_user
+    from tests.pages.conftest import OFFICE_PERMISSIONS, RECORD_PERMISSIONS, make_user
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']})")
@@ -72,16 +74,31 @@ def main() -> None:
     else:
         print(f"using the {have:,} payments already there")
 
+    # The bulk payments bring one customer per five; the Customers page is measured over --customers of them.
+    missing = args.customers - Customer.objects.count()
+    if missing > 0:
+        start = Customer.objects.count()
+        Customer.objects.bulk_create(
+            [
+                Customer(display_name=f"Bench Customer {start + i:06d}", email=f"bench{start + i}@example.com")
+                for i in range(missing)
+            ],
+            batch_size=5000,
+        )
+        print(f"added {missing:,} customers ({Customer.objects.count():,} in all)")
+
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
 
     user = get_user_model().objects.filter(username="bench").first() or make_user("bench", *OFFICE_PERMISSIONS)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=RECORD_PERMISSIONS))
     # Starting an export needs a connected company; no request reaches QuickBooks here (the batch is rolled back).
     if not QuickBooksConnection.objects.filter(is_current=True).exists():
         QuickBooksConnection.objects.create(realm_id="bench", company_name="Bench company")
     client = Client()
     client.force_login(user)
 
-    def timed(label: str, url: str, params: dict | None = None) -> None:
+    def timed(label: str, url: str, params: dict | None = None, *, row_marker: str = "<tr data-payment=") -> None:
         durations, queries = [], 0
         for _ in range(args.runs):
             reset_queries()
@@ -91,7 +108,7 @@ def main() -> None:
                 durations.append(time.perf_counter() - started)
             assert response.status_code == 200, response.status_code
             queries = len(captured)
-        rows = response.content.decode().count("<tr data-payment=")
+        rows = response.content.decode().count(row_marker)
         print(
             f"  {label:<58} {statistics.median(durations) * 1000:8.1f} ms  "
             f"(min {min(durations) * 1000:.1f})  {queries:2d} queries  {rows:3d} rows"
@@ -120,6 +137,20 @@ def main() -> None:
     print("  the number of matches, loaded after the page (htmx):")
     timed("count fragment: every payment", "/payments/count/")
     timed("count fragment: status ready to export", "/payments/count/", {"status": "ready"})
+
+    from billing.models import Invoice  # noqa: PLC0415
+
+    print(f"\nCustomers page over {Customer.objects.count():,} customers, median of {args.runs}:")
+    customer_row = '<td data-label="Name">'
+    timed("first 50, by name", "/customers/", row_marker=customer_row)
+    timed("page 200 (offset 9,950)", "/customers/", {"page": "200"}, row_marker=customer_row)
+    timed("search “Scale Customer 0123”", "/customers/", {"q": "Scale Customer 0123"}, row_marker=customer_row)
+    print(f"\nInvoices page over {Invoice.objects.count():,} invoices (balances computed), median of {args.runs}:")
+    invoice_row = '<td data-label="Invoice">'
+    timed("first 50, newest first", "/invoices/", row_marker=invoice_row)
+    timed("status open", "/invoices/", {"status": "open"}, row_marker=invoice_row)
+    timed("page 200 (offset 9,950)", "/invoices/", {"page": "200"}, row_marker=invoice_row)
+    timed("search an invoice number “S-00004242”", "/invoices/", {"q": "S-00004242"}, row_marker=invoice_row)
 
     from quickbooks_export.services import export_batch_start
 

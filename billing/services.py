@@ -99,6 +99,36 @@ def customer_create(
     return customer
 
 
+# The fields a person may change on a customer; the QuickBooks customer is not updated (exports create, never edit).
+CUSTOMER_EDITABLE_FIELDS = (
+    "display_name",
+    "company_name",
+    "email",
+    "phone",
+    "billing_line1",
+    "billing_line2",
+    "billing_city",
+    "billing_region",
+    "billing_postal_code",
+    "billing_country",
+)
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **changes) -> Customer:
+    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first."""
+    unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"These customer fields cannot change: {', '.join(sorted(unknown))}.")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    for field, value in changes.items():
+        value = (value or "").strip()
+        setattr(customer, field, value.lower() if field == "email" else value)
+    _full_clean(customer)
+    customer.save(update_fields=list(changes) or None)
+    return customer
+
+
 def job_create(
     *,
     customer: Customer,

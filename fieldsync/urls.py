@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Staff pages: Payments is the home page ("/"); billing's actions and the export pages share the root.
     path("", include("billing.urls")),
+    path("", include("billing.record_urls")),
     path("", include("quickbooks_export.staff_urls")),
 ]

@@ -322,7 +322,7 @@ class ExportBatch(models.Model):
         verbose_name_plural = "export batches"
 
     def __str__(self) -> str:
-        return f"Export batch #{self.pk}"
+        return f"Export #{self.pk}"
 
 
 class ExportBatchItem(models.Model):
@@ -353,7 +353,7 @@ class ExportBatchItem(models.Model):
         indexes = [models.Index(fields=["batch", "outcome"]), models.Index(fields=["outcome", "id"])]
 
     def __str__(self) -> str:
-        return f"Payment #{self.payment_id} in batch #{self.batch_id}: {self.outcome}"
+        return f"Payment #{self.payment_id} in Export #{self.batch_id}: {self.outcome}"
 
 
 class ExportAttempt(models.Model):

@@ -54,7 +54,11 @@ def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | 
             else {}
         )
         for payment in exported:
-            links[payment.pk] = f"{settings.QBO_SANDBOX_URL}/_sandbox/companies/{realms.get(str(payment.pk), '')}"
+            # The sandbox's page of the payment, in words (its company view is a JSON dump for tests).
+            realm = realms.get(str(payment.pk), "")
+            links[payment.pk] = (
+                f"{settings.QBO_SANDBOX_URL}/_sandbox/companies/{realm}/payments/{payment.export_reference}"
+            )
         return links
     host = "app.sandbox.qbo.intuit.com" if settings.QBO_ENVIRONMENT == "sandbox" else "app.qbo.intuit.com"
     for payment in exported:

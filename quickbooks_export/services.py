@@ -182,7 +182,7 @@ def export_batch_start(
         payment_ids=to_queue,
         to_status=ExportStatus.QUEUED,
         expected_from=QUEUEABLE,
-        note=f"Export batch #{batch.pk}",
+        note=f"Export #{batch.pk}",
         user=user,
     )
     if not ExportBatchItem.objects.filter(batch=batch, outcome=Outcome.PENDING).exists():
@@ -213,10 +213,10 @@ def export_batch_retry_failed(*, batch_id: int, user=None, api_client=None) -> E
         export_items__batch_id=batch_id, export_items__outcome=Outcome.FAILED, export_status=ExportStatus.FAILED
     )
     if not failed.exists():
-        raise ApplicationError(f"Batch #{batch_id} has no failed payments left to retry.", code="nothing_to_retry")
+        raise ApplicationError(f"Export #{batch_id} has no failed payments left to retry.", code="nothing_to_retry")
     return export_batch_start(
         payments=failed,
-        selection=f"retry of the failed payments of batch #{batch_id}",
+        selection=f"retry of the failed payments of Export #{batch_id}",
         user=user,
         api_client=api_client,
         source=ExportBatch.Source.RETRY,
@@ -440,7 +440,7 @@ def _resolve_items(payment_id: int, outcome: str, *, message: str = "", error_co
         item.outcome, item.message, item.error_code, item.qbo_id = outcome, message, error_code, qbo_id
         if index and outcome == Outcome.CREATED:
             item.outcome = Outcome.LINKED
-            item.message = f"Exported by batch #{pending[0].batch_id}."
+            item.message = f"Sent to QuickBooks by Export #{pending[0].batch_id}."
     ExportBatchItem.objects.bulk_update(pending, ["outcome", "message", "error_code", "qbo_id", "updated_at"])
 
 
@@ -597,6 +597,7 @@ def _call(run: _Run, send: Callable[[], object], *, batch: bool = False):
     Raises _Backoff when QuickBooks keeps refusing within this run (the outbox keeps any create pending), and lets
     permanent and authorization errors through.
     """
+    waited = False
     for delay in (*RETRY_DELAYS, None):
         # Every request is made under a live lease: a runner that stalled past it must not race its successor.
         if not _lease_renew(run.realm_id, run.holder):
@@ -605,7 +606,10 @@ def _call(run: _Run, send: Callable[[], object], *, batch: bool = False):
         limiter.acquire(run.realm_id, batch=batch, while_waiting=(lambda: _work_ahead(run)) if batch else None)
         run.requests_sent += 1
         try:
-            return send()
+            answer = send()
+            if waited:
+                _set_waiting(run.realm_id, "")
+            return answer
         except QuickBooksError as exc:
             if not exc.retryable:
                 raise
@@ -615,6 +619,9 @@ def _call(run: _Run, send: Callable[[], object], *, batch: bool = False):
             if delay is None or time.monotonic() + wait > run.deadline:
                 raise _Backoff(exc, delay=wait) from exc
             logger.info("QuickBooks answered %s; retrying in %.1f s", exc.code, wait)
+            # Said on the batch's page from the first wait, not only once this run gives up (30 s later).
+            _set_waiting(run.realm_id, f"QuickBooks is busy; trying again in {wait:.0f} s. ({exc.message})")
+            waited = True
             run.sleep(wait)
     raise AssertionError("unreachable")
 

@@ -20,8 +20,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from billing import selectors as billing_selectors
 from billing.forms import ManualItemHandledForm, RefundForm
-from billing.models import Customer, ManualHandlingItem, Payment
+from billing.models import Customer, Invoice, ManualHandlingItem, Payment
 from billing.money import format_money
 from billing.selectors import (
     ExportReadiness,
@@ -36,6 +37,7 @@ from quickbooks_export import refund_recording
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
 from quickbooks_export.filters import PaymentFilter
+from quickbooks_export.history import payment_history
 from quickbooks_export.models import ExportBatch, ExportBatchItem
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
@@ -253,6 +255,14 @@ def payments_export(request: HttpRequest) -> HttpResponse:
         if not ids:
             messages.error(request, "Tick the payments to export first (or choose “select all matching”).")
             return redirect(back)
+        if not _any_ready(ids):
+            which = "the ticked payment is" if len(ids) == 1 else f"all {len(ids)} ticked payments are"
+            messages.error(
+                request,
+                f"Nothing was exported: {which} held or already on their way (see the reason under each). "
+                "Record what is still open on their invoices first, then export them.",
+            )
+            return redirect(back)
         payments = ids
         selection = f"{len(ids)} selected payment{'s' if len(ids) != 1 else ''}"
     try:
@@ -263,6 +273,20 @@ def payments_export(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect(back)
     return redirect("exports:batch_detail", batch_id=batch.pk)
+
+
+def _any_ready(payment_ids: list[int]) -> bool:
+    """Whether an export of these payments would send anything: one of them not yet sent and not held. Two
+    queries for a page of ticks (an export of only held payments would be an empty batch that says "Done")."""
+    if len(payment_ids) > 2000:
+        return True  # a bulk selection: the batch reports what it skipped
+    sendable = list(
+        Payment.objects.filter(
+            pk__in=payment_ids, export_status__in=(ExportStatus.NOT_EXPORTED, ExportStatus.FAILED)
+        ).values_list("pk", flat=True)
+    )
+    readiness = payment_export_readiness_map(payment_ids=sendable) if sendable else {}
+    return any(state.exportable for state in readiness.values())
 
 
 # --- One payment --------------------------------------------------------------------------------------------------
@@ -277,6 +301,8 @@ class AppliedInvoice:
     paid: str
     open_balance: str
     hold_reason: str | None
+    # "Record the remaining $50.00": the payment form filled in for what is still open on an issued invoice.
+    record_remaining_url: str = ""
 
 
 def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: ExportBatch | None = None) -> dict:
@@ -296,13 +322,30 @@ def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: Expo
         "readiness": readiness,
         "badge": export_status_badge(payment, readiness, failure),
         "quickbooks_link": export_selectors.payment_quickbooks_link(payment=payment),
-        "attempts": list(export_selectors.payment_export_attempts(payment_id=payment.pk)[:50]),
+        "history": payment_history(payment_id=payment.pk),
+        "record_remaining": _record_remaining_links(request, payment, readiness),
         "batch": batch,
         "batch_counts": counts,
         "item": item,
         "in_flight": in_flight,
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
     }
+
+
+def _record_remaining_links(request: HttpRequest, payment: Payment, readiness: ExportReadiness) -> list[tuple]:
+    """("Record the remaining $50.00 on INV-1043", url of the payment form filled in) for each issued invoice of a
+    held payment that still has money open, for people who may record payments."""
+    if payment.export_status != ExportStatus.NOT_EXPORTED or not request.user.has_perm("billing.add_payment"):
+        return []
+    form = reverse("records:payment_create", args=[payment.customer_id])
+    return [
+        (
+            f"Record the remaining {format_money(state.open_balance, state.currency)} on {state.number}",
+            f"{form}?invoice={state.invoice_id}&amount={state.open_balance:.2f}",
+        )
+        for state in readiness.invoices
+        if state.status == Invoice.Status.OPEN and state.open_balance > 0
+    ]
 
 
 def _payment_or_404(payment_id: int) -> Payment:
@@ -317,6 +360,7 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
     panel = _export_panel_context(request, payment)
     states = {invoice.invoice_id: invoice for invoice in panel["readiness"].invoices}
     applied = []
+    can_record = request.user.has_perm("billing.add_payment")
     for application in payment.applications.select_related("invoice").order_by("invoice__number"):
         state = states.get(application.invoice_id)
         if state is None:  # reversed in full: no longer part of what goes to QuickBooks, so not in the rule's list
@@ -340,6 +384,12 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
                 paid=format_money(state.amount_paid, currency),
                 open_balance=format_money(state.open_balance, currency),
                 hold_reason=state.hold_reason,
+                record_remaining_url=(
+                    reverse("records:payment_create", args=[payment.customer_id])
+                    + f"?invoice={application.invoice_id}&amount={state.open_balance:.2f}"
+                    if can_record and state.status == Invoice.Status.OPEN and state.open_balance > 0
+                    else ""
+                ),
             )
         )
     refunds = [
@@ -364,6 +414,35 @@ def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
         "refund_form": RefundForm(payment=payment) if can_refund else None,
     }
     return render(request, "exports/payment_detail.html", context)
+
+
+@dataclass(frozen=True)
+class PartnerRow:
+    payment: Payment
+    amount: str
+    invoices: str
+
+
+def _partners_sent_along(payment: Payment) -> list[PartnerRow]:
+    """The other payments a single export of `payment` would send with it (those sharing an invoice with it,
+    transitively, and not yet in QuickBooks), in three queries."""
+    ids = set(billing_selectors.payment_ids_with_invoice_partners(payment_ids=[payment.pk])) - {payment.pk}
+    if not ids:
+        return []
+    others = (
+        Payment.objects.filter(pk__in=ids)
+        .exclude(export_status__in=IN_QUICKBOOKS)
+        .prefetch_related("applications__invoice")
+        .order_by("received_on", "pk")
+    )
+    return [
+        PartnerRow(
+            payment=other,
+            amount=format_money(other.amount, other.currency),
+            invoices=", ".join(sorted(a.invoice.number for a in other.applications.all())),
+        )
+        for other in others
+    ]
 
 
 def _render_panel(request: HttpRequest, payment: Payment, *, batch=None, error: str = ""):
@@ -402,8 +481,23 @@ def _panel_or_redirect(request: HttpRequest, payment: Payment, action) -> HttpRe
 @export_required
 @require_POST
 def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
-    """Export to QuickBooks: a batch of this one payment (and any payment sharing its invoices)."""
+    """Export to QuickBooks: a batch of this one payment (and any payment sharing its invoices).
+
+    When other payments would go too (an invoice goes to QuickBooks with all its payments), nothing is sent until
+    the person has seen which ones and confirmed (`confirmed=1`)."""
     payment = _payment_or_404(payment_id)
+    partners = _partners_sent_along(payment)
+    if partners and request.POST.get("confirmed") != "1":
+        context = _export_panel_context(request, payment)
+        context["confirm_partners"] = partners
+        if request.htmx:
+            return render(request, "exports/_export_panel.html", context)
+        names = ", ".join(f"{row.amount} received {row.payment.received_on:%b %-d, %Y}" for row in partners)
+        messages.warning(
+            request,
+            f"Nothing was sent yet: exporting this payment also sends {names}. Press Export to QuickBooks to confirm.",
+        )
+        return redirect("exports:payment_detail", payment_id=payment.pk)
     return _panel_or_redirect(
         request,
         payment,

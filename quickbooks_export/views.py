@@ -47,6 +47,8 @@ def _render_settings(request, *, form: MappingSettingsForm | None = None, status
         "form": form,
         "choices_error": choices_error,
         "can_manage": can_manage,
+        # Chosen by FieldSync at connect time (no person has saved it yet): every choice says so until saved.
+        "guessed": mapping is not None and mapping.updated_by_id is None,
     }
     return render(request, "quickbooks_export/settings.html", context, status=status)
 
@@ -71,13 +73,27 @@ def connect(request):
     return redirect(url)
 
 
+def _authorization_refused_message(error: str) -> str:
+    """What Intuit's `error` on the OAuth redirect means for the person who pressed Connect (RFC 6749 §4.1.2.1)."""
+    if error == "access_denied":
+        return (
+            "QuickBooks was not connected: the connection was cancelled on Intuit's page (or the QuickBooks user "
+            "may not connect apps). Nothing changed. Press “Connect to QuickBooks” to try again, signed in to "
+            "QuickBooks as a company administrator."
+        )
+    return (
+        "QuickBooks was not connected: Intuit's page stopped with a problem and nothing changed. Try “Connect to "
+        f"QuickBooks” again; if it happens again, tell your administrator that Intuit answered “{error[:60]}”."
+    )
+
+
 @login_required
 @manage_required
 @require_GET
 def callback(request):
     if request.GET.get("error"):
         connection_authorization_cancel(request=request)
-        messages.warning(request, f"QuickBooks was not connected: {request.GET['error'][:100]}.")
+        messages.warning(request, _authorization_refused_message(request.GET["error"]))
         return redirect("quickbooks_export:settings")
     try:
         connection = connection_complete_authorization(

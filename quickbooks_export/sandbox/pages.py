@@ -73,3 +73,35 @@ def index_page(*, base_url: str, client_id: str, companies: list[tuple[str, str]
 API base: <code>{escape(base_url)}/v3</code><br>Client id: <code>{escape(client_id)}</code></p>
 <h2>Companies</h2><ul>{rows or "<li>None yet: connect the app to create one.</li>"}</ul>"""
     return _page("QuickBooks Online sandbox", content)
+
+
+def payment_page(*, company_name: str, payment: dict | None, invoices: dict[str, dict]) -> bytes:
+    """What "Open in QuickBooks" shows against the local sandbox: the payment as QuickBooks keeps it, in words (the
+    real link opens Intuit's Receive Payment screen, which the sandbox has no equivalent of)."""
+    note = (
+        "<p class=note>This is the <strong>local QuickBooks sandbox</strong> FieldSync uses for development and "
+        "tests, not real QuickBooks. Against a real company this link opens the payment in QuickBooks Online.</p>"
+    )
+    if payment is None:
+        return _page("Payment not found", f"<h1>No such payment in {escape(company_name)}</h1>{note}")
+    customer = payment.get("CustomerRef") or {}
+    rows = []
+    for line in payment.get("Line") or []:
+        for linked in line.get("LinkedTxn") or []:
+            invoice = invoices.get(str(linked.get("TxnId")), {})
+            rows.append(
+                f"<li>{escape(str(line.get('Amount')))} to invoice {escape(str(invoice.get('DocNumber', '?')))}"
+                f" (total {escape(str(invoice.get('TotalAmt', '?')))}, still open"
+                f" {escape(str(invoice.get('Balance', '?')))})</li>"
+            )
+    applied = f"<ul>{''.join(rows)}</ul>" if rows else "<p>Not applied to any invoice.</p>"
+    unapplied = payment.get("UnappliedAmt")
+    content = (
+        f"<h1>Payment {escape(str(payment.get('Id')))} · {escape(company_name)}</h1>"
+        f"<p><strong>{escape(str(payment.get('TotalAmt')))}</strong> received {escape(str(payment.get('TxnDate')))}"
+        f" from {escape(str(customer.get('name') or customer.get('value') or '?'))}</p>"
+        f"<h2>Applied</h2>{applied}"
+        + (f"<p>Unapplied: {escape(str(unapplied))}</p>" if unapplied not in (None, 0, "0", "0.00") else "")
+        + note
+    )
+    return _page(f"Payment {payment.get('Id')}", content)

@@ -555,6 +555,17 @@ class SandboxApp:
                 return _json(200, self.company_stats(company))
             if len(parts) == 2:
                 return _json(200, self.company_view(company))
+        if len(parts) == 4 and parts[0] == "companies" and parts[2] == "payments" and method == "GET":
+            company = self.store.get(parts[1])
+            if company is None:
+                return _json(404, {"error": f"no company {parts[1]}"})
+            with company.lock:
+                payment = company.entities.get("Payment", {}).get(parts[3])
+                invoices = dict(company.entities.get("Invoice", {}))
+                page = pages.payment_page(
+                    company_name=company.name, payment=to_wire(payment), invoices=to_wire(invoices)
+                )
+            return _html(200 if payment is not None else 404, page)
         if parts == ["faults"]:
             if method == "GET":
                 return _json(200, {"faults": self.faults.list()})

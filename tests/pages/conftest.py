@@ -68,3 +68,30 @@ def repair_payment_method(row: QuickBooksPaymentMethodMapping, good_id: str) -> 
 
 
 __all__ = ["Company", "drain"]
+
+
+# The record pages (issue 12): office staff who enter customers, jobs, invoices and payments.
+RECORD_PERMISSIONS = (
+    "view_customer",
+    "add_customer",
+    "change_customer",
+    "add_job",
+    "view_invoice",
+    "add_invoice",
+    "change_invoice",
+    "add_payment",
+    "change_payment",
+    "view_payment",
+)
+
+
+@pytest.fixture
+def clerk(db):
+    """Someone at the desk who records customers, jobs, invoices and payments (and may not export)."""
+    return make_user("casey", *RECORD_PERMISSIONS, first_name="Casey", last_name="Desk")
+
+
+@pytest.fixture
+def clerk_client(client, clerk):
+    client.force_login(clerk)
+    return client

@@ -161,7 +161,10 @@ def test_cancelling_on_the_consent_page_stores_nothing(qbo, manager_client):
 
     response = manager_client.get(_local_path(back), follow=True)
 
-    assert any("access_denied" in message for message in _messages(response))
+    # Intuit's code is translated into what happened and what to do (issue 12), never shown raw.
+    (message,) = _messages(response)
+    assert "the connection was cancelled on Intuit's page" in message and "Nothing changed." in message
+    assert "access_denied" not in message
     assert not QuickBooksConnection.objects.exists()
 
 

@@ -59,9 +59,16 @@ document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
       button.disabled = true;
       return;
     }
+    // The button counts only what will go; held payments are named beside it (the export skips them).
+    const ready = ticked.length - held;
     info.textContent = plural(ticked.length, "payment") + " selected" +
-      (held ? " · " + held + " held, reported as skipped" : "");
-    button.textContent = "Export " + plural(ticked.length, "payment");
+      (held ? " · " + number.format(held) + " held will be skipped" : "");
+    if (ready === 0) {
+      button.textContent = "Nothing ready to export";
+      button.disabled = true;
+      return;
+    }
+    button.textContent = "Export " + plural(ready, "payment");
     button.disabled = false;
   }
 

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
 
-        self.stdout.write(f"Export batch #{batch.pk}: {batch.selection}")
+        self.stdout.write(f"Export #{batch.pk}: {batch.selection}")
         while True:
             batch.refresh_from_db()
             counts = export_batch_counts(batch_id=batch.pk)
