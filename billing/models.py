@@ -133,6 +133,9 @@ class Payment(models.Model):
         FAILED = "failed", "Failed"
         EXPORTED_MANUALLY = "exported_manually", "Exported by hand"
         EXCLUDED = "excluded", "Do not export"
+        # QuickBooks' invoice cannot take the payment as it is (another total, too small a balance, gone): nothing of
+        # the invoice was posted, and a person decides (see quickbooks_export.models.InvoiceExportHold).
+        ON_HOLD = "on_hold", "On hold"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(**MONEY)

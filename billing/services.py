@@ -39,7 +39,12 @@ EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
     # QUEUED -> NOT_EXPORTED: found held when the worker picked it up.
     ExportStatus.QUEUED: frozenset({ExportStatus.EXPORTING, ExportStatus.NOT_EXPORTED, ExportStatus.FAILED}),
     # EXPORTING -> QUEUED: a retryable failure waiting for its next attempt, or a stale claim recovered.
-    ExportStatus.EXPORTING: frozenset({ExportStatus.EXPORTED, ExportStatus.FAILED, ExportStatus.QUEUED}),
+    # EXPORTING -> ON_HOLD: QuickBooks' invoice does not match ours, so none of its payments is posted.
+    ExportStatus.EXPORTING: frozenset(
+        {ExportStatus.EXPORTED, ExportStatus.FAILED, ExportStatus.QUEUED, ExportStatus.ON_HOLD}
+    ),
+    # ON_HOLD -> NOT_EXPORTED: the hold was released ("Check again" found it fixed, or the invoice was unlinked).
+    ExportStatus.ON_HOLD: frozenset({ExportStatus.NOT_EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.EXCLUDED}),
     ExportStatus.FAILED: frozenset({ExportStatus.QUEUED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.EXCLUDED}),
     ExportStatus.EXCLUDED: frozenset({ExportStatus.NOT_EXPORTED}),
     ExportStatus.EXPORTED: frozenset(),
@@ -51,7 +56,9 @@ EXPORT_STATUSES_IN_QUICKBOOKS = frozenset(
     {ExportStatus.EXPORTING, ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY}
 )
 # Applying a payment changes what QuickBooks would receive, so only payments not yet on their way may change.
-EXPORT_STATUSES_EDITABLE = frozenset({ExportStatus.NOT_EXPORTED, ExportStatus.FAILED, ExportStatus.EXCLUDED})
+EXPORT_STATUSES_EDITABLE = frozenset(
+    {ExportStatus.NOT_EXPORTED, ExportStatus.FAILED, ExportStatus.EXCLUDED, ExportStatus.ON_HOLD}
+)
 
 
 def _full_clean(instance) -> None:

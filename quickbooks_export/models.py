@@ -326,6 +326,8 @@ class ExportBatchItem(models.Model):
         LINKED = "linked", "Already in QuickBooks"
         SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
+        # QuickBooks' invoice cannot take the payment as it is: nothing of that invoice was posted (InvoiceExportHold).
+        HELD = "held", "On hold"
 
     batch = models.ForeignKey(ExportBatch, on_delete=models.CASCADE, related_name="items")
     payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, related_name="export_items")
@@ -404,3 +406,89 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} requests to {self.realm_id} from {self.bucket_start}: {self.count}"
+
+
+class InvoiceExportHold(models.Model):
+    """An invoice whose payments FieldSync will not post because QuickBooks' copy of it cannot take them.
+
+    Before any payment goes, the engine knows QuickBooks' TotalAmt and Balance of every invoice it applies to (from the
+    create answer, or one batched read). When the total differs from ours, the balance is smaller than what is about
+    to be posted, or QuickBooks no longer has the invoice, none of the invoice's payments is posted: they go ON_HOLD
+    and this row says why, with both figures, until a person updates the QuickBooks invoice, checks again after fixing
+    it in QuickBooks, or unlinks it. At most one open hold per invoice and company.
+    """
+
+    class Reason(models.TextChoices):
+        TOTAL_DIFFERS = "total_differs", "QuickBooks computed a different total"
+        BALANCE_TOO_LOW = "balance_too_low", "The QuickBooks invoice has less open than FieldSync would post"
+        NOT_FOUND = "not_found", "The QuickBooks invoice is gone"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        RELEASED = "released", "Released"
+
+    realm_id = models.CharField(max_length=32)
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="quickbooks_holds")
+    qbo_invoice_id = models.CharField("QuickBooks invoice Id", max_length=32)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    message = models.TextField()
+    our_total = models.DecimalField(max_digits=12, decimal_places=2)
+    qbo_total = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_tax = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # What FieldSync was about to post against the invoice when it held it.
+    amount_to_post = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    # QuickBooks' TxnTaxDetail as it answered (tax code, tax lines), for the person comparing the figures.
+    tax_detail = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    release_note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["realm_id", "invoice"], condition=Q(state="open"), name="invoice_export_hold_one_open"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="open") | Q(released_at__isnull=False), name="invoice_export_hold_released_has_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold of invoice #{self.invoice_id} ({self.get_reason_display()}, {self.state})"
+
+
+class QuickBooksMappingAudit(models.Model):
+    """Who changed a link between one of our objects and a QuickBooks object by hand, when, and from what to what.
+
+    Written by the services that unlink, relink or update; never edited. `before` / `after` hold the mapping's
+    QuickBooks Id, name and SyncToken (empty when there was none)."""
+
+    class Action(models.TextChoices):
+        UNLINK = "unlink", "Unlinked"
+        RELINK = "relink", "Linked to a different QuickBooks record"
+        UPDATE_INVOICE = "update_invoice", "Updated the QuickBooks invoice to match FieldSync"
+        CHECK_AGAIN = "check_again", "Checked again"
+
+    realm_id = models.CharField(max_length=32)
+    kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
+    local_key = models.CharField(max_length=200)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    before = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["realm_id", "kind", "local_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.kind} {self.local_key} by {self.by_id or 'system'}"

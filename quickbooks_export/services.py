@@ -44,7 +44,7 @@ from billing.models import Customer, Invoice, Payment
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
 
-from . import limiter, mappers
+from . import invoice_checks, limiter, mappers
 from .client import QuickBooksClient, error_from_fault
 from .errors import (
     QuickBooksAuthorizationError,
@@ -58,6 +58,7 @@ from .models import (
     ExportBatch,
     ExportBatchItem,
     ExportRunnerLease,
+    InvoiceExportHold,
     QuickBooksConnection,
     QuickBooksMapping,
     QuickBooksMappingSettings,
@@ -142,6 +143,7 @@ def export_batch_start(
     for start in range(0, len(all_ids), 2000):
         statuses.update(Payment.objects.filter(pk__in=all_ids[start : start + 2000]).values_list("pk", "export_status"))
 
+    hold_reasons = _open_hold_reasons(connection.realm_id, all_ids, statuses)
     batch = ExportBatch.objects.create(
         created_by=user,
         requested_by=_requested_by(user, api_client),
@@ -159,6 +161,8 @@ def export_batch_start(
             item.outcome, item.message = Outcome.LINKED, "Already in QuickBooks."
         elif status == ExportStatus.EXCLUDED:
             item.outcome, item.message = Outcome.SKIPPED, "Marked “do not export”."
+        elif status == ExportStatus.ON_HOLD:
+            item.outcome, item.message = Outcome.HELD, hold_reasons.get(pk, "On hold.")
         elif not ready.exportable:
             item.outcome, item.message = Outcome.SKIPPED, ready.held_reason
         elif status in QUEUEABLE:
@@ -179,6 +183,20 @@ def export_batch_start(
     else:
         _enqueue_run(batch.realm_id)
     return batch
+
+
+def _open_hold_reasons(realm_id: str, payment_ids: list[int], statuses: dict[int, str]) -> dict[int, str]:
+    """payment id -> the reason of the open hold on one of its invoices, for on-hold payments (one query)."""
+    on_hold = [pk for pk in payment_ids if statuses.get(pk) == ExportStatus.ON_HOLD]
+    if not on_hold:
+        return {}
+    reasons: dict[int, str] = {}
+    rows = InvoiceExportHold.objects.filter(
+        realm_id=realm_id, state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id__in=on_hold
+    ).values_list("invoice__applications__payment_id", "message")
+    for payment_id, message in rows:
+        reasons.setdefault(payment_id, f"On hold: {message}")
+    return reasons
 
 
 def export_payment_start(*, payment_id: int, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
@@ -282,6 +300,11 @@ class _Run:
     attempts: list[ExportAttempt] = field(default_factory=list)
     # payment id -> (error code, message) for payments that cannot be exported in this chunk
     failures: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # payment id -> (reason code, message) for payments held because QuickBooks' invoice cannot take them
+    holds: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # QuickBooks Id -> the Invoice as QuickBooks answered a create (or its replay) in this run, not yet paid against:
+    # what the checks before posting payments use instead of reading it again.
+    invoice_rows: dict[str, dict] = field(default_factory=dict)
     batch_by_payment: dict[int, int] = field(default_factory=dict)
     requests_sent: int = 0
     # Payments of the next chunk whose customers and items may be looked up early (see _work_ahead).
@@ -465,6 +488,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
         return
 
     run.failures = {}
+    run.holds = {}
     run.ahead = None
     payments = billing_selectors.payments_for_export(payment_ids=claimed)
     try:
@@ -509,6 +533,12 @@ def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
                 )
                 outcome = Outcome.LINKED if mapping.linked_existing else Outcome.CREATED
                 _resolve_items(payment_id, outcome, qbo_id=mapping.qbo_id)
+            elif payment_id in run.holds:
+                code, message = run.holds[payment_id]
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id, to_status=ExportStatus.ON_HOLD, note=message
+                )
+                _resolve_items(payment_id, Outcome.HELD, message=message, error_code=code)
             elif payment_id in run.failures:
                 code, message = run.failures[payment_id]
                 billing_services.payment_export_status_transition(
@@ -762,6 +792,7 @@ def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | Quick
                 entity = next(key for key in answer if key != "bId")
                 results[local_key] = answer[entity]
                 _record_mapping(run, kind, local_key, answer[entity], linked=False)
+                _remember_answer(run, entity, answer[entity])
     return results
 
 
@@ -783,6 +814,18 @@ def _replay_outbox(run: _Run) -> None:
         with transaction.atomic():
             _finish_request(request, response=obj)
             _record_mapping(run, request.kind, request.local_key, obj, linked=False)
+        _remember_answer(run, request.operation, obj)
+
+
+def _remember_answer(run: _Run, entity: str, obj: dict) -> None:
+    """Keep a created invoice as QuickBooks answered (its TotalAmt and Balance need no read before paying it); forget
+    an invoice as soon as a payment is posted against it (its Balance has changed)."""
+    if entity == "Invoice":
+        run.invoice_rows[str(obj["Id"])] = obj
+    elif entity == "Payment":
+        for line in obj.get("Line") or []:
+            for linked in line.get("LinkedTxn") or []:
+                run.invoice_rows.pop(str(linked.get("TxnId")), None)
 
 
 def _mapped(run: _Run, kind: str, keys: Iterable[str]) -> dict[str, QuickBooksMapping]:
@@ -1005,6 +1048,14 @@ def _ensure_invoices(
                 continue
             customer_id = customer_ids.get(invoice.customer_id)
             problem = _invoice_mismatch(invoice, row, customer_id)
+            if not problem:
+                # A hand-keyed invoice already paid in QuickBooks is not linked blindly: its Balance must take ours.
+                to_post = _amounts_to_post(run, payments).get(invoice.pk, Decimal("0.00"))
+                if found := invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post):
+                    problem = (
+                        f"QuickBooks already has invoice {invoice.number} (QuickBooks invoice {row['Id']}) but it "
+                        f"cannot take FieldSync's payments: {found.message} FieldSync did not link it."
+                    )
             if problem:
                 _fail(
                     run,
@@ -1014,6 +1065,7 @@ def _ensure_invoices(
                 )
                 continue
             result[invoice.pk] = _record_mapping(run, Kind.INVOICE, str(invoice.pk), row, linked=True).qbo_id
+            run.invoice_rows[str(row["Id"])] = row
             _attempt(
                 run,
                 payments_of[invoice.pk],
@@ -1041,14 +1093,91 @@ def _ensure_invoices(
         if mapping is None:
             continue
         result[invoice.pk] = mapping.qbo_id
-        if problem := _invoice_mismatch(invoice, outcome, outcome.get("CustomerRef", {}).get("value")):
-            _fail(
-                run,
-                payments_of[invoice.pk],
-                ApplicationError(problem, code="invoice_total_mismatch"),
-                f"Invoice {invoice.number}",
-            )
+    _check_invoices_before_payments(run, payments, invoices, result)
     return result
+
+
+def _amounts_to_post(run: _Run, payments: list[Payment]) -> dict[int, Decimal]:
+    """Our invoice id -> what the payments of this chunk still to be posted (not in QuickBooks, not failed or held)
+    would apply to it."""
+    posted = _mapped(run, Kind.PAYMENT, [str(p.pk) for p in payments])
+    amounts: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for payment in payments:
+        if str(payment.pk) in posted or payment.pk in run.failures or payment.pk in run.holds:
+            continue
+        for invoice, amount in mappers.payment_net_applications(payment):
+            amounts[invoice.pk] += amount
+    return amounts
+
+
+def _check_invoices_before_payments(
+    run: _Run, payments: list[Payment], invoices: dict[int, Invoice], qbo_ids: dict[int, str]
+) -> None:
+    """The rule that keeps QuickBooks' books matching ours (see invoice_checks.py): before any payment is posted,
+    every invoice it applies to — created or linked just now, found in the mapping table, or recovered by an outbox
+    replay — must have QuickBooks' TotalAmt equal to ours and a Balance that takes what is about to be posted.
+    Invoices QuickBooks answered in this run are not read again; the others are read in one query per 30.
+    An invoice that fails the check gets an open InvoiceExportHold and all its payments in this chunk are held."""
+    to_post = _amounts_to_post(run, payments)
+    to_check = {pk: qbo_ids[pk] for pk, amount in to_post.items() if amount > 0 and pk in qbo_ids}
+    if not to_check:
+        return
+    rows = {qbo_id: run.invoice_rows.pop(qbo_id) for qbo_id in to_check.values() if qbo_id in run.invoice_rows}
+    unknown = sorted({qbo_id for qbo_id in to_check.values() if qbo_id not in rows})
+    for start in range(0, len(unknown), BATCH_SIZE):
+        ids = ", ".join(mappers.quote(qbo_id) for qbo_id in unknown[start : start + BATCH_SIZE])
+        found = _call(run, lambda ids=ids: run.client.query(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))
+        rows.update({str(row["Id"]): row for row in found})
+    payments_of: dict[int, list[Payment]] = defaultdict(list)
+    for payment in payments:
+        for invoice, _ in mappers.payment_net_applications(payment):
+            payments_of[invoice.pk].append(payment)
+    for invoice_pk, qbo_id in to_check.items():
+        invoice = invoices[invoice_pk]
+        row = rows.get(qbo_id)
+        problem = invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post[invoice_pk])
+        payment_ids = [p.pk for p in payments_of[invoice_pk]]
+        if problem is None:
+            if row is not None and row.get("SyncToken") is not None:
+                QuickBooksMapping.objects.filter(
+                    realm_id=run.realm_id, kind=Kind.INVOICE, local_key=str(invoice_pk)
+                ).exclude(sync_token=str(row["SyncToken"])).update(sync_token=str(row["SyncToken"]))
+            continue
+        _hold_invoice(run, invoice, qbo_id, problem, amount_to_post=to_post[invoice_pk])
+        for payment_id in payment_ids:
+            run.holds.setdefault(payment_id, (problem.code, f"Invoice {invoice.number}: {problem.message}"))
+        _attempt(
+            run,
+            payment_ids,
+            operation="check Invoice before payments",
+            object_kind=Kind.INVOICE,
+            local_key=str(invoice_pk),
+            qbo_id=qbo_id,
+            outcome=ExportAttempt.Outcome.ERROR,
+            error_code=problem.code,
+            message=problem.message,
+        )
+
+
+def _hold_invoice(run: _Run, invoice: Invoice, qbo_id: str, problem, *, amount_to_post: Decimal) -> None:
+    """Open (or refresh) the invoice's hold with QuickBooks' figures as just seen."""
+    InvoiceExportHold.objects.update_or_create(
+        realm_id=run.realm_id,
+        invoice=invoice,
+        state=InvoiceExportHold.State.OPEN,
+        defaults={
+            "qbo_invoice_id": qbo_id,
+            "reason": problem.reason,
+            "message": problem.message,
+            "our_total": invoice.total,
+            "qbo_total": problem.qbo_total,
+            "qbo_tax": problem.qbo_tax,
+            "qbo_balance": problem.qbo_balance,
+            "amount_to_post": amount_to_post,
+            "tax_detail": problem.tax_detail,
+            "checked_at": timezone.now(),
+        },
+    )
 
 
 def _invoice_mismatch(invoice: Invoice, row: dict, customer_id: str | None) -> str:
@@ -1077,7 +1206,7 @@ def _ensure_payments(
     mapped = _mapped(run, Kind.PAYMENT, [str(p.pk) for p in payments])
     entries = []
     for payment in payments:
-        if str(payment.pk) in mapped or payment.pk in run.failures:
+        if str(payment.pk) in mapped or payment.pk in run.failures or payment.pk in run.holds:
             continue
         applications = mappers.payment_net_applications(payment)
         if payment.customer_id not in customer_ids or any(inv.pk not in invoice_ids for inv, _ in applications):
