@@ -979,6 +979,13 @@ class Books:
         else:
             fields["DocNumber"] = self._next_doc_number()
 
+    def _next_doc_number(self) -> str:
+        while self._holder("Invoice", str(self.company.next_doc_number)) is not None:
+            self.company.next_doc_number += 1
+        number = str(self.company.next_doc_number)
+        self.company.next_doc_number += 1
+        return number
+
     # --- Sales tax (docs/quickbooks_sales_tax.md) ---
 
     def _invoice_tax(self, fields: dict, customer: dict, lines: list[dict]) -> dict:
