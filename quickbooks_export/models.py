@@ -151,6 +151,12 @@ class QuickBooksMappingSettings(models.Model):
     # Income account for Service items FieldSync creates.
     income_account_id = models.CharField(max_length=32, blank=True)
     income_account_name = models.CharField(max_length=255, blank=True)
+    # The QuickBooks TaxCode our taxed invoices use (US: the rate/group of TxnTaxDetail.TxnTaxCodeRef; elsewhere: the
+    # TaxCodeRef of every line), and for other countries the code of untaxed lines (zero-rated / exempt).
+    sales_tax_code_id = models.CharField(max_length=32, blank=True)
+    sales_tax_code_name = models.CharField(max_length=255, blank=True)
+    no_tax_code_id = models.CharField(max_length=32, blank=True)
+    no_tax_code_name = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -182,6 +188,49 @@ class QuickBooksMappingSettings(models.Model):
         if row is None or not row.qbo_payment_method_id:
             return None
         return {"value": row.qbo_payment_method_id, "name": row.qbo_payment_method_name}
+
+
+class QuickBooksCompanyProfile(models.Model):
+    """What kind of QuickBooks company a realm is, as last read from CompanyInfo, Preferences and TaxCode (see
+    company.py): the export engine builds invoices for it and refuses a company in another currency."""
+
+    realm_id = models.CharField("realm id", max_length=32, unique=True)
+    country = models.CharField(max_length=2, blank=True)
+    home_currency = models.CharField(max_length=3, blank=True)
+    multicurrency_enabled = models.BooleanField(default=False)
+    # Preferences.SalesFormsPrefs.CustomTxnNumbers: when off, QuickBooks numbers invoices itself.
+    custom_txn_numbers = models.BooleanField(default=True)
+    using_sales_tax = models.BooleanField(default=False)
+    # Preferences.TaxPrefs.PartnerTaxEnabled: QuickBooks' automated sales tax (US).
+    automated_sales_tax = models.BooleanField(default=False)
+    # [{"id", "name", "active"}] of the company's TaxCode list.
+    tax_codes = models.JSONField(default=list, blank=True)
+    read_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "QuickBooks company profile"
+
+    def __str__(self) -> str:
+        return f"QuickBooks company {self.realm_id}: {self.describe()}"
+
+    @property
+    def is_us(self) -> bool:
+        return self.country == "US"
+
+    def describe(self) -> str:
+        """In plain words, e.g. "US company, automated sales tax, USD"."""
+        if not self.using_sales_tax:
+            tax = "no sales tax"
+        elif self.is_us:
+            tax = "automated sales tax" if self.automated_sales_tax else "sales tax set by hand"
+        else:
+            tax = "sales tax by tax code"
+        parts = [f"{self.country or 'Unknown country'} company", tax, self.home_currency or "currency unknown"]
+        if self.multicurrency_enabled:
+            parts.append("multicurrency on")
+        if not self.custom_txn_numbers:
+            parts.append("QuickBooks numbers invoices itself")
+        return ", ".join(parts)
 
 
 class QuickBooksPaymentMethodMapping(models.Model):

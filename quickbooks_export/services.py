@@ -44,7 +44,7 @@ from billing.models import Customer, Invoice, Payment
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
 
-from . import invoice_checks, limiter, mappers
+from . import company, invoice_checks, limiter, mappers
 from .client import QuickBooksClient, error_from_fault
 from .errors import (
     QuickBooksAuthorizationError,
@@ -310,6 +310,8 @@ class _Run:
     # Payments of the next chunk whose customers and items may be looked up early (see _work_ahead).
     ahead: list[Payment] | None = None
     working_ahead: bool = False
+    # The company as read before this run (company.py); None when QuickBooks would not tell.
+    profile: object = None
 
 
 def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
@@ -338,6 +340,8 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
             sleep=sleep,
         )
         _replay_outbox(run)
+        run.profile = _company_profile(run)
+        company.company_currency_check(run.profile)
         while True:
             if time.monotonic() >= run.deadline:
                 result = "continuing"
@@ -353,6 +357,9 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
     except QuickBooksNotConnectedError as exc:
         _set_waiting(realm_id, f"Paused: {exc.message}")
         result = "waiting"
+    except company.CurrencyMismatch as exc:
+        _set_waiting(realm_id, f"Refused: {exc.message}")
+        result = "waiting"
     except _Backoff as exc:
         _set_waiting(realm_id, f"QuickBooks is busy; trying again in {exc.delay:.0f} s. ({exc.error.message})")
         result, delay = "backoff", exc.delay
@@ -367,6 +374,17 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
 
         enqueue_export_run(realm_id, delay=delay)
     return result
+
+
+def _company_profile(run: _Run):
+    """The company's profile, read again when older than a few minutes (three metered reads at most per run)."""
+    try:
+        return _call(run, lambda: company.company_profile_current(client=run.client))
+    except QuickBooksError as exc:
+        if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+            raise
+        logger.warning("Could not read the company profile of %s: %s", run.realm_id, exc.message)
+        return None
 
 
 def _lease_acquire(realm_id: str, holder: str) -> bool:
@@ -1035,6 +1053,8 @@ def _ensure_invoices(
             payments_of[invoice.pk].add(payment.pk)
     result = {int(key): m.qbo_id for key, m in _mapped(run, Kind.INVOICE, [str(pk) for pk in invoices]).items()}
     to_find = [inv for pk, inv in invoices.items() if pk not in result]
+    if run.profile is not None and not run.profile.custom_txn_numbers:
+        to_find = []  # QuickBooks numbers invoices itself: our number is no key there (the mapping is)
     for start in range(0, len(to_find), BATCH_SIZE):
         chunk = to_find[start : start + BATCH_SIZE]
         numbers = ", ".join(mappers.quote(inv.number) for inv in chunk)
@@ -1084,7 +1104,26 @@ def _ensure_invoices(
         lines_ok = all(mappers.item_key(line.service_name) in item_ids for line in invoice.lines.all())
         if customer_id is None or not lines_ok:
             continue  # its payments already carry the customer's or item's failure
-        entries.append((str(pk), mappers.invoice_payload(invoice, customer_id=customer_id, item_ids=item_ids)))
+        if problem := _tax_code_missing(run, invoice):
+            _fail(
+                run, payments_of[pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}"
+            )
+            continue
+        customer = next(p.customer for p in payments if p.customer_id == invoice.customer_id) if payments else None
+        entries.append(
+            (
+                str(pk),
+                mappers.invoice_payload(
+                    invoice,
+                    customer_id=customer_id,
+                    item_ids=item_ids,
+                    profile=run.profile,
+                    sales_tax_code_id=run.mapping_settings.sales_tax_code_id,
+                    no_tax_code_id=run.mapping_settings.no_tax_code_id,
+                    customer=customer,
+                ),
+            )
+        )
     for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():
         invoice = invoices[int(local_key)]
         mapping = _record_batch_create(
@@ -1095,6 +1134,21 @@ def _ensure_invoices(
         result[invoice.pk] = mapping.qbo_id
     _check_invoices_before_payments(run, payments, invoices, result)
     return result
+
+
+def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
+    """Outside the US, QuickBooks refuses a line without a TaxCode when sales tax is on: say which to choose."""
+    profile = run.profile
+    if profile is None or profile.is_us or not profile.using_sales_tax:
+        return ""
+    taxed = invoice.sales_tax > 0
+    if run.mapping_settings.sales_tax_code_id if taxed else run.mapping_settings.no_tax_code_id:
+        return ""
+    which = "the tax code for taxed invoices" if taxed else "the tax code for invoices without tax"
+    return (
+        f"This QuickBooks company ({profile.country}) needs a tax code on every line; choose {which} on the "
+        "QuickBooks page, then retry."
+    )
 
 
 def _amounts_to_post(run: _Run, payments: list[Payment]) -> dict[int, Decimal]:

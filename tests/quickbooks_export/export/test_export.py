@@ -7,7 +7,7 @@ import pytest
 
 from billing import services as billing_services
 from billing.models import Payment
-from quickbooks_export.models import ExportAttempt, ExportBatchItem, QuickBooksMapping
+from quickbooks_export.models import ExportAttempt, ExportBatchItem, QuickBooksMapping, QuickBooksMappingSettings
 from quickbooks_export.selectors import export_batch_counts, export_batch_items
 from tests.factories import CustomerFactory, issued_invoice, pay
 
@@ -21,9 +21,19 @@ def qbo_payments(company):
     return company.entities("Payment")
 
 
+def map_a_sales_tax_code(company):
+    """Choose the company's first real tax code (not the US line codes TAX/NON) for taxed invoices, as a person does
+    on the QuickBooks page: QuickBooks honours our tax amount only together with a TxnTaxCodeRef."""
+    code = next(c for c in company.entities("TaxCode") if c["Id"] not in ("TAX", "NON") and c.get("Active", True))
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=company.realm_id, defaults={"sales_tax_code_id": code["Id"], "sales_tax_code_name": code["Name"]}
+    )
+
+
 def test_deposit_part_and_final_payment_export_one_invoice_and_three_linked_payments(qbo_company):
     customer = CustomerFactory(display_name="Maria Gonzalez", email="maria@example.com")
     invoice = issued_invoice(customer=customer, amount="1000.00", sales_tax="24.63", number="INV-1041")
+    map_a_sales_tax_code(qbo_company)
     deposit, part, final = pay(invoice, "500.00"), pay(invoice, "400.00"), pay(invoice, "124.63")
 
     batch = export(final)  # one selected: its invoice's other payments come along
@@ -45,6 +55,32 @@ def test_deposit_part_and_final_payment_export_one_invoice_and_three_linked_paym
     assert batch.status == batch.Status.FINISHED
     added = export_batch_items(batch_id=batch.pk).filter(added_with_invoice=True).count()
     assert added == 2
+
+
+def test_taxed_invoice_without_a_tax_code_in_an_automated_tax_company_is_held_when_quickbooks_computes_otherwise(
+    qbo_company,
+):
+    customer = CustomerFactory(
+        email="kim@example.com",
+        billing_line1="1 Main St",
+        billing_city="Chicago",
+        billing_region="IL",
+        billing_postal_code="60601",
+    )
+    invoice = issued_invoice(customer=customer, amount="1000.00", sales_tax="24.63", number="INV-2001")
+    payments = [pay(invoice, "500.00"), pay(invoice, "524.63")]
+
+    export(*payments)
+
+    [qbo_invoice] = qbo_company.entities("Invoice")
+    assert Decimal(str(qbo_invoice["TotalAmt"])) != Decimal("1024.63")  # QuickBooks computed its own tax
+    assert qbo_payments(qbo_company) == []  # and nothing was posted against it
+    for payment in payments:
+        payment.refresh_from_db()
+        assert payment.export_status == S.ON_HOLD
+    item = ExportBatchItem.objects.filter(payment=payments[0]).get()
+    assert item.outcome == ExportBatchItem.Outcome.HELD
+    assert "FieldSync has $1,024.63" in item.message
 
 
 def test_partially_paid_invoice_payments_are_skipped_with_their_reason(qbo_company):

@@ -1,0 +1,100 @@
+"""Read the QuickBooks company before writing to it: currency, custom transaction numbers, tax codes (issue 9)."""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.models import Payment
+from quickbooks_export.client import QuickBooksClient
+from quickbooks_export.company import company_profile_refresh
+from quickbooks_export.models import ExportBatch, QuickBooksCompanyProfile, QuickBooksMappingSettings
+from tests.factories import CustomerFactory, issued_invoice, pay
+
+from .conftest import connect, export
+
+pytestmark = pytest.mark.django_db
+S = Payment.ExportStatus
+
+
+@pytest.fixture
+def company_of(qbo_sandbox, settings, db):
+    settings.EXPORT_MAX_RETRY_AFTER_SECONDS = 0.2
+    return lambda profile: connect(qbo_sandbox, settings, profile=profile)
+
+
+def test_the_profile_of_a_us_automated_tax_company_in_plain_words(company_of):
+    company = company_of("us-ast")
+    profile = company_profile_refresh(client=QuickBooksClient.for_current_connection())
+    assert (profile.country, profile.home_currency, profile.automated_sales_tax) == ("US", "USD", True)
+    assert profile.describe().startswith("US company, automated sales tax, USD")
+    assert QuickBooksCompanyProfile.objects.get(realm_id=company.realm_id) == profile
+
+
+def test_a_company_in_another_currency_is_refused_before_anything_is_written(company_of):
+    company = company_of("ca")
+    payment = pay(issued_invoice(amount="100.00"), "100.00")
+
+    batch = export(payment)
+
+    assert company.entities("Customer") == [] and company.entities("Invoice") == []
+    assert company.entities("Payment") == []
+    assert batch.status == ExportBatch.Status.QUEUED or batch.waiting_reason
+    assert "keeps its books in CAD; FieldSync works in USD" in ExportBatch.objects.get(pk=batch.pk).waiting_reason
+    payment.refresh_from_db()
+    assert payment.export_status in (S.QUEUED, S.EXPORTING)
+
+
+@pytest.mark.xfail(
+    reason="needs the sandbox to number invoices itself (Books._next_doc_number, in progress in SANDBOX_REQUESTS.md)",
+    strict=False,
+)
+def test_custom_transaction_numbers_off_sends_no_doc_number_and_keeps_ours_in_the_memo(qbo_sandbox, settings, db):
+    company = connect(qbo_sandbox, settings, profile="us-manual-tax")
+    prefs = company.entities("Preferences")[0]
+    qbo_sandbox.edit_entity(
+        company.realm_id,
+        "Preferences",
+        prefs["Id"],
+        {"SalesFormsPrefs": {**prefs["SalesFormsPrefs"], "CustomTxnNumbers": False}},
+    )
+    invoice = issued_invoice(amount="250.00", number="INV-3001")
+    payment = pay(invoice, "250.00")
+
+    export(payment)
+
+    [qbo_invoice] = company.entities("Invoice")
+    assert qbo_invoice.get("DocNumber") != "INV-3001"  # QuickBooks numbered it
+    assert "INV-3001" in qbo_invoice["PrivateNote"]
+    assert Decimal(str(qbo_invoice["Balance"])) == 0 and len(company.entities("Payment")) == 1
+
+
+def test_a_us_manual_tax_company_takes_our_tax_with_the_mapped_code(qbo_sandbox, settings, db):
+    company = connect(qbo_sandbox, settings, profile="us-manual-tax")
+    code = next(c for c in company.entities("TaxCode") if c["Id"] not in ("TAX", "NON"))
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=company.realm_id, defaults={"sales_tax_code_id": code["Id"], "sales_tax_code_name": code["Name"]}
+    )
+    invoice = issued_invoice(customer=CustomerFactory(), amount="1905.00", sales_tax="119.63", number="INV-1041")
+    payments = [pay(invoice, "500.00"), pay(invoice, "1000.00"), pay(invoice, "524.63")]
+
+    export(*payments)
+
+    [qbo_invoice] = company.entities("Invoice")
+    assert Decimal(str(qbo_invoice["TotalAmt"])) == Decimal("2024.63")
+    assert Decimal(str(qbo_invoice["TxnTaxDetail"]["TotalTax"])) == Decimal("119.63")
+    assert Decimal(str(qbo_invoice["Balance"])) == 0
+    assert sum(Decimal(str(p["TotalAmt"])) for p in company.entities("Payment")) == Decimal("2024.63")
+
+
+def test_outside_the_us_an_invoice_without_a_chosen_tax_code_fails_with_what_to_choose(qbo_sandbox, settings, db):
+    settings.FIELDSYNC_CURRENCY = "GBP"
+    company = connect(qbo_sandbox, settings, profile="uk")
+    invoice = issued_invoice(amount="100.00", sales_tax="20.00", number="INV-4001")
+    payment = pay(invoice, "120.00")
+
+    export(payment)
+
+    assert company.entities("Invoice") == []
+    payment.refresh_from_db()
+    assert payment.export_status == S.FAILED
+    assert "choose the tax code for taxed invoices on the QuickBooks page" in payment.export_items.get().message
