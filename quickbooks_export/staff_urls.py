@@ -13,6 +13,11 @@ urlpatterns = [
     path("payments/<int:payment_id>/export/", views.payment_export, name="payment_export"),
     path("payments/<int:payment_id>/export/panel/", views.payment_export_panel, name="payment_export_panel"),
     path("payments/<int:payment_id>/retry/", views.payment_retry, name="payment_retry"),
+    path(
+        "payments/<int:payment_id>/holds/<int:hold_id>/<slug:action>/",
+        views.payment_hold_action,
+        name="payment_hold_action",
+    ),
     path("payments/<int:payment_id>/mark-exported/", views.payment_mark_exported, name="payment_mark_exported"),
     path("payments/<int:payment_id>/exclude/", views.payment_exclude, name="payment_exclude"),
     path("payments/<int:payment_id>/include/", views.payment_include, name="payment_include"),

@@ -25,10 +25,12 @@ from billing.models import Customer, ManualHandlingItem, Payment
 from billing.money import format_money
 from billing.selectors import ExportReadiness, InvoiceState, payment_export_readiness_map, payment_with_amounts
 from fieldsync.exceptions import ApplicationError
+from quickbooks_export import holds
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
+from quickbooks_export.errors import QuickBooksError
 from quickbooks_export.filters import PaymentFilter
-from quickbooks_export.models import ExportBatch, ExportBatchItem
+from quickbooks_export.models import ExportBatch, ExportBatchItem, InvoiceExportHold
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 REFUND_PERMISSION = "billing.add_refund"
@@ -88,6 +90,8 @@ def export_status_badge(payment: Payment, readiness: ExportReadiness | None, fai
         return Badge("Exported by hand", "done", "Entered in QuickBooks by a person.")
     if status == ExportStatus.FAILED:
         return Badge("Failed", "bad", failure or "QuickBooks refused it; open the payment to see why and retry.")
+    if status == ExportStatus.ON_HOLD:
+        return Badge("On hold", "warn", "QuickBooks' invoice does not match ours; open the payment to decide.")
     return Badge("Do not export", "muted", "Excluded from exports.")
 
 
@@ -294,6 +298,14 @@ def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: Expo
         "item": item,
         "in_flight": in_flight,
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
+        # Open QuickBooks holds of the invoices it pays (one query, only for a payment on hold).
+        "holds": list(
+            InvoiceExportHold.objects.filter(
+                state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id=payment.pk
+            ).select_related("invoice")
+        )
+        if payment.export_status == ExportStatus.ON_HOLD
+        else [],
     }
 
 
@@ -409,6 +421,34 @@ def payment_retry(request: HttpRequest, payment_id: int) -> HttpResponse:
     return _panel_or_redirect(
         request, payment, lambda: export_services.export_payment_retry(payment_id=payment.pk, user=request.user)
     )
+
+
+HOLD_ACTIONS = {
+    "check-again": (holds.invoice_hold_check_again, "QuickBooks matches now: its payments are being exported."),
+    "update-quickbooks": (
+        holds.invoice_hold_update_quickbooks,
+        "The QuickBooks invoice now matches FieldSync: its payments are being exported.",
+    ),
+    "unlink": (holds.invoice_hold_unlink, "Unlinked: the next export links or creates the invoice afresh."),
+}
+
+
+@login_required
+@export_required
+@require_POST
+def payment_hold_action(request: HttpRequest, payment_id: int, hold_id: int, action: str) -> HttpResponse:
+    """Check again, Update the QuickBooks invoice to match FieldSync, or Unlink, for one invoice hold."""
+    payment = _payment_or_404(payment_id)
+    if action not in HOLD_ACTIONS:
+        raise Http404("No such action.")
+    service, done = HOLD_ACTIONS[action]
+    try:
+        service(hold_id=hold_id, user=request.user)
+    except (ApplicationError, QuickBooksError) as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("exports:payment_detail", payment_id=payment.pk)
 
 
 def _status_action(request: HttpRequest, payment_id: int, action, done: str, *, needs_note: bool) -> HttpResponse:
