@@ -344,3 +344,31 @@ def test_a_hand_edit_in_quickbooks_recomputes_and_bumps_the_sync_token(company):
 
     assert edited["SyncToken"] == "1"
     assert (read.TotalAmt, read.TxnTaxDetail.TotalTax) == (D("105.00"), D("5.00"))
+
+
+def test_a_full_update_that_echoes_the_read_tax_keeps_it_as_an_explicit_amount(company):
+    # [C]/[D] in docs/quickbooks_sales_tax.md: TxnTaxCodeRef + TotalTax sent is honoured, also when it is only the
+    # figure a read returned. A sparse update without TxnTaxDetail recomputes instead.
+    qbo, customer, item = company("us-ast")
+    invoice = _invoice(qbo, customer, [_line(item.Id, "100.00", code="TAX")], ship=("IL", "62701"))
+    read = Invoice.get(invoice.Id, qb=qbo.qb)
+    read.Line = [_line(item.Id, "200.00", code="TAX")]
+
+    echoed = read.save(qb=qbo.qb)
+    recomputed = qbo.server.edit_entity(
+        qbo.realm_id,
+        "Invoice",
+        invoice.Id,
+        {
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": 200,
+                    "SalesItemLineDetail": {"ItemRef": {"value": item.Id}, "TaxCodeRef": {"value": "TAX"}},
+                }
+            ]
+        },
+    )
+
+    assert (echoed.TxnTaxDetail.TotalTax, echoed.TotalAmt) == (D("6.25"), D("206.25"))
+    assert (recomputed["TxnTaxDetail"]["TotalTax"], recomputed["TotalAmt"]) == (12.5, 212.5)
