@@ -3,7 +3,9 @@
 `Books(company, now)` performs one operation on one company; the caller holds `company.lock`. Every operation
 validates completely before it changes anything, so a refused request (or batch item) leaves no trace.
 
-Behaviour follows Intuit's API reference and QBO.md; choices without a documented source say *unconfirmed*.
+Behaviour follows Intuit's API reference, QBO.md and docs/quickbooks_sales_tax.md (tax, totals, numbering, items,
+inactive objects, currency, per kind of company: profiles.py); choices without a documented source say
+*unconfirmed*.
 """
 
 from __future__ import annotations
@@ -596,6 +598,8 @@ class Books:
             raise faults.invalid_property("A batch item needs an entity (Customer, Invoice, ...) or a Query")
         operation = item.get("operation")
         body = item[name]
+        if name in ("TaxCode", "TaxRate"):
+            raise faults.unsupported_operation(f"{operation!r} of {name} in a batch item")  # read-only, as over HTTP
         if operation == "create":
             return self.create(name, body)
         if operation == "update":

@@ -81,8 +81,13 @@ def error_page(message: str) -> bytes:
     return _page("Authorization error", f"<h1>Authorization error</h1><p>{escape(message)}</p>")
 
 
-def index_page(*, base_url: str, client_id: str, companies: list[tuple[str, str]]) -> bytes:
-    rows = "".join(f"<li>{escape(name)} - realm <code>{escape(realm_id)}</code></li>" for realm_id, name in companies)
+def index_page(*, base_url: str, client_id: str, companies: list[tuple[str, ...]]) -> bytes:
+    rows = "".join(
+        f"<li>{escape(name)} - realm <code>{escape(realm_id)}</code>"
+        + (f" ({escape(extra[0])})" if extra else "")
+        + "</li>"
+        for realm_id, name, *extra in companies
+    )
     content = f"""
 <h1>QuickBooks Online sandbox</h1>
 <p>Discovery document: <code>{escape(base_url)}/.well-known/openid_configuration</code><br>

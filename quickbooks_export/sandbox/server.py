@@ -298,7 +298,7 @@ class SandboxApp:
         if path.startswith("/_sandbox/"):
             return self._admin(request)
         if path == "/":
-            companies = [(c.realm_id, c.name) for c in self.store.all()]
+            companies = [(c.realm_id, c.name, c.profile) for c in self.store.all()]
             return _html(
                 200, pages.index_page(base_url=self.base_url, client_id=self.config.client_id, companies=companies)
             )

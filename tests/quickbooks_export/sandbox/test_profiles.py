@@ -1,6 +1,7 @@
 """Company profiles: what each kind of QuickBooks company reads like through python-quickbooks (CompanyInfo,
 Preferences, TaxCode, TaxRate), how a profile is chosen, and the demo-colliding seed."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -191,3 +192,22 @@ def test_without_a_seed_a_company_is_empty_of_customers_and_items(qbo_sandbox):
 
     assert Item.where("Active IN (true, false)", qb=qbo.qb) == []
     assert Customer.where("Active IN (true, false)", qb=qbo.qb) == []
+
+
+def test_tax_codes_cannot_be_changed_in_a_batch_either(qbo_sandbox):
+    qbo = connect_company(qbo_sandbox, "ca")
+    url = f"{qbo.server.api_url}/company/{qbo.realm_id}/batch"
+    body = {"BatchItemRequest": [{"bId": "1", "operation": "update", "TaxCode": {"Id": "1", "SyncToken": "0"}}]}
+
+    answer = qbo.qb.process_request("POST", url, headers={"Content-Type": "application/json"}, data=json.dumps(body))
+
+    assert answer.json()["BatchItemResponse"][0]["Fault"]["Error"][0]["code"] == "500"
+    assert TaxCode.get("1", qb=qbo.qb).SyncToken == "0"
+
+
+def test_index_page_lists_each_companys_profile(qbo_sandbox):
+    qbo_sandbox.create_company("Indexed", profile="au")
+
+    page = requests.get(qbo_sandbox.base_url + "/", timeout=5).text
+
+    assert "Indexed" in page and "(au)" in page
