@@ -25,7 +25,13 @@ from fieldsync.exceptions import ApplicationError, ConflictError
 from . import invoice_checks, mappers
 from .client import QuickBooksClient
 from .errors import QuickBooksError
-from .models import ExportBatch, InvoiceExportHold, QuickBooksMapping, QuickBooksMappingAudit
+from .models import (
+    ExportBatch,
+    InvoiceExportHold,
+    QuickBooksMapping,
+    QuickBooksMappingAudit,
+    QuickBooksMappingSettings,
+)
 
 ExportStatus = Payment.ExportStatus
 Kind = QuickBooksMapping.Kind
@@ -177,7 +183,12 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
             "Fix it in QuickBooks, then check again.",
             code="hold_not_updatable",
         )
-    invoice = billing_selectors.invoice_with_balances().prefetch_related("lines").get(pk=hold.invoice_id)
+    invoice = (
+        billing_selectors.invoice_with_balances()
+        .select_related("customer")
+        .prefetch_related("lines")
+        .get(pk=hold.invoice_id)
+    )
     customer_id = str((current.get("CustomerRef") or {}).get("value", ""))
     keys = {mappers.item_key(line.service_name) for line in invoice.lines.all()}
     item_ids = dict(
@@ -191,7 +202,22 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
             "item on the mappings page, then try again.",
             code="hold_not_updatable",
         )
-    payload = mappers.invoice_payload(invoice, customer_id=customer_id, item_ids=item_ids)
+    from .company import company_profile_current
+
+    profile = company_profile_current(client=client)
+    settings_row = QuickBooksMappingSettings.objects.filter(realm_id=hold.realm_id).first()
+    # The code that carries our tax amount: the one chosen on the QuickBooks page, else the one QuickBooks put on the
+    # invoice (automated sales tax picks its own code; an amount sent with a TxnTaxCodeRef overrides its figure).
+    theirs = str(((current.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef") or {}).get("value", ""))
+    payload = mappers.invoice_payload(
+        invoice,
+        customer_id=customer_id,
+        item_ids=item_ids,
+        profile=profile,
+        sales_tax_code_id=(settings_row.sales_tax_code_id if settings_row else "") or theirs,
+        no_tax_code_id=settings_row.no_tax_code_id if settings_row else "",
+        customer=invoice.customer,
+    )
     update = {
         "Id": current["Id"],
         "SyncToken": current["SyncToken"],

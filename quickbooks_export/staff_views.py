@@ -58,6 +58,7 @@ OUTCOME_LABELS = {
     Outcome.LINKED: "Already in QuickBooks",
     Outcome.SKIPPED: "Skipped",
     Outcome.FAILED: "Failed",
+    Outcome.HELD: "On hold",
     Outcome.PENDING: "Waiting",
 }
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from billing.models import Payment
 from quickbooks_export.models import InvoiceExportHold, QuickBooksMappingAudit
 from tests.factories import CustomerFactory, issued_invoice, pay
-from tests.quickbooks_export.export.conftest import export
+from tests.quickbooks_export.export.conftest import drain, export
 
 pytestmark = pytest.mark.django_db
 S = Payment.ExportStatus
@@ -54,19 +54,27 @@ def test_check_again_when_nothing_changed_says_so_and_keeps_the_hold(office_clie
     assert QuickBooksMappingAudit.objects.filter(action="check_again").count() == 1
 
 
-def test_update_the_quickbooks_invoice_when_quickbooks_keeps_its_own_tax_explains_and_keeps_the_hold(
-    office_client, held
-):
+def test_update_the_quickbooks_invoice_overrides_its_tax_with_ours_then_the_payments_go(office_client, held):
+    """Automated sales tax picked its own code and amount; our amount sent with that code overrides it (Intuit,
+    "Using QuickBooks Online API for automated sales tax", 2017), so the totals match and the hold is released."""
     company, invoice, payments, hold = held
     url = reverse("exports:payment_hold_action", args=[payments[0].pk, hold.pk, "update-quickbooks"])
-    office_client.post(url)
+    response = office_client.post(url, follow=True)
+    assert "The QuickBooks invoice now matches FieldSync" in response.content.decode()
     hold.refresh_from_db()
+    assert hold.state == "released"
+    drain(company.realm_id)
     [qbo_invoice] = company.entities("Invoice")
-    if Decimal(str(qbo_invoice["TotalAmt"])) == Decimal("1024.63"):  # QuickBooks took our figures: released
-        assert hold.state == "released" and Decimal(str(qbo_invoice["Balance"])) == 0
-    else:
-        assert hold.state == "open" and company.entities("Payment") == []
-    assert QuickBooksMappingAudit.objects.filter(action="update_invoice", by__username="dana").exists()
+    assert Decimal(str(qbo_invoice["TotalAmt"])) == Decimal("1024.63")
+    assert Decimal(str(qbo_invoice["TxnTaxDetail"]["TotalTax"])) == Decimal("24.63")
+    assert Decimal(str(qbo_invoice["Balance"])) == 0
+    assert sorted(Decimal(str(p["TotalAmt"])) for p in company.entities("Payment")) == [
+        Decimal("500.00"),
+        Decimal("524.63"),
+    ]
+    audit = QuickBooksMappingAudit.objects.get(action="update_invoice")
+    assert audit.by.username == "dana" and Decimal(audit.after["total"]) == Decimal("1024.63")
+    assert Decimal(audit.before["total"]) != Decimal("1024.63")
 
 
 def test_an_unknown_action_is_404(office_client, held):

@@ -44,10 +44,6 @@ def test_a_company_in_another_currency_is_refused_before_anything_is_written(com
     assert payment.export_status in (S.QUEUED, S.EXPORTING)
 
 
-@pytest.mark.xfail(
-    reason="needs the sandbox to number invoices itself (Books._next_doc_number, in progress in SANDBOX_REQUESTS.md)",
-    strict=False,
-)
 def test_custom_transaction_numbers_off_sends_no_doc_number_and_keeps_ours_in_the_memo(qbo_sandbox, settings, db):
     company = connect(qbo_sandbox, settings, profile="us-manual-tax")
     prefs = company.entities("Preferences")[0]
