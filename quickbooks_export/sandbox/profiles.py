@@ -229,6 +229,9 @@ def get_profile(key: str | None) -> CompanyProfile:
 
 
 def check_seed(seed: str | None) -> str | None:
+    """The seed to apply: None (also "none") or "collisions"; ValueError otherwise."""
+    if seed == "none":
+        return None
     if seed not in SEEDS:
         raise ValueError(f"unknown seed {seed!r}; choose none or 'collisions'")
     return seed

@@ -160,7 +160,7 @@ class SandboxApp:
     ) -> Company:
         """A new company of `profile` (profiles.PROFILES; default us-ast); ValueError for an unknown profile/seed."""
         chosen = profiles.get_profile(profile)
-        profiles.check_seed(seed)
+        seed = profiles.check_seed(seed)
         with self._company_lock:
             realm_id = "9341" + "".join(str(secrets.randbelow(10)) for _ in range(15))
             while self.store.get(realm_id) is not None:
@@ -372,7 +372,7 @@ class SandboxApp:
                 company_name=form.get("company_name"),
                 scope=form["scope"],
                 profile=form.get("company_profile") or None,
-                seed=form.get("company_seed") or None,
+                seed=form.get("company_seed") or "none",  # an unticked box sends nothing: no seed
             )
         except OAuthError as error:
             return _html(400, pages.error_page(error.description))

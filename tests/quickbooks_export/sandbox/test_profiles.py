@@ -211,3 +211,38 @@ def test_index_page_lists_each_companys_profile(qbo_sandbox):
     page = requests.get(qbo_sandbox.base_url + "/", timeout=5).text
 
     assert "Indexed" in page and "(au)" in page
+
+
+def test_the_reads_the_export_engine_makes_before_writing(qbo_sandbox):
+    # SANDBOX_REQUESTS.md (engine helper): Preferences, TaxCode pages and invoices by Id IN (...).
+    qbo = connect_company(qbo_sandbox, "us-ast", seed="collisions")
+
+    prefs = qbo.qb.query("SELECT * FROM Preferences")["QueryResponse"]["Preferences"]
+    codes = qbo.qb.query("SELECT * FROM TaxCode STARTPOSITION 1 MAXRESULTS 1000")["QueryResponse"]["TaxCode"]
+    invoices = qbo.qb.query("SELECT * FROM Invoice WHERE Id IN ('1', '2')")["QueryResponse"]["Invoice"]
+
+    assert len(prefs) == 1 and prefs[0]["TaxPrefs"]["PartnerTaxEnabled"] is True
+    assert [code["Id"] for code in codes] == ["TAX", "NON", "1", "2"]
+    assert [(invoice["Id"], invoice["DocNumber"]) for invoice in invoices] == [("1", "INV-1044")]
+
+
+def test_consent_page_without_the_seed_box_makes_an_empty_company_even_when_collisions_are_the_default(
+    qbo_sandbox_factory,
+):
+    server = qbo_sandbox_factory(company_seed="collisions")
+    form = {
+        "client_id": server.config.client_id,
+        "response_type": "code",
+        "scope": "com.intuit.quickbooks.accounting",
+        "redirect_uri": "http://localhost/cb",
+        "action": "approve",
+        "realm_id": "new",
+        "company_name": "Unticked",
+        "company_profile": "us-ast",
+    }
+    page = requests.get(f"{server.base_url}/connect/oauth2", params=form, timeout=5).text
+
+    requests.post(f"{server.base_url}/connect/oauth2", data=form, allow_redirects=False, timeout=5)
+
+    assert 'value="collisions" checked' in page
+    assert server.entities(server.companies()[0]["realm_id"], "Customer") == []
