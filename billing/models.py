@@ -62,6 +62,28 @@ class Job(models.Model):
         return f"{self.number} {self.title}"
 
 
+class TaxRate(models.Model):
+    """A sales tax rate the business charges ("Chicago, IL 10.25%"). An invoice with a rate has its tax computed from
+    it: the taxable lines' amounts times the percentage, per invoice, rounded half up to the cent. In QuickBooks the
+    rate becomes the tax code chosen for it on the QuickBooks page."""
+
+    name = models.CharField(max_length=100, unique=True)
+    percentage = models.DecimalField(max_digits=7, decimal_places=4, help_text="e.g. 10.2500 for 10.25%")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percentage__gte=0) & Q(percentage__lte=100), name="tax_rate_percentage_0_to_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.percentage.normalize():f}%)"
+
+
 class Invoice(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -78,7 +100,10 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3, default=_default_currency)
     # OPEN <-> PAID follows the balance and is kept in step by billing.services under the invoice's row lock.
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # The tax charged. With a tax rate it is computed (see billing.services.invoice_tax_compute); invoices made before
+    # rates existed carry the amount only, and stay valid.
     sales_tax = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True)
     memo = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     voided_at = models.DateTimeField(null=True, blank=True)
@@ -104,6 +129,8 @@ class InvoiceLine(models.Model):
     unit_price = models.DecimalField(**MONEY)
     # quantity × unit price rounded half up to cents when the line is written (what the customer was billed).
     amount = models.DecimalField(**MONEY)
+    # Whether sales tax applies to this line (US QuickBooks: TaxCodeRef TAX or NON).
+    taxable = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["invoice_id", "position", "id"]

@@ -182,7 +182,7 @@ def manual_items_open_count() -> int:
 def payments_for_export(*, payment_ids: Iterable[int]) -> list[Payment]:
     """Payments with everything QuickBooks needs, in a fixed number of queries: the customer, each application's
     invoice (with its lines and balances) and the refunds of each application."""
-    invoices = invoice_with_balances().prefetch_related("lines")
+    invoices = invoice_with_balances().select_related("tax_rate").prefetch_related("lines")
     applications = PaymentApplication.objects.select_related(None).prefetch_related(
         Prefetch("invoice", queryset=invoices), "refunds"
     )

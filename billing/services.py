@@ -26,6 +26,7 @@ from .models import (
     PaymentApplication,
     PaymentExportTransition,
     Refund,
+    TaxRate,
 )
 from .money import ZERO, check_currency, format_money, parse_amount, quantize
 from .selectors import invoice_get_with_balances, payment_with_amounts
@@ -138,6 +139,37 @@ class LineInput:
     unit_price: Decimal | str
     quantity: Decimal | str = "1"
     description: str = ""
+    taxable: bool = True
+
+
+def tax_rate_create(*, name: str, percentage: Decimal | str) -> TaxRate:
+    try:
+        value = Decimal(str(percentage))
+    except ArithmeticError:
+        value = None
+    if isinstance(percentage, float) or value is None or not value.is_finite() or not (0 <= value <= 100):
+        raise ApplicationError(
+            f'A tax rate is a percentage from 0 to 100 written as text (e.g. "10.25"), not {percentage!r}.',
+            code="invalid_tax_rate",
+        )
+    rate = TaxRate(name=name.strip(), percentage=value)
+    _full_clean(rate)
+    rate.save()
+    return rate
+
+
+def invoice_tax_compute(*, lines: Iterable[InvoiceLine], rate: TaxRate) -> Decimal:
+    """The tax of an invoice at `rate`: the sum of its taxable lines times the percentage, once per invoice, rounded
+    half up to the cent (not per line: that is how QuickBooks' manual sales tax applies a rate to a transaction)."""
+    taxable = sum((line.amount for line in lines if line.taxable), ZERO)
+    return quantize(taxable * rate.percentage / Decimal(100))
+
+
+def _invoice_tax_refresh(invoice: Invoice) -> None:
+    if invoice.tax_rate_id is None:
+        return
+    invoice.sales_tax = invoice_tax_compute(lines=invoice.lines.all(), rate=invoice.tax_rate)
+    invoice.save(update_fields=["sales_tax"])
 
 
 @transaction.atomic
@@ -151,13 +183,25 @@ def invoice_create(
     due_on: date | None = None,
     currency: str | None = None,
     sales_tax: Decimal | str = "0.00",
+    tax_rate: TaxRate | None = None,
     memo: str = "",
 ) -> Invoice:
-    """Create a draft invoice with its lines. Refuses another customer's job, a wrong currency, bad amounts."""
+    """Create a draft invoice with its lines. Refuses another customer's job, a wrong currency, bad amounts.
+
+    Tax: either `tax_rate` (the tax is computed from the taxable lines) or a `sales_tax` amount (as before rates
+    existed), not both."""
     if job is not None and job.customer_id != customer.pk:
         raise ApplicationError(f"Job {job.number} belongs to {job.customer}, not to {customer}.", code="wrong_customer")
     if due_on and issued_on and due_on < issued_on:
         raise ApplicationError("The due date cannot be before the issue date.", code="invalid_dates")
+    if tax_rate is not None and parse_amount(sales_tax, field="sales_tax", allow_zero=True) != ZERO:
+        raise ApplicationError(
+            f"Give either a tax rate or a sales tax amount, not both: with {tax_rate.name} the tax is computed from "
+            "the taxable lines.",
+            code="tax_rate_and_amount",
+        )
+    if tax_rate is not None and not tax_rate.active:
+        raise ApplicationError(f"The tax rate {tax_rate.name} is no longer in use.", code="tax_rate_inactive")
     invoice = Invoice(
         customer=customer,
         job=job,
@@ -166,6 +210,7 @@ def invoice_create(
         due_on=due_on,
         currency=check_currency(currency),
         sales_tax=parse_amount(sales_tax, field="sales_tax", allow_zero=True),
+        tax_rate=tax_rate,
         memo=memo,
         status=Invoice.Status.DRAFT,
     )
@@ -176,8 +221,9 @@ def invoice_create(
     return invoice
 
 
+@transaction.atomic
 def invoice_line_add(
-    *, invoice: Invoice, service_name: str, unit_price, quantity="1", description: str = ""
+    *, invoice: Invoice, service_name: str, unit_price, quantity="1", description: str = "", taxable: bool = True
 ) -> InvoiceLine:
     if invoice.status != Invoice.Status.DRAFT:
         raise ApplicationError(
@@ -194,9 +240,11 @@ def invoice_line_add(
         quantity=quantity,
         unit_price=unit_price,
         amount=quantize(quantity * unit_price),
+        taxable=bool(taxable),
     )
     _full_clean(line)
     line.save()
+    _invoice_tax_refresh(invoice)
     return line
 
 

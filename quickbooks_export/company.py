@@ -10,6 +10,7 @@ TaxPrefs.UsingSalesTax, TaxPrefs.PartnerTaxEnabled from minorversion 3), TaxCode
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from fieldsync.exceptions import ApplicationError
@@ -80,3 +81,42 @@ def company_currency_check(profile: QuickBooksCompanyProfile | None) -> None:
         f"sent. Connect a QuickBooks company whose home currency is {ours}.",
         extra={"company_currency": profile.home_currency, "fieldsync_currency": ours},
     )
+
+
+@transaction.atomic
+def tax_code_mapping_update(
+    *, realm_id: str, user, sales_tax_code_id: str, no_tax_code_id: str, per_rate: dict[int, str]
+) -> None:
+    """Save which QuickBooks TaxCode our taxed invoices (by default and per tax rate) and untaxed lines use. Ids must
+    be active codes of the company's profile; "" clears a choice."""
+    from billing.models import TaxRate
+
+    from .models import QuickBooksMappingSettings, QuickBooksTaxCodeMapping
+
+    profile = company_profile_get(realm_id=realm_id)
+    names = {c["id"]: c["name"] for c in (profile.tax_codes if profile else []) if c.get("active", True)}
+    for code in (sales_tax_code_id, no_tax_code_id, *per_rate.values()):
+        if code and code not in names:
+            raise ApplicationError(
+                f"QuickBooks has no active tax code {code}; read the company again on the QuickBooks page and "
+                "choose again.",
+                code="unknown_tax_code",
+            )
+    rates = {rate.pk: rate for rate in TaxRate.objects.filter(pk__in=list(per_rate))}
+    if missing := set(per_rate) - set(rates):
+        raise ApplicationError(f"No tax rate with id {', '.join(map(str, sorted(missing)))}.", code="unknown_tax_rate")
+    mapping, _ = QuickBooksMappingSettings.objects.select_for_update().get_or_create(realm_id=realm_id)
+    mapping.sales_tax_code_id, mapping.sales_tax_code_name = sales_tax_code_id, names.get(sales_tax_code_id, "")
+    mapping.no_tax_code_id, mapping.no_tax_code_name = no_tax_code_id, names.get(no_tax_code_id, "")
+    mapping.updated_by = user
+    mapping.full_clean()
+    mapping.save()
+    for rate_id, code in per_rate.items():
+        if code:
+            QuickBooksTaxCodeMapping.objects.update_or_create(
+                realm_id=realm_id,
+                tax_rate=rates[rate_id],
+                defaults={"qbo_tax_code_id": code, "qbo_tax_code_name": names[code]},
+            )
+        else:
+            QuickBooksTaxCodeMapping.objects.filter(realm_id=realm_id, tax_rate_id=rate_id).delete()

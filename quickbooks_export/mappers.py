@@ -148,10 +148,11 @@ def invoice_payload(
     for line in invoice.lines.all():
         qty, price, prefix = line_quantity_and_price(line)
         detail: dict = {"ItemRef": {"value": item_ids[item_key(line.service_name)]}, "Qty": qty, "UnitPrice": price}
+        line_taxed = taxed and line.taxable
         if profile is not None and profile.using_sales_tax:
             if us:
-                detail["TaxCodeRef"] = {"value": "TAX" if taxed else "NON"}
-            elif code := (sales_tax_code_id if taxed else no_tax_code_id):
+                detail["TaxCodeRef"] = {"value": "TAX" if line_taxed else "NON"}
+            elif code := (sales_tax_code_id if line_taxed else no_tax_code_id):
                 detail["TaxCodeRef"] = {"value": code}
         lines.append(
             {

@@ -233,6 +233,24 @@ class QuickBooksCompanyProfile(models.Model):
         return ", ".join(parts)
 
 
+class QuickBooksTaxCodeMapping(models.Model):
+    """Which QuickBooks TaxCode one of our tax rates becomes, per company (chosen on the QuickBooks page). US: the
+    invoice's TxnTaxDetail.TxnTaxCodeRef; elsewhere: the TaxCodeRef of its taxable lines."""
+
+    realm_id = models.CharField("realm id", max_length=32)
+    tax_rate = models.ForeignKey("billing.TaxRate", on_delete=models.CASCADE, related_name="+")
+    qbo_tax_code_id = models.CharField("QuickBooks tax code Id", max_length=32)
+    qbo_tax_code_name = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "QuickBooks tax code mapping"
+        constraints = [models.UniqueConstraint(fields=["realm_id", "tax_rate"], name="qbo_tax_code_mapping_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tax_rate_id} → QuickBooks tax code {self.qbo_tax_code_name or self.qbo_tax_code_id}"
+
+
 class QuickBooksPaymentMethodMapping(models.Model):
     """Which QuickBooks PaymentMethod one of our payment methods becomes (no row / empty id: none)."""
 

@@ -63,6 +63,7 @@ from .models import (
     QuickBooksMapping,
     QuickBooksMappingSettings,
     QuickBooksRequest,
+    QuickBooksTaxCodeMapping,
 )
 
 logger = logging.getLogger(__name__)
@@ -312,6 +313,8 @@ class _Run:
     working_ahead: bool = False
     # The company as read before this run (company.py); None when QuickBooks would not tell.
     profile: object = None
+    # Our tax rate id -> QuickBooks TaxCode Id (QuickBooksTaxCodeMapping), read once per run.
+    tax_codes: dict[int, str] | None = None
 
 
 def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
@@ -1118,7 +1121,7 @@ def _ensure_invoices(
                     customer_id=customer_id,
                     item_ids=item_ids,
                     profile=run.profile,
-                    sales_tax_code_id=run.mapping_settings.sales_tax_code_id,
+                    sales_tax_code_id=_tax_code_for(run, invoice),
                     no_tax_code_id=run.mapping_settings.no_tax_code_id,
                     customer=customer,
                 ),
@@ -1136,18 +1139,40 @@ def _ensure_invoices(
     return result
 
 
+def _tax_code_for(run: _Run, invoice: Invoice) -> str:
+    """The QuickBooks TaxCode of a taxed invoice: the one chosen for its tax rate, else the company's default."""
+    if run.tax_codes is None:
+        run.tax_codes = dict(
+            QuickBooksTaxCodeMapping.objects.filter(realm_id=run.realm_id).values_list("tax_rate_id", "qbo_tax_code_id")
+        )
+    return run.tax_codes.get(invoice.tax_rate_id, "") or run.mapping_settings.sales_tax_code_id
+
+
 def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
-    """Outside the US, QuickBooks refuses a line without a TaxCode when sales tax is on: say which to choose."""
+    """What QuickBooks needs to express this invoice's tax that nobody chose yet, in words; "" when nothing.
+
+    Outside the US every line needs a TaxCode (QuickBooks refuses the invoice otherwise); a US company with manual
+    sales tax applies no tax without a TxnTaxCodeRef. A US company with automated sales tax computes its own: the
+    comparison before payments holds the invoice when it differs."""
     profile = run.profile
-    if profile is None or profile.is_us or not profile.using_sales_tax:
+    if profile is None or not profile.using_sales_tax:
         return ""
     taxed = invoice.sales_tax > 0
-    if run.mapping_settings.sales_tax_code_id if taxed else run.mapping_settings.no_tax_code_id:
+    lines = list(invoice.lines.all())
+    missing = []
+    if profile.is_us:
+        if taxed and not profile.automated_sales_tax and not _tax_code_for(run, invoice):
+            missing.append(f"the tax code for {invoice.tax_rate.name if invoice.tax_rate_id else 'taxed invoices'}")
+    else:
+        if taxed and any(line.taxable for line in lines) and not _tax_code_for(run, invoice):
+            missing.append(f"the tax code for {invoice.tax_rate.name if invoice.tax_rate_id else 'taxed invoices'}")
+        if (not taxed or not all(line.taxable for line in lines)) and not run.mapping_settings.no_tax_code_id:
+            missing.append("the tax code for lines without tax")
+    if not missing:
         return ""
-    which = "the tax code for taxed invoices" if taxed else "the tax code for invoices without tax"
     return (
-        f"This QuickBooks company ({profile.country}) needs a tax code on every line; choose {which} on the "
-        "QuickBooks page, then retry."
+        f"This QuickBooks company ({profile.describe()}) needs a tax code FieldSync cannot guess: choose "
+        f"{' and '.join(missing)} on the QuickBooks page, then retry."
     )
 
 

@@ -208,7 +208,12 @@ def test_select_all_matching_exports_every_payment_the_filters_match(page, story
     assert batch.selection == "Every payment matching status ready to export"
     selected = set(batch.items.filter(added_with_invoice=False).values_list("payment_id", flat=True))
     assert selected == ready
-    assert not Payment.objects.filter(pk__in=ready).exclude(export_status=S.EXPORTED).exists()
+    # Everything went, except INV-1041's three payments: its $119.63 of tax is computed otherwise by this
+    # automated-sales-tax company, so they are on hold and nothing was posted against it.
+    not_exported = Payment.objects.filter(pk__in=ready).exclude(export_status=S.EXPORTED)
+    assert set(not_exported.values_list("export_status", flat=True)) == {S.ON_HOLD}
+    assert set(not_exported.values_list("applications__invoice__number", flat=True)) == {"INV-1041"}
+    assert len(qbo_company.entities("Payment")) == len(ready) - 3
 
 
 def test_someone_without_the_permission_sees_no_export_controls(page, story):

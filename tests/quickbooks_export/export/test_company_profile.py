@@ -4,10 +4,17 @@ from decimal import Decimal
 
 import pytest
 
+from billing import services as billing_services
 from billing.models import Payment
+from billing.selectors import invoice_get_with_balances
 from quickbooks_export.client import QuickBooksClient
 from quickbooks_export.company import company_profile_refresh
-from quickbooks_export.models import ExportBatch, QuickBooksCompanyProfile, QuickBooksMappingSettings
+from quickbooks_export.models import (
+    ExportBatch,
+    QuickBooksCompanyProfile,
+    QuickBooksMappingSettings,
+    QuickBooksTaxCodeMapping,
+)
 from tests.factories import CustomerFactory, issued_invoice, pay
 
 from .conftest import connect, export
@@ -94,3 +101,86 @@ def test_outside_the_us_an_invoice_without_a_chosen_tax_code_fails_with_what_to_
     payment.refresh_from_db()
     assert payment.export_status == S.FAILED
     assert "choose the tax code for taxed invoices on the QuickBooks page" in payment.export_items.get().message
+
+
+def _code_id(company, name):
+    return next(c["Id"] for c in company.entities("TaxCode") if c["Name"] == name)
+
+
+def test_us_manual_tax_with_a_rate_mapped_and_a_non_taxable_line_matches_to_the_cent(qbo_sandbox, settings, db):
+    company = connect(qbo_sandbox, settings, profile="us-manual-tax")
+    rate = billing_services.tax_rate_create(name="California", percentage="8")
+    QuickBooksTaxCodeMapping.objects.create(
+        realm_id=company.realm_id, tax_rate=rate, qbo_tax_code_id=_code_id(company, "California")
+    )
+    invoice = billing_services.invoice_issue(
+        invoice=billing_services.invoice_create(
+            customer=CustomerFactory(),
+            number="INV-7001",
+            tax_rate=rate,
+            lines=[
+                billing_services.LineInput("Drain cleaning", "137.50", quantity="4"),
+                billing_services.LineInput("Permit", "75.00", taxable=False),
+            ],
+        )
+    )
+    assert invoice.sales_tax == Decimal("44.00")
+    payment = pay(invoice, "669.00")
+
+    export(payment)
+
+    [qbo_invoice] = company.entities("Invoice")
+    codes = [
+        line["SalesItemLineDetail"]["TaxCodeRef"]["value"]
+        for line in qbo_invoice["Line"]
+        if "SalesItemLineDetail" in line
+    ]
+    assert codes == ["TAX", "NON"]
+    assert Decimal(str(qbo_invoice["TotalAmt"])) == Decimal("669.00") and Decimal(str(qbo_invoice["Balance"])) == 0
+
+
+@pytest.mark.parametrize(
+    ("profile", "currency", "rate", "taxed_code", "untaxed_code"),
+    [
+        ("uk", "GBP", "20", "20.0% S", "0.0% Z"),
+        ("ca", "CAD", "13", "HST ON", "Zero-rated"),
+        ("au", "AUD", "10", "GST", "FRE"),
+    ],
+)
+def test_outside_the_us_every_line_carries_the_chosen_code_and_quickbooks_total_matches(
+    qbo_sandbox, settings, db, profile, currency, rate, taxed_code, untaxed_code
+):
+    settings.FIELDSYNC_CURRENCY = currency
+    company = connect(qbo_sandbox, settings, profile=profile)
+    names = {c["Name"]: c["Id"] for c in company.entities("TaxCode")}
+    untaxed = untaxed_code
+    ours = billing_services.tax_rate_create(name=f"Standard {profile}", percentage=rate)
+    QuickBooksTaxCodeMapping.objects.create(realm_id=company.realm_id, tax_rate=ours, qbo_tax_code_id=names[taxed_code])
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=company.realm_id, defaults={"no_tax_code_id": names[untaxed]}
+    )
+    invoice = billing_services.invoice_issue(
+        invoice=billing_services.invoice_create(
+            customer=CustomerFactory(),
+            number=f"INV-{profile}",
+            tax_rate=ours,
+            lines=[
+                billing_services.LineInput("Boiler service", "123.45"),
+                billing_services.LineInput("Call-out", "40.00", taxable=False),
+            ],
+        )
+    )
+    total = invoice_get_with_balances(invoice_id=invoice.pk).total
+    payment = pay(invoice, str(total))
+
+    export(payment)
+
+    [qbo_invoice] = company.entities("Invoice")
+    codes = [
+        line["SalesItemLineDetail"]["TaxCodeRef"]["value"]
+        for line in qbo_invoice["Line"]
+        if "SalesItemLineDetail" in line
+    ]
+    assert codes == [names[taxed_code], names[untaxed]]
+    assert Decimal(str(qbo_invoice["TotalAmt"])) == total
+    assert Decimal(str(qbo_invoice["Balance"])) == 0
