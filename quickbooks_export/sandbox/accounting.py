@@ -24,7 +24,7 @@ SYSTEM_FIELDS = frozenset({"Id", "SyncToken", "MetaData", "domain", "sparse", "s
 DECIMAL_KEYS = frozenset({
     "Amount", "TotalAmt", "UnitPrice", "Qty", "TotalTax", "Balance", "UnappliedAmt", "Deposit", "ExchangeRate",
     "HomeBalance", "HomeTotalAmt", "BalanceWithJobs", "CurrentBalance", "CurrentBalanceWithSubAccounts",
-    "TaxPercent", "NetAmountTaxable", "PurchaseCost", "QtyOnHand",
+    "TaxPercent", "NetAmountTaxable", "PurchaseCost", "QtyOnHand", "TaxInclusiveAmt",
 })  # fmt: skip
 ENTITY_BY_PATH = {name.lower(): name for name in ENTITY_NAMES}
 ZERO = Decimal("0")
@@ -387,10 +387,7 @@ def _subtotal(lines: list[dict]) -> Decimal:
 
 
 def _invoice_total(invoice: dict) -> Decimal:
-    subtotal = _subtotal(invoice["Line"])
-    if invoice.get("GlobalTaxCalculation") == "TaxInclusive":
-        return subtotal
-    return subtotal + invoice.get("TxnTaxDetail", {}).get("TotalTax", ZERO)
+    return _subtotal(invoice["Line"]) + invoice.get("TxnTaxDetail", {}).get("TotalTax", ZERO)
 
 
 def _tax_line(rate: dict, amount: Decimal, net: Decimal) -> dict:
@@ -675,8 +672,8 @@ class Books:
             entity["UnappliedAmt"] = entity["TotalAmt"] - applied
 
     def _compute_invoice(self, invoice: dict) -> None:
-        """TotalAmt = sum of SalesItemLineDetail amounts + the computed TxnTaxDetail.TotalTax (already inside the
-        amounts when GlobalTaxCalculation is TaxInclusive); Balance = TotalAmt - payments applied.
+        """TotalAmt = sum of SalesItemLineDetail amounts (net of tax) + the computed TxnTaxDetail.TotalTax;
+        Balance = TotalAmt - payments applied.
 
         Discounts and group lines are not modelled (such lines are refused).
         """
@@ -1086,7 +1083,7 @@ class Books:
     def _non_us_tax(self, fields: dict, sales: list[dict]) -> dict:
         """Intuit ("Manage sales tax for non-US locales"): each line's TaxCode names its rates and QBO computes
         TotalTax (the TotalTax sent is not used: python-quickbooks issue #301). GlobalTaxCalculation: TaxExcluded
-        (default), TaxInclusive (line amounts include the tax), NotApplicable (no tax)."""
+        (default), TaxInclusive (amounts shown with tax; the line Amount stays net), NotApplicable (no tax)."""
         mode = _text(fields.get("GlobalTaxCalculation")) or "TaxExcluded"
         if mode not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
             raise faults.invalid_property(
@@ -1094,7 +1091,7 @@ class Books:
             )
         fields["GlobalTaxCalculation"] = mode
         using = self._using_sales_tax() and mode != "NotApplicable"
-        gross_by_code: dict[str, Decimal] = {}
+        gross_by_code: dict[str, Decimal] = {}  # net amount of the lines per tax code
         for line in sales:
             detail = line["SalesItemLineDetail"]
             if _ref_value(detail.get("TaxCodeRef")) is None:
@@ -1107,21 +1104,23 @@ class Books:
         if not using:
             return {"TotalTax": ZERO}
         per_rate: dict[str, list] = {}  # rate id -> [rate, net, amount]
-        for code_id, gross in gross_by_code.items():
-            rates = self._rates(self.get("TaxCode", code_id))
-            percent = sum((rate["RateValue"] for rate in rates), ZERO)
-            if mode == "TaxInclusive":
-                # *unconfirmed*: the tax inside an inclusive amount is taken out per code, rounded half up.
-                net = _money(gross * 100 / (100 + percent))
-                amounts = [_money(net * rate["RateValue"] / 100) for rate in rates[:-1]]
-                amounts.append(gross - net - sum(amounts, ZERO))
-            else:
-                net = gross
-                amounts = [_money(net * rate["RateValue"] / 100) for rate in rates]
-            for rate, amount in zip(rates, amounts, strict=True):
+        for code_id, net in gross_by_code.items():
+            for rate in self._rates(self.get("TaxCode", code_id)):
                 entry = per_rate.setdefault(rate["Id"], [rate, ZERO, ZERO])
                 entry[1] += net
-                entry[2] += amount
+        for entry in per_rate.values():
+            entry[2] = _money(entry[1] * entry[0]["RateValue"] / 100)
+        if mode == "TaxInclusive":
+            # Line amounts stay net of tax (quickbooks-ruby #346: "By default QuickBooks assumes all prices exclude
+            # tax"; TaxInclusive changes how the form shows them). Each line answers TaxInclusiveAmt, its amount
+            # with its code's rates added (*unconfirmed*: rounded half up per line; a TaxInclusiveAmt sent is not
+            # used to derive the net amount).
+            for line in sales:
+                detail = line["SalesItemLineDetail"]
+                if "TaxCodeRef" in detail:
+                    rates = self._rates(self.get("TaxCode", detail["TaxCodeRef"]["value"]))
+                    percent = sum((rate["RateValue"] for rate in rates), ZERO)
+                    detail["TaxInclusiveAmt"] = _money(line["Amount"] * (100 + percent) / 100)
         tax_lines = [_tax_line(rate, amount, net) for rate, net, amount in per_rate.values()]
         return {"TotalTax": sum((line["Amount"] for line in tax_lines), ZERO), "TaxLine": tax_lines}
 

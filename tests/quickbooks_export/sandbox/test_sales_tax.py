@@ -221,16 +221,16 @@ def test_canadian_tax_is_computed_per_code_and_listed_per_rate(company):
     assert invoice.GlobalTaxCalculation == "TaxExcluded"
 
 
-def test_uk_tax_inclusive_amounts_keep_the_total_and_take_the_vat_out(company):
+def test_uk_tax_inclusive_shows_amounts_with_vat_but_line_amounts_stay_net(company):
     qbo, customer, item = company("uk")
 
     invoice = _invoice(
-        qbo, customer, [_line(item.Id, "120.00", code="1"), _line(item.Id, "10.00", code="3")], mode="TaxInclusive"
+        qbo, customer, [_line(item.Id, "100.00", code="1"), _line(item.Id, "10.00", code="3")], mode="TaxInclusive"
     )
 
-    assert invoice.TotalAmt == D("130.00")
-    assert invoice.TxnTaxDetail.TotalTax == D("20.00")
-    assert invoice.TxnTaxDetail.TaxLine[0].TaxLineDetail.NetAmountTaxable == D("100.00")
+    assert invoice.GlobalTaxCalculation == "TaxInclusive"
+    assert invoice.TxnTaxDetail.TotalTax == D("20.00") and invoice.TotalAmt == D("130.00")
+    assert [line.SalesItemLineDetail.TaxInclusiveAmt for line in invoice.Line[:2]] == [D("120.00"), D("10.00")]
 
 
 def test_australian_gst_free_lines_carry_no_tax(company):
