@@ -1027,8 +1027,11 @@ class Books:
             if sent_code["Id"] in US_LINE_TAX_CODES:
                 raise faults.invalid_reference("TaxCode", sent_code["Id"])  # *unconfirmed*: TAX/NON are line codes
         # Intuit (hlu2 on QuickBooks-V3-PHP-SDK #199, 2019): a tax override is TxnTaxCodeRef together with
-        # TotalTax; a TotalTax sent without a code is ignored.
-        override = sent_code is not None and isinstance(sent.get("TotalTax"), Decimal)
+        # TotalTax; a TotalTax sent without a code is ignored. A TotalTax of 0 counts as not sent (*unconfirmed*:
+        # python-quickbooks' TxnTaxDetail always sends TotalTax 0, and its users setting only TxnTaxCodeRef get
+        # the code's tax computed: python-quickbooks issue #172, 2019).
+        total_tax = sent.get("TotalTax")
+        override = sent_code is not None and isinstance(total_tax, Decimal) and total_tax != 0
         if self._automated_sales_tax():
             # Intuit ("Manage sales tax for US locales"; blog "Using QuickBooks Online API for automated sales
             # tax", 2017-12-11): AST picks the code from the destination address and computes the tax; an explicit

@@ -372,3 +372,16 @@ def test_a_full_update_that_echoes_the_read_tax_keeps_it_as_an_explicit_amount(c
 
     assert (echoed.TxnTaxDetail.TotalTax, echoed.TotalAmt) == (D("6.25"), D("206.25"))
     assert (recomputed["TxnTaxDetail"]["TotalTax"], recomputed["TotalAmt"]) == (12.5, 212.5)
+
+
+def test_a_tax_code_with_python_quickbooks_default_total_tax_of_zero_is_computed_not_overridden(company):
+    qbo, customer, item = company("us-manual-tax")
+    invoice = Invoice()
+    invoice.CustomerRef = ref(customer.Id)
+    invoice.Line = [_line(item.Id, "100.00", code="TAX")]
+    invoice.TxnTaxDetail = TxnTaxDetail()  # TotalTax defaults to 0 in python-quickbooks
+    invoice.TxnTaxDetail.TxnTaxCodeRef = ref("1")
+
+    saved = invoice.save(qb=qbo.qb)
+
+    assert saved.TxnTaxDetail.TotalTax == D("8.00") and saved.TotalAmt == D("108.00")
