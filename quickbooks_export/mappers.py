@@ -101,8 +101,15 @@ def is_same_party(customer: Customer, qbo_customer: dict) -> bool:
 # --- Items --------------------------------------------------------------------------------------------------------
 
 
-def item_payload(*, service_name: str, income_account_ref: dict | None) -> dict:
-    payload: dict = {"Name": item_name(service_name), "Type": "Service"}
+def item_names(service_name: str) -> list[str]:
+    """Names to try for a service's item, in order: its own, then one no Inventory/Category item of QuickBooks is
+    likely to hold ("Drain cleaning (service)")."""
+    base = item_name(service_name)
+    return [base, f"{base[: ITEM_NAME_MAX - 10]} (service)"]
+
+
+def item_payload(*, service_name: str, income_account_ref: dict | None, name: str | None = None) -> dict:
+    payload: dict = {"Name": name or item_name(service_name), "Type": "Service"}
     if income_account_ref:
         payload["IncomeAccountRef"] = income_account_ref
     return payload

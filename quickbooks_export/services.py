@@ -1016,26 +1016,55 @@ def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
     return result
 
 
+# Only these item types sell a service on an invoice as ours do; an Inventory item would move stock and cost of
+# goods, a Category or Group is no sellable item (Intuit, Item reference: Type).
+LINKABLE_ITEM_TYPES = frozenset({"Service", "NonInventory"})
+
+
 def _link_or_create_item(run: _Run, key: str, service_name: str, payment_ids: list[int]) -> str:
-    name = mappers.item_name(service_name)
-    rows = _call(run, lambda: run.client.query(f"SELECT * FROM Item WHERE Name = {mappers.quote(name)}"))
-    if rows:
-        _attempt(
-            run,
-            payment_ids,
-            operation="find Item by name",
-            object_kind=Kind.ITEM,
-            local_key=key,
-            qbo_id=str(rows[0]["Id"]),
-            outcome=ExportAttempt.Outcome.LINKED,
+    """Link the QuickBooks item of our name when it is an active Service or Non-inventory item; otherwise (an
+    Inventory, Category or Group item has the name, or an inactive item holds it) use a distinguishable name,
+    "Drain cleaning (service)", linking or creating that one. Never an Inventory/Category/Group item, never a
+    surprise 610 from an inactive one."""
+    last_error: QuickBooksError | None = None
+    for name in mappers.item_names(service_name):
+        rows = _call(run, lambda name=name: run.client.query(f"SELECT * FROM Item WHERE Name = {mappers.quote(name)}"))
+        usable = [r for r in rows if r.get("Type") in LINKABLE_ITEM_TYPES and r.get("Active", True) is not False]
+        if usable:
+            _attempt(
+                run,
+                payment_ids,
+                operation="find Item by name",
+                object_kind=Kind.ITEM,
+                local_key=key,
+                qbo_id=str(usable[0]["Id"]),
+                outcome=ExportAttempt.Outcome.LINKED,
+            )
+            return _record_mapping(run, Kind.ITEM, key, usable[0], linked=True).qbo_id
+        if rows:
+            _attempt(
+                run,
+                payment_ids,
+                operation="find Item by name",
+                object_kind=Kind.ITEM,
+                local_key=key,
+                qbo_id=str(rows[0]["Id"]),
+                outcome=ExportAttempt.Outcome.OK,
+                message=f"{name} is a {rows[0].get('Type', 'different')} item in QuickBooks: not used",
+            )
+            continue
+        payload = mappers.item_payload(
+            service_name=service_name, income_account_ref=run.mapping_settings.income_account_ref(), name=name
         )
-        return _record_mapping(run, Kind.ITEM, key, rows[0], linked=True).qbo_id
-    payload = mappers.item_payload(
-        service_name=service_name, income_account_ref=run.mapping_settings.income_account_ref()
+        try:
+            return _create_one(
+                run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids
+            ).qbo_id
+        except QuickBooksDuplicateNameError as exc:  # an inactive item (or another name list entry) holds the name
+            last_error = exc
+    raise last_error or ApplicationError(
+        f"No usable QuickBooks item name for {service_name}.", code="item_name_unavailable"
     )
-    return _create_one(
-        run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids
-    ).qbo_id
 
 
 # --- Invoices -----------------------------------------------------------------------------------------------------

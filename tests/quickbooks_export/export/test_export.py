@@ -187,3 +187,37 @@ def test_attempt_history_records_each_call(qbo_company):
     assert ("create Invoice (batch)", "ok") in operations
     assert any(op.startswith("find Customer") for op, _ in operations)
     assert ExportAttempt.objects.filter(payment=payment, operation="create Customer").exclude(request_id="").exists()
+
+
+def test_an_inventory_or_category_item_with_our_name_is_never_used_a_service_name_is_made(qbo_sandbox, settings, db):
+    from .conftest import connect
+
+    company = connect(qbo_sandbox, settings, profile="us-manual-tax", seed="collisions")
+    customer = CustomerFactory()
+    invoice = billing_services.invoice_issue(
+        invoice=billing_services.invoice_create(
+            customer=customer,
+            number="INV-8001",
+            lines=[
+                billing_services.LineInput("Water heater", "1450.00"),  # an Inventory item in this company
+                billing_services.LineInput("Drain cleaning", "137.50"),  # a Category
+                billing_services.LineInput("Pest control", "120.00"),  # an inactive Service item
+            ],
+        ),
+        issued_on=datetime.date(2026, 11, 1),
+    )
+    export(pay(invoice, "1707.50"))
+
+    items = {i["Id"]: i for i in company.entities("Item")}
+    [qbo_invoice] = company.entities("Invoice")
+    used = [
+        items[line["SalesItemLineDetail"]["ItemRef"]["value"]]
+        for line in qbo_invoice["Line"]
+        if "SalesItemLineDetail" in line
+    ]
+    assert [(i["Name"], i["Type"]) for i in used] == [
+        ("Water heater (service)", "Service"),
+        ("Drain cleaning (service)", "Service"),
+        ("Pest control (service)", "Service"),
+    ]
+    assert Decimal(str(qbo_invoice["Balance"])) == 0
