@@ -385,3 +385,22 @@ def test_a_tax_code_with_python_quickbooks_default_total_tax_of_zero_is_computed
     saved = invoice.save(qb=qbo.qb)
 
     assert saved.TxnTaxDetail.TotalTax == D("8.00") and saved.TotalAmt == D("108.00")
+
+
+def test_tax_is_rounded_line_by_line_then_added_up(company):
+    # QuickBooks Community (Intuit staff): tax is computed per line, each rounded, then summed.
+    qbo, customer, item = company("ca")
+
+    invoice = _invoice(qbo, customer, [_line(item.Id, "1.59", code="1") for _ in range(31)])
+
+    assert invoice.TxnTaxDetail.TotalTax == D("6.51")  # 31 x 0.21, not 13% of 49.29 = 6.41
+    assert invoice.TxnTaxDetail.TaxLine[0].TaxLineDetail.NetAmountTaxable == D("49.29")
+    assert invoice.TotalAmt == D("55.80")
+
+
+def test_us_manual_tax_is_rounded_line_by_line_too(company):
+    qbo, customer, item = company("us-manual-tax")
+
+    invoice = _invoice(qbo, customer, [_line(item.Id, "0.10", code="TAX") for _ in range(3)], txn_code="1")
+
+    assert invoice.TxnTaxDetail.TotalTax == D("0.03")  # 3 x round(0.008), not round(8% of 0.30) = 0.02
