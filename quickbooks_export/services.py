@@ -497,6 +497,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
             )
             _resolve_items(payment_id, Outcome.SKIPPED, message=readiness[payment_id].held_reason)
     ready = [pk for pk in candidates if pk in in_quickbooks or readiness[pk].exportable]
+    ready = _skip_nothing_left(ready, in_quickbooks, statuses)
     # The claim: QUEUED -> EXPORTING. A payment left EXPORTING by a runner that died is ours now (we hold the lease).
     claimed = billing_services.payment_export_status_bulk_transition(
         payment_ids=[pk for pk in ready if statuses[pk] == ExportStatus.QUEUED],
@@ -531,6 +532,33 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
         _settle_chunk(run, claimed, interrupted=True)  # a bug or a crash: nothing is lost, the sweep runs it again
         raise
     _settle_chunk(run, claimed, interrupted=False)
+
+
+NOTHING_LEFT = "Nothing left to post: refunds took back the whole payment, and QuickBooks has no $0 payment."
+
+
+def _skip_nothing_left(ready: list[int], in_quickbooks: set[int], statuses: dict[int, str]) -> list[int]:
+    """A payment whose amount left after refunds is zero is never posted (a $0 payment with no lines): it is marked
+    "do not export" with the reason, so it is not queued again; a person can allow it again. One query."""
+    if not ready:
+        return ready
+    rows = billing_selectors.payment_with_amounts(Payment.objects.filter(pk__in=ready)).values_list(
+        "pk", "amount", "amount_refunded"
+    )
+    empty = [pk for pk, amount, refunded in rows if pk not in in_quickbooks and amount - refunded <= 0]
+    for payment_id in empty:
+        if statuses[payment_id] == ExportStatus.EXPORTING:
+            billing_services.payment_export_status_transition(
+                payment_id=payment_id, to_status=ExportStatus.QUEUED, note="Recovered a stale claim"
+            )
+        billing_services.payment_export_status_transition(
+            payment_id=payment_id, to_status=ExportStatus.NOT_EXPORTED, note=NOTHING_LEFT
+        )
+        billing_services.payment_export_status_transition(
+            payment_id=payment_id, to_status=ExportStatus.EXCLUDED, note=NOTHING_LEFT
+        )
+        _resolve_items(payment_id, Outcome.SKIPPED, message=NOTHING_LEFT)
+    return [pk for pk in ready if pk not in set(empty)]
 
 
 def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:

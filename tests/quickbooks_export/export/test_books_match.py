@@ -283,3 +283,25 @@ def test_unlink_is_refused_while_payments_of_the_invoice_are_in_quickbooks(qbo_c
     assert "1 payment of INV-1041 is already in QuickBooks" in excinfo.value.message
     assert QuickBooksMapping.objects.filter(kind=Kind.INVOICE, local_key=str(invoice.pk)).exists()
     assert not QuickBooksMappingAudit.objects.exists()
+
+
+def test_a_payment_refunded_in_full_is_skipped_with_the_reason_never_posted_as_zero(qbo_company):
+    from tests.factories import issued_invoice
+
+    from .conftest import refund
+
+    invoice = issued_invoice(amount="100.00", number="INV-9001")
+    first = pay(invoice, "100.00")
+    refund(first, "100.00")  # given back in full: the invoice is open again
+    second = pay(invoice, "100.00")  # and paid by another payment
+
+    batch = export(second)
+
+    first.refresh_from_db()
+    assert first.export_status == S.EXCLUDED
+    item = ExportBatchItem.objects.get(batch=batch, payment=first)
+    assert item.outcome == ExportBatchItem.Outcome.SKIPPED and "Nothing left to post" in item.message
+    [qbo_payment] = qbo_company.entities("Payment")
+    assert D(str(qbo_payment["TotalAmt"])) == D("100.00")
+    [qbo_invoice] = qbo_company.entities("Invoice")
+    assert D(str(qbo_invoice["Balance"])) == 0
