@@ -382,6 +382,15 @@ def _seed_collisions(books: Books, profile: profiles.CompanyProfile, now: float)
         )
 
 
+def _deep_merge(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = (
+            _deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
+    return merged
+
+
 def _subtotal(lines: list[dict]) -> Decimal:
     return sum((line["Amount"] for line in lines if line.get("DetailType") == "SalesItemLineDetail"), ZERO)
 
@@ -511,8 +520,13 @@ class Books:
                 # again from the (possibly changed) lines, keeping only the chosen tax code.
                 kept = {k: v for k, v in merged.get("TxnTaxDetail", {}).items() if k == "TxnTaxCodeRef"}
                 merged["TxnTaxDetail"] = kept
-            merged.update(fields)
-            fields = merged
+            if name == "Preferences":
+                # Intuit's Preferences update example sends only the settings it changes, inside their groups
+                # (*unconfirmed* for every group): nested groups are merged, not replaced.
+                fields = _deep_merge(merged, fields)
+            else:
+                merged.update(fields)
+                fields = merged
         fields = self._prepare(name, fields, existing)
         return {name: self._write(name, fields, existing)}
 

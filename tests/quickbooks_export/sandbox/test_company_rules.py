@@ -68,7 +68,10 @@ def test_flipping_the_preference_by_hand_changes_the_numbering(qbo):
 
     qbo.server.edit_entity(qbo.realm_id, "Preferences", "1", {"SalesFormsPrefs": {"CustomTxnNumbers": False}})
 
-    assert Preferences.get(qb=qbo.qb).SalesFormsPrefs.CustomTxnNumbers is False
+    prefs = Preferences.get(qb=qbo.qb)
+    assert prefs.SalesFormsPrefs.CustomTxnNumbers is False
+    raw = qbo.qb.query("select * from Preferences")["QueryResponse"]["Preferences"][0]
+    assert raw["SalesFormsPrefs"]["ETransactionEnabledStatus"] == "NotApplicable"  # the rest of the group is kept
     assert make_invoice(qbo.qb, customer, item, "10").DocNumber == "1001"
     assert make_invoice(qbo.qb, customer, item, "10", doc_number="INV-1").DocNumber == "INV-1"
 
