@@ -18,6 +18,7 @@ from .models import (
     PaymentApplication,
     PaymentExportTransition,
     Refund,
+    TaxRate,
 )
 from .money import format_money
 from .selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
@@ -32,6 +33,17 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    """Rates are listed here; invoices keep the tax computed when they were written (see billing.services)."""
+
+    list_display = ["name", "percentage", "active", "created_at"]
+    readonly_fields = ["name", "percentage", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # billing.services.tax_rate_create (API / seed) validates the percentage
 
 
 @admin.register(Customer)
@@ -51,7 +63,7 @@ class JobAdmin(admin.ModelAdmin):
 
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = ["service_name", "description", "quantity", "unit_price", "amount"]
+    fields = ["service_name", "description", "quantity", "unit_price", "amount", "taxable"]
     readonly_fields = fields
 
 
@@ -81,6 +93,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "status",
         "currency",
         "sales_tax",
+        "tax_rate",
         "total_display",
         "paid_display",
         "open_display",

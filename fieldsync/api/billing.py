@@ -11,12 +11,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from billing import services
-from billing.models import Customer, Invoice, Job, Payment, Refund
+from billing.models import Customer, Invoice, Job, Payment, Refund, TaxRate
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
 from fieldsync.api.fields import CurrencyField, MoneyField, QuantityField, money_out
 from fieldsync.api.filters import MAX_ID, CustomerFilter, InvoiceFilter, JobFilter, PaymentFilter
 from fieldsync.api.idempotency import idempotent
+from quickbooks_export.models import InvoiceExportHold
 
 # --- References in request bodies ---------------------------------------------------------------------------------
 
@@ -104,6 +105,15 @@ class JobOutputSerializer(serializers.Serializer):
         ref_name = "Job"
 
 
+class TaxRateOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, coerce_to_string=True)
+
+    class Meta:
+        ref_name = "TaxRate"
+
+
 class InvoiceLineOutputSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     service_name = serializers.CharField()
@@ -111,6 +121,7 @@ class InvoiceLineOutputSerializer(serializers.Serializer):
     quantity = money_out()
     unit_price = money_out()
     amount = money_out()
+    taxable = serializers.BooleanField(help_text="Sales tax applies to this line.")
 
     class Meta:
         ref_name = "InvoiceLine"
@@ -126,6 +137,9 @@ class InvoiceOutputSerializer(serializers.Serializer):
     due_on = serializers.DateField(allow_null=True)
     currency = serializers.CharField()
     lines = InvoiceLineOutputSerializer(many=True)
+    tax_rate = TaxRateOutputSerializer(
+        allow_null=True, help_text="The rate the tax was computed from; null: an amount."
+    )
     sales_tax = money_out()
     total = money_out()
     amount_paid = money_out(help_text="Applied payments minus their refunds.")
@@ -190,6 +204,13 @@ class PaymentOutputSerializer(serializers.Serializer):
         source="export_readiness.held_reason", help_text="Why it waits, for a person; empty when exportable."
     )
     export_reference = serializers.CharField(help_text="Its QuickBooks Id once exported; empty before.")
+    export_hold_reason = serializers.ChoiceField(
+        choices=[("", "not on hold"), *InvoiceExportHold.Reason.choices],
+        help_text="With export_status on_hold: why QuickBooks' invoice cannot take it (total_differs: QuickBooks "
+        "computed a different total; balance_too_low: payments were recorded there already; not_found: the "
+        "QuickBooks invoice is gone). Ways out: POST /payments/{id}/export-hold/.",
+    )
+    export_hold_message = serializers.CharField(help_text="The hold in words, with both figures; empty when none.")
 
     class Meta:
         ref_name = "Payment"
@@ -319,6 +340,7 @@ class InvoiceLineInputSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     quantity = QuantityField(required=False, default="1")
     unit_price = MoneyField(allow_zero=True)
+    taxable = serializers.BooleanField(required=False, default=True, help_text="Sales tax applies to this line.")
 
     class Meta:
         ref_name = "InvoiceLineCreate"
@@ -346,7 +368,20 @@ class InvoicesApi(ApiListView):
         issued_on = serializers.DateField(required=False, allow_null=True, default=None)
         due_on = serializers.DateField(required=False, allow_null=True, default=None)
         currency = CurrencyField()
-        sales_tax = MoneyField(allow_zero=True, required=False, default="0.00")
+        sales_tax = MoneyField(
+            allow_zero=True,
+            required=False,
+            default="0.00",
+            help_text="The tax as an amount; leave out when giving tax_rate (the tax is then computed).",
+        )
+        tax_rate = serializers.PrimaryKeyRelatedField(
+            queryset=TaxRate.objects.all(),
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Id of a sales tax rate: the tax is the taxable lines times its percentage, per invoice, "
+            "rounded half up to the cent.",
+        )
         memo = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
         lines = InvoiceLineInputSerializer(many=True, required=False, max_length=200, default=list)
 
