@@ -296,6 +296,9 @@ class QuickBooksMapping(models.Model):
     qbo_name = models.CharField(max_length=500, blank=True)
     # True when the object already existed in QuickBooks and we linked to it instead of creating it.
     linked_existing = models.BooleanField(default=False)
+    # Set when QuickBooks answered that the object is gone or inactive (610): the export stops using the mapping,
+    # without asking QuickBooks again, until someone reactivates it, relinks or unlinks it on the mappings page.
+    stale_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -541,6 +544,7 @@ class QuickBooksMappingAudit(models.Model):
         UNLINK = "unlink", "Unlinked"
         RELINK = "relink", "Linked to a different QuickBooks record"
         UPDATE_INVOICE = "update_invoice", "Updated the QuickBooks invoice to match FieldSync"
+        REACTIVATE = "reactivate", "Made active again in QuickBooks"
         CHECK_AGAIN = "check_again", "Checked again"
 
     realm_id = models.CharField(max_length=32)

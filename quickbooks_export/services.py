@@ -51,6 +51,7 @@ from .errors import (
     QuickBooksDuplicateNameError,
     QuickBooksError,
     QuickBooksNotConnectedError,
+    QuickBooksObjectNotFoundError,
     QuickBooksThrottledError,
 )
 from .models import (
@@ -950,9 +951,12 @@ def _ensure_customers(run: _Run, payments: list[Payment]) -> dict[int, str]:
     for payment in payments:
         by_customer[payment.customer_id].append(payment)
     mapped = _mapped(run, Kind.CUSTOMER, [str(pk) for pk in by_customer])
-    result = {int(key): m.qbo_id for key, m in mapped.items()}
+    result = {int(key): m.qbo_id for key, m in mapped.items() if not m.stale_reason}
+    for key, m in mapped.items():
+        if m.stale_reason:
+            _fail(run, [p.pk for p in by_customer[int(key)]], _stale_error(m), "Customer")
     for customer_id, its_payments in by_customer.items():
-        if customer_id in result:
+        if customer_id in result or str(customer_id) in mapped:  # linked, or stale: failed above with the reason
             continue
         customer = its_payments[0].customer
         payment_ids = [p.pk for p in its_payments]
@@ -1031,9 +1035,13 @@ def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
             for line in invoice.lines.all():
                 key = mappers.item_key(line.service_name)
                 needed.setdefault(key, (line.service_name, set()))[1].add(payment.pk)
-    result = {key: m.qbo_id for key, m in _mapped(run, Kind.ITEM, needed).items()}
+    mapped = _mapped(run, Kind.ITEM, needed)
+    result = {key: m.qbo_id for key, m in mapped.items() if not m.stale_reason}
+    for key, m in mapped.items():
+        if m.stale_reason:
+            _fail(run, needed[key][1], _stale_error(m), "Service item")
     for key, (service_name, payment_ids) in needed.items():
-        if key in result:
+        if key in result or key in mapped:  # linked, or stale: failed above with the reason
             continue
         try:
             result[key] = _link_or_create_item(run, key, service_name, sorted(payment_ids))
@@ -1190,10 +1198,55 @@ def _ensure_invoices(
             run, Kind.INVOICE, local_key, outcome, payments_of[invoice.pk], f"Invoice {invoice.number}"
         )
         if mapping is None:
+            if isinstance(outcome, QuickBooksObjectNotFoundError):
+                _detect_stale_names(run, invoice, customer_ids, item_ids, payments_of[invoice.pk])
             continue
         result[invoice.pk] = mapping.qbo_id
     _check_invoices_before_payments(run, payments, invoices, result)
     return result
+
+
+def _stale_error(mapping: QuickBooksMapping) -> ApplicationError:
+    return ApplicationError(mapping.stale_reason, code="stale_mapping")
+
+
+def _detect_stale_names(
+    run: _Run, invoice: Invoice, customer_ids: dict[int, str], item_ids: dict[str, str], payment_ids: Iterable[int]
+) -> None:
+    """QuickBooks answered 610 to an invoice: something it references is gone or inactive, and QuickBooks does not
+    say which. Read the invoice's customer and items (inactive ones too; two queries) and mark each mapping whose
+    object is gone or inactive as stale, so later exports fail at once with what to do instead of a 610 each time."""
+    checks = [(Kind.CUSTOMER, str(invoice.customer_id), "Customer", customer_ids.get(invoice.customer_id))]
+    for line in invoice.lines.all():
+        key = mappers.item_key(line.service_name)
+        checks.append((Kind.ITEM, key, "Item", item_ids.get(key)))
+    found: dict[tuple[str, str], dict] = {}
+    for entity in ("Customer", "Item"):
+        ids = sorted({qbo_id for kind, _, e, qbo_id in checks if e == entity and qbo_id})
+        if not ids:
+            continue
+        quoted = ", ".join(mappers.quote(i) for i in ids)
+        statement = f"SELECT * FROM {entity} WHERE Id IN ({quoted}) AND Active IN (true, false)"
+        for row in _call(run, lambda statement=statement: run.client.query(statement)):
+            found[(entity, str(row["Id"]))] = row
+    for kind, local_key, entity, qbo_id in checks:
+        if not qbo_id:
+            continue
+        row = found.get((entity, qbo_id))
+        if row is not None and row.get("Active", True) is not False:
+            continue
+        what = "customer" if kind == Kind.CUSTOMER else "item"
+        name = (row or {}).get("DisplayName") or (row or {}).get("Name") or qbo_id
+        state = "inactive" if row is not None else "gone (deleted)"
+        reason = (
+            f"The QuickBooks {what} {name} (Id {qbo_id}) that FieldSync uses is {state} in QuickBooks. On the "
+            "mappings page, make it active again, link a different QuickBooks record, or unlink it; then retry."
+        )
+        QuickBooksMapping.objects.filter(realm_id=run.realm_id, kind=kind, local_key=local_key).update(
+            stale_reason=reason[:300]
+        )
+        for payment_id in payment_ids:
+            run.failures[payment_id] = ("stale_mapping", f"Invoice {invoice.number}: {reason}")
 
 
 def _tax_code_for(run: _Run, invoice: Invoice) -> str:

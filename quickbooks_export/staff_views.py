@@ -26,11 +26,12 @@ from billing.money import format_money
 from billing.selectors import ExportReadiness, InvoiceState, payment_export_readiness_map, payment_with_amounts
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export import holds
+from quickbooks_export import mappings as mapping_services
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
 from quickbooks_export.errors import QuickBooksError
 from quickbooks_export.filters import PaymentFilter
-from quickbooks_export.models import ExportBatch, ExportBatchItem, InvoiceExportHold
+from quickbooks_export.models import ExportBatch, ExportBatchItem, InvoiceExportHold, QuickBooksMapping
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 REFUND_PERMISSION = "billing.add_refund"
@@ -702,3 +703,58 @@ def manual_items(request: HttpRequest) -> HttpResponse:
         "can_handle": can_handle,
     }
     return render(request, "exports/manual_items.html", context)
+
+
+MANAGE_MAPPINGS_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
+
+
+@login_required
+@view_exports_required
+@require_GET
+def mapping_list(request: HttpRequest) -> HttpResponse:
+    """Every link between our customers, items, invoices, payments and QuickBooks records, stale ones first when
+    asked; 50 a page, in four queries (count, page, customer names, invoice numbers)."""
+    kind = request.GET.get("kind", "")
+    queryset = QuickBooksMapping.objects.order_by("kind", "local_key", "id")
+    if kind in QuickBooksMapping.Kind.values:
+        queryset = queryset.filter(kind=kind)
+    if request.GET.get("stale"):
+        queryset = queryset.exclude(stale_reason="")
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    labels = mapping_services.mapping_labels(rows)
+    context = {
+        "nav": "mappings",
+        "page": page,
+        "rows": [(m, labels[m.pk]) for m in rows],
+        "kinds": QuickBooksMapping.Kind.choices,
+        "kind": kind,
+        "stale": bool(request.GET.get("stale")),
+        "can_manage": request.user.has_perm(MANAGE_MAPPINGS_PERMISSION),
+    }
+    return render(request, "exports/mappings.html", context)
+
+
+@login_required
+@permission_required(MANAGE_MAPPINGS_PERMISSION, raise_exception=True)
+@require_POST
+def mapping_action(request: HttpRequest, mapping_id: int, action: str) -> HttpResponse:
+    """Unlink, link to a different QuickBooks record (`qbo_id`), or make the QuickBooks record active again."""
+    note = request.POST.get("note", "").strip()
+    try:
+        if action == "unlink":
+            mapping_services.mapping_unlink(mapping_id=mapping_id, user=request.user, note=note)
+            messages.success(request, "Unlinked: the next export links or creates it afresh.")
+        elif action == "relink":
+            mapping = mapping_services.mapping_relink(
+                mapping_id=mapping_id, qbo_id=request.POST.get("qbo_id", ""), user=request.user, note=note
+            )
+            messages.success(request, f"Linked to QuickBooks record {mapping.qbo_id} ({mapping.qbo_name}).")
+        elif action == "reactivate":
+            mapping_services.mapping_reactivate(mapping_id=mapping_id, user=request.user)
+            messages.success(request, "Made active again in QuickBooks.")
+        else:
+            raise Http404("No such action.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(_back(request, reverse("exports:mappings")))
