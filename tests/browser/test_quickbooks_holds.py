@@ -21,7 +21,7 @@ def dana(transactional_db):
 
 
 def test_check_again_after_fixing_the_invoice_in_quickbooks_releases_and_exports(
-    page, dana, qbo_company, exports_run_inline
+    page, dana, qbo_company, exports_run_inline, shoot
 ):
     invoice = issued_invoice(customer=CustomerFactory(), amount="1000.00", sales_tax="24.63", number="INV-6001")
     payments = [pay(invoice, "500.00"), pay(invoice, "524.63")]
@@ -35,6 +35,7 @@ def test_check_again_after_fixing_the_invoice_in_quickbooks_releases_and_exports
     page.get_by_role("button", name="Check again").click()
     expect(page.locator(".msg.error")).to_contain_text("QuickBooks computed a different total for INV-6001")
     expect(page.locator("#export-status")).to_have_text("On hold")
+    shoot(page, "payment-on-hold", full_page=True)
 
     # The accountant sets the tax in QuickBooks by hand (an override with the invoice's own tax code).
     code = qbo_invoice["TxnTaxDetail"]["TxnTaxCodeRef"]

@@ -81,3 +81,11 @@ def test_an_unknown_action_is_404(office_client, held):
     _, _, payments, hold = held
     response = office_client.post(reverse("exports:payment_hold_action", args=[payments[0].pk, hold.pk, "nope"]))
     assert response.status_code == 404
+
+
+def test_the_payment_list_filters_payments_on_hold(office_client, held):
+    _, _, payments, _ = held
+    html = office_client.get(reverse("exports:payment_list") + "?status=on_hold").content.decode()
+    assert "2 payments" in html and "On hold" in html
+    for payment in payments:
+        assert f'data-payment="{payment.pk}"' in html
