@@ -1123,6 +1123,7 @@ def _ensure_invoices(
     to_find = [inv for pk, inv in invoices.items() if pk not in result]
     if run.profile is not None and not run.profile.custom_txn_numbers:
         to_find = []  # QuickBooks numbers invoices itself: our number is no key there (the mapping is)
+    amounts_to_post = _amounts_to_post(run, payments) if to_find else {}
     for start in range(0, len(to_find), BATCH_SIZE):
         chunk = to_find[start : start + BATCH_SIZE]
         numbers = ", ".join(mappers.quote(inv.number) for inv in chunk)
@@ -1138,7 +1139,7 @@ def _ensure_invoices(
             problem = _invoice_mismatch(invoice, row, customer_id)
             if not problem:
                 # A hand-keyed invoice already paid in QuickBooks is not linked blindly: its Balance must take ours.
-                to_post = _amounts_to_post(run, payments).get(invoice.pk, Decimal("0.00"))
+                to_post = amounts_to_post.get(invoice.pk, Decimal("0.00"))
                 if found := invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post):
                     problem = (
                         f"QuickBooks already has invoice {invoice.number} (QuickBooks invoice {row['Id']}) but it "

@@ -305,3 +305,49 @@ def test_a_payment_refunded_in_full_is_skipped_with_the_reason_never_posted_as_z
     assert D(str(qbo_payment["TotalAmt"])) == D("100.00")
     [qbo_invoice] = qbo_company.entities("Invoice")
     assert D(str(qbo_invoice["Balance"])) == 0
+
+
+def test_an_invoice_of_our_number_already_paid_in_quickbooks_is_not_linked_and_nothing_is_posted(qbo_company):
+    from tests.factories import issued_invoice
+
+    customer = CustomerFactory(display_name="Dana Reyes", email="dana@example.com")
+    invoice = issued_invoice(customer=customer, amount="300.00", number="INV-1234")
+    payment = pay(invoice, "300.00")
+    client = QuickBooksClient.for_current_connection()
+    qbo_customer = client.create(
+        "Customer",
+        {"DisplayName": "Dana Reyes", "PrimaryEmailAddr": {"Address": "dana@example.com"}},
+        request_id="hand-dana",
+    )
+    item = client.create(
+        "Item", {"Name": "Labor", "Type": "Service", "IncomeAccountRef": {"value": "4"}}, request_id="hand-labor"
+    )
+    line = {
+        "DetailType": "SalesItemLineDetail",
+        "Amount": D("300.00"),
+        "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": D("300.00")},
+    }
+    keyed = client.create(
+        "Invoice",
+        {"CustomerRef": {"value": qbo_customer["Id"]}, "DocNumber": "INV-1234", "Line": [line]},
+        request_id="hand-1234",
+    )
+    client.create(  # the accountant already recorded the payment in QuickBooks
+        "Payment",
+        {
+            "CustomerRef": {"value": qbo_customer["Id"]},
+            "TotalAmt": D("300.00"),
+            "Line": [{"Amount": D("300.00"), "LinkedTxn": [{"TxnId": keyed["Id"], "TxnType": "Invoice"}]}],
+        },
+        request_id="hand-pay-1234",
+    )
+
+    export(payment)
+
+    assert len(qbo_company.entities("Payment")) == 1  # only the hand-keyed one
+    assert len(qbo_company.entities("Invoice")) == 1  # no second INV-1234 either
+    assert not QuickBooksMapping.objects.filter(kind=Kind.INVOICE).exists()
+    payment.refresh_from_db()
+    assert payment.export_status == S.FAILED
+    message = payment.export_items.get().message
+    assert "cannot take FieldSync's payments" in message and "has $0.00 open" in message
