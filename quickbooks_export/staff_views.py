@@ -31,7 +31,13 @@ from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
 from quickbooks_export.errors import QuickBooksError
 from quickbooks_export.filters import PaymentFilter
-from quickbooks_export.models import ExportBatch, ExportBatchItem, InvoiceExportHold, QuickBooksMapping
+from quickbooks_export.models import (
+    ExportBatch,
+    ExportBatchItem,
+    InvoiceExportHold,
+    QuickBooksMapping,
+    QuickBooksTaxCodeMapping,
+)
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 REFUND_PERMISSION = "billing.add_refund"
@@ -731,6 +737,12 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
         "kind": kind,
         "stale": bool(request.GET.get("stale")),
         "can_manage": request.user.has_perm(MANAGE_MAPPINGS_PERMISSION),
+        # Tax codes are chosen on the QuickBooks page (from the company's live list); listed here too.
+        "tax_code_mappings": list(
+            QuickBooksTaxCodeMapping.objects.select_related("tax_rate").order_by("tax_rate__name")
+        )
+        if not kind
+        else [],
     }
     return render(request, "exports/mappings.html", context)
 

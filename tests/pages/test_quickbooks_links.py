@@ -146,3 +146,14 @@ def test_the_page_makes_the_same_number_of_queries_for_few_and_many_links(manage
     few = count()
     add(14, 2)
     assert count() == few
+
+
+def test_tax_code_choices_are_listed_too(manager_client):
+    from quickbooks_export.models import QuickBooksTaxCodeMapping
+
+    rate = billing_services.tax_rate_create(name="Chicago, IL", percentage="10.25")
+    QuickBooksTaxCodeMapping.objects.create(
+        realm_id="1", tax_rate=rate, qbo_tax_code_id="7", qbo_tax_code_name="Chicago City"
+    )
+    html = manager_client.get(reverse("exports:mappings")).content.decode()
+    assert "Chicago, IL (10.25%)" in html and "Chicago City" in html
