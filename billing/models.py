@@ -64,8 +64,8 @@ class Job(models.Model):
 
 class TaxRate(models.Model):
     """A sales tax rate the business charges ("Chicago, IL 10.25%"). An invoice with a rate has its tax computed from
-    it: the taxable lines' amounts times the percentage, per invoice, rounded half up to the cent. In QuickBooks the
-    rate becomes the tax code chosen for it on the QuickBooks page."""
+    it: each taxable line's amount times the percentage, rounded half up to the cent, added up (as QuickBooks does).
+    In QuickBooks the rate becomes the tax code chosen for it on the QuickBooks page."""
 
     name = models.CharField(max_length=100, unique=True)
     percentage = models.DecimalField(max_digits=7, decimal_places=4, help_text="e.g. 10.2500 for 10.25%")

@@ -23,7 +23,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 
 from .models import Invoice, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
 from .money import ZERO, format_money
@@ -46,10 +46,16 @@ def invoice_with_balances(queryset: QuerySet[Invoice] | None = None) -> QuerySet
     lines_total = _sum_of(InvoiceLine.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
     applied = _sum_of(PaymentApplication.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
     refunded = _sum_of(Refund.objects.filter(application__invoice=OuterRef("pk")), "amount", "application__invoice")
+    # Rounded to cents in SQL: SQLite adds decimals as binary floats, so 31 lines of 1.59 would sum to
+    # 49.290000000000006 and leave a paid invoice "open" by a fraction of a cent. A no-op on PostgreSQL's numeric.
     return queryset.annotate(
-        total=ExpressionWrapper(lines_total + F("sales_tax"), output_field=_MONEY),
-        amount_paid=ExpressionWrapper(applied - refunded, output_field=_MONEY),
-    ).annotate(open_balance=ExpressionWrapper(F("total") - F("amount_paid"), output_field=_MONEY))
+        total=Round(ExpressionWrapper(lines_total + F("sales_tax"), output_field=_MONEY), 2, output_field=_MONEY),
+        amount_paid=Round(ExpressionWrapper(applied - refunded, output_field=_MONEY), 2, output_field=_MONEY),
+    ).annotate(
+        open_balance=Round(
+            ExpressionWrapper(F("total") - F("amount_paid"), output_field=_MONEY), 2, output_field=_MONEY
+        )
+    )
 
 
 def invoice_get_with_balances(*, invoice_id: int) -> Invoice:

@@ -159,10 +159,11 @@ def tax_rate_create(*, name: str, percentage: Decimal | str) -> TaxRate:
 
 
 def invoice_tax_compute(*, lines: Iterable[InvoiceLine], rate: TaxRate) -> Decimal:
-    """The tax of an invoice at `rate`: the sum of its taxable lines times the percentage, once per invoice, rounded
-    half up to the cent (not per line: that is how QuickBooks' manual sales tax applies a rate to a transaction)."""
-    taxable = sum((line.amount for line in lines if line.taxable), ZERO)
-    return quantize(taxable * rate.percentage / Decimal(100))
+    """The tax of an invoice at `rate`: each taxable line's amount times the percentage, rounded half up to the cent,
+    then added up. Line by line, not on the subtotal, because QuickBooks Online computes tax that way ("QuickBooks
+    Online will always calculate line-by-line", Intuit staff on QuickBooks Community; docs/quickbooks_sales_tax.md
+    [N]) and its total must equal ours to the cent; outside the US it takes no override."""
+    return sum((quantize(line.amount * rate.percentage / Decimal(100)) for line in lines if line.taxable), ZERO)
 
 
 def _invoice_tax_refresh(invoice: Invoice) -> None:
@@ -188,8 +189,8 @@ def invoice_create(
 ) -> Invoice:
     """Create a draft invoice with its lines. Refuses another customer's job, a wrong currency, bad amounts.
 
-    Tax: either `tax_rate` (the tax is computed from the taxable lines) or a `sales_tax` amount (as before rates
-    existed), not both."""
+    Tax: either `tax_rate` (the tax is computed from the taxable lines, see invoice_tax_compute) or a `sales_tax`
+    amount (as before rates existed), not both."""
     if job is not None and job.customer_id != customer.pk:
         raise ApplicationError(f"Job {job.number} belongs to {job.customer}, not to {customer}.", code="wrong_customer")
     if due_on and issued_on and due_on < issued_on:

@@ -1,4 +1,5 @@
-"""Sales tax from a rate and per-line taxability: per invoice, half up, to the cent; old amount-only invoices stay."""
+"""Sales tax from a rate and per-line taxability: line by line, half up, to the cent, then added up (as QuickBooks
+Online computes it); old amount-only invoices stay valid."""
 
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ D = Decimal
 L = services.LineInput
 
 
-def test_tax_is_the_taxable_lines_times_the_rate_once_per_invoice_rounded_half_up():
+def test_tax_is_each_taxable_line_times_the_rate_rounded_half_up_then_added():
     rate = services.tax_rate_create(name="Chicago, IL", percentage="10.25")
     invoice = services.invoice_create(
         customer=CustomerFactory(),
@@ -26,10 +27,19 @@ def test_tax_is_the_taxable_lines_times_the_rate_once_per_invoice_rounded_half_u
             L("Permit", "75.00", taxable=False),
         ],
     )
-    # (1450 + 380) x 10.25% = 187.575 -> 187.58 (half up); the permit is not taxed
+    # 1450 x 10.25% = 148.625 -> 148.63; 380 x 10.25% = 38.95; the permit is not taxed
     assert invoice.sales_tax == D("187.58")
     assert invoice_get_with_balances(invoice_id=invoice.pk).total == D("2092.58")
     assert [line.taxable for line in invoice.lines.all()] == [True, True, False]
+
+
+def test_line_by_line_differs_from_the_subtotal_as_in_quickbooks():
+    """Intuit staff's example: 31 lines of $1.59 at 12% give 31 x 0.19 = $5.89, not 12% of $49.29 = $5.91."""
+    rate = services.tax_rate_create(name="HST 12%", percentage="12")
+    invoice = services.invoice_create(
+        customer=CustomerFactory(), number="INV-31", tax_rate=rate, lines=[L("Part", "1.59") for _ in range(31)]
+    )
+    assert invoice.sales_tax == D("5.89")
 
 
 @pytest.mark.parametrize(

@@ -184,3 +184,29 @@ def test_outside_the_us_every_line_carries_the_chosen_code_and_quickbooks_total_
     assert codes == [names[taxed_code], names[untaxed]]
     assert Decimal(str(qbo_invoice["TotalAmt"])) == total
     assert Decimal(str(qbo_invoice["Balance"])) == 0
+
+
+def test_tax_rounded_line_by_line_matches_a_company_that_takes_no_override(qbo_sandbox, settings, db):
+    """31 lines of £1.59 at 20%: QuickBooks rounds each line's VAT (31 x 0.32 = 9.92), not the subtotal's (9.86)."""
+    settings.FIELDSYNC_CURRENCY = "GBP"
+    company = connect(qbo_sandbox, settings, profile="uk")
+    names = {c["Name"]: c["Id"] for c in company.entities("TaxCode")}
+    rate = billing_services.tax_rate_create(name="Standard VAT", percentage="20")
+    QuickBooksTaxCodeMapping.objects.create(realm_id=company.realm_id, tax_rate=rate, qbo_tax_code_id=names["20.0% S"])
+    invoice = billing_services.invoice_issue(
+        invoice=billing_services.invoice_create(
+            customer=CustomerFactory(),
+            number="INV-UK31",
+            tax_rate=rate,
+            lines=[billing_services.LineInput("Fittings", "1.59") for _ in range(31)],
+        )
+    )
+    assert invoice.sales_tax == Decimal("9.92")
+    payment = pay(invoice, "59.21")
+
+    export(payment)
+
+    assert payment.export_items.get().message == ""
+    [qbo_invoice] = company.entities("Invoice")
+    assert Decimal(str(qbo_invoice["TotalAmt"])) == Decimal("59.21")
+    assert Decimal(str(qbo_invoice["Balance"])) == 0
