@@ -266,6 +266,38 @@ class CustomersApi(ApiListView):
         return Response(self.OutputSerializer(customer).data, status=status.HTTP_201_CREATED)
 
 
+class TaxRatesApi(ApiListView):
+    """GET: list the sales tax rates (their ids go in an invoice's `tax_rate`). POST: create one."""
+
+    staff_permissions = {"GET": ("billing.view_taxrate",), "POST": ("billing.add_taxrate",)}
+    OutputSerializer = TaxRateOutputSerializer
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        percentage = serializers.CharField(
+            max_length=20, help_text='A percentage from 0 to 100 as a string, e.g. "10.25" for 10.25%.'
+        )
+
+        class Meta:
+            ref_name = "TaxRateCreate"
+
+    def get_queryset(self):
+        return TaxRate.objects.filter(active=True)
+
+    @extend_schema(operation_id="tax_rates_list", responses={200: TaxRateOutputSerializer(many=True)})
+    def get(self, request):
+        page = self.list_page(request)
+        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+    @extend_schema(operation_id="tax_rates_create", request=InputSerializer, responses={201: OutputSerializer})
+    @idempotent
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rate = services.tax_rate_create(**serializer.validated_data)
+        return Response(self.OutputSerializer(rate).data, status=status.HTTP_201_CREATED)
+
+
 class CustomerDetailApi(ApiView):
     staff_permissions = {"GET": ("billing.view_customer",)}
 

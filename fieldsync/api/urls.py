@@ -20,6 +20,7 @@ def not_found(request, *args, **kwargs):
 
 v1 = [
     path("customers/", billing.CustomersApi.as_view(), name="customers"),
+    path("tax-rates/", billing.TaxRatesApi.as_view(), name="tax_rates"),
     path("customers/<int:customer_id>/", billing.CustomerDetailApi.as_view(), name="customer"),
     path("jobs/", billing.JobsApi.as_view(), name="jobs"),
     path("jobs/<int:job_id>/", billing.JobDetailApi.as_view(), name="job"),

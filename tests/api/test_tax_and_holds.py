@@ -95,3 +95,17 @@ def test_the_schema_documents_the_new_statuses_and_reasons(client):
     assert "on_hold" in text and "total_differs" in text and "balance_too_low" in text
     assert "export_hold_reason" in payment and "/api/v1/payments/{payment_id}/export-hold/" in schema["paths"]
     assert "held" in yaml.safe_dump(schema["components"]["schemas"]["ExportCounts"])
+
+
+def test_create_and_list_tax_rates(api):
+    response = api.post("tax-rates/", {"name": "Chicago, IL", "percentage": "10.25"})
+    assert response.status_code == 201, response.json()
+    assert response.json()["percentage"] == "10.2500"
+    listed = api.get("tax-rates/").json()["results"]
+    assert [r["name"] for r in listed] == ["Chicago, IL"]
+
+
+@pytest.mark.parametrize("percentage", ["101", "-1", "abc"])
+def test_a_bad_tax_rate_is_refused_with_its_code(api, percentage):
+    response = api.post("tax-rates/", {"name": "Bad", "percentage": percentage})
+    assert response.status_code == 400 and response.json()["code"] == "invalid_tax_rate"
