@@ -20,6 +20,7 @@ from .models import (
     PaymentApplication,
     PaymentExportTransition,
     Refund,
+    TaxRate,
 )
 from .money import format_money
 from .selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
@@ -49,6 +50,17 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    """Rates are listed here; invoices keep the tax computed when they were written (see billing.services)."""
+
+    list_display = ["name", "percentage", "active", "created_at"]
+    readonly_fields = ["name", "percentage", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # billing.services.tax_rate_create (API / seed) validates the percentage
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ["display_name", "company_name", "email", "phone", "billing_city"]
@@ -76,7 +88,7 @@ class JobAdmin(admin.ModelAdmin):
 
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = ["service_name", "description", "quantity", "unit_price", "amount"]
+    fields = ["service_name", "description", "quantity", "unit_price", "amount", "taxable"]
     readonly_fields = fields
 
 
@@ -106,6 +118,7 @@ class InvoiceAdmin(ViewOnlyAdmin):
         "status",
         "currency",
         "sales_tax",
+        "tax_rate",
         "total_display",
         "paid_display",
         "open_display",

@@ -101,7 +101,10 @@ def _invoice(customer, job, number, lines, *, tax="0.00", issue=True, day=0):
         job=job,
         number=number,
         sales_tax=tax,
-        lines=[LineInput(service_name=s, description=d, quantity=q, unit_price=p) for s, d, q, p in lines],
+        lines=[
+            LineInput(service_name=s, description=d, quantity=q, unit_price=p, taxable=not rest or rest[0])
+            for s, d, q, p, *rest in lines
+        ],
     )
     if issue:
         invoice = services.invoice_issue(invoice=invoice, issued_on=_day(day), due_on=_day(day + 30))
@@ -137,6 +140,9 @@ def seed_story_company() -> DemoSummary:
         for i, (name, company, email, phone, street, city) in enumerate(_CUSTOMERS)
     ]
     obrien, maria, smith_a, smith_b, dangelo, lakeview, chen, patel, pta, ace = customers
+    # The rates the office charges; new invoices pick one and their tax is computed (older ones carry an amount).
+    services.tax_rate_create(name="Chicago, IL", percentage="10.25")
+    services.tax_rate_create(name="Illinois", percentage="6.25")
     summary.customers = len(customers)
 
     def job(customer, n, title, day):
@@ -181,7 +187,7 @@ def seed_story_company() -> DemoSummary:
         [
             ("Water heater", "50 gal gas, installed", "1", "1450.00"),
             ("Labor", "Install, hours", "4", "95.00"),
-            ("Permit", "City permit fee", "1", "75.00"),
+            ("Permit", "City permit fee", "1", "75.00", False),  # a pass-through fee: not taxed
         ],
         tax="119.63",
         day=2,

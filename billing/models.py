@@ -87,6 +87,28 @@ class Job(models.Model):
         _clean_number(self)
 
 
+class TaxRate(models.Model):
+    """A sales tax rate the business charges ("Chicago, IL 10.25%"). An invoice with a rate has its tax computed from
+    it: each taxable line's amount times the percentage, rounded half up to the cent, added up (as QuickBooks does).
+    In QuickBooks the rate becomes the tax code chosen for it on the QuickBooks page."""
+
+    name = models.CharField(max_length=100, unique=True)
+    percentage = models.DecimalField(max_digits=7, decimal_places=4, help_text="e.g. 10.2500 for 10.25%")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percentage__gte=0) & Q(percentage__lte=100), name="tax_rate_percentage_0_to_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.percentage.normalize():f}%)"
+
+
 class Invoice(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -103,7 +125,10 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3, default=_default_currency)
     # OPEN <-> PAID follows the balance and is kept in step by billing.services under the invoice's row lock.
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # The tax charged. With a tax rate it is computed (see billing.services.invoice_tax_compute); invoices made before
+    # rates existed carry the amount only, and stay valid.
     sales_tax = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True)
     memo = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     voided_at = models.DateTimeField(null=True, blank=True)
@@ -132,6 +157,8 @@ class InvoiceLine(models.Model):
     unit_price = models.DecimalField(**MONEY)
     # quantity × unit price rounded half up to cents when the line is written (what the customer was billed).
     amount = models.DecimalField(**MONEY)
+    # Whether sales tax applies to this line (US QuickBooks: TaxCodeRef TAX or NON).
+    taxable = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["invoice_id", "position", "id"]
@@ -161,6 +188,9 @@ class Payment(models.Model):
         FAILED = "failed", "Failed"
         EXPORTED_MANUALLY = "exported_manually", "Exported by hand"
         EXCLUDED = "excluded", "Do not export"
+        # QuickBooks' invoice cannot take the payment as it is (another total, too small a balance, gone): nothing of
+        # the invoice was posted, and a person decides (see quickbooks_export.models.InvoiceExportHold).
+        ON_HOLD = "on_hold", "On hold"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(**MONEY)

@@ -24,7 +24,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 
 from .models import Invoice, InvoiceCredit, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
 from .money import ZERO, format_money
@@ -62,12 +62,20 @@ def invoice_with_balances(queryset: QuerySet[Invoice] | None = None) -> QuerySet
     applied = _sum_of(PaymentApplication.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
     refunded = _sum_of(Refund.objects.filter(application__invoice=OuterRef("pk")), "amount", "application__invoice")
     credited = _sum_of(InvoiceCredit.objects.filter(invoice=OuterRef("pk")), "amount", "invoice")
+    # Rounded to cents in SQL: SQLite adds decimals as binary floats, so 31 lines of 1.59 would sum to
+    # 49.290000000000006 and leave a paid invoice "open" by a fraction of a cent. A no-op on PostgreSQL's numeric.
     return queryset.annotate(
-        total=ExpressionWrapper(lines_total + F("sales_tax"), output_field=_MONEY),
-        amount_paid=ExpressionWrapper(applied - refunded, output_field=_MONEY),
-        credited=credited,
+        total=Round(ExpressionWrapper(lines_total + F("sales_tax"), output_field=_MONEY), 2, output_field=_MONEY),
+        amount_paid=Round(ExpressionWrapper(applied - refunded, output_field=_MONEY), 2, output_field=_MONEY),
+        credited=Round(credited, 2, output_field=_MONEY),
         reversal_pending=_reversal_awaiting_quickbooks(OuterRef("pk")),
-    ).annotate(open_balance=ExpressionWrapper(F("total") - F("credited") - F("amount_paid"), output_field=_MONEY))
+    ).annotate(
+        open_balance=Round(
+            ExpressionWrapper(F("total") - F("credited") - F("amount_paid"), output_field=_MONEY),
+            2,
+            output_field=_MONEY,
+        )
+    )
 
 
 def invoice_get_with_balances(*, invoice_id: int) -> Invoice:
@@ -270,7 +278,7 @@ def manual_items_open_count() -> int:
 def payments_for_export(*, payment_ids: Iterable[int]) -> list[Payment]:
     """Payments with everything QuickBooks needs, in a fixed number of queries: the customer, each application's
     invoice (with its lines and balances) and the refunds of each application."""
-    invoices = invoice_with_balances().prefetch_related("lines")
+    invoices = invoice_with_balances().select_related("tax_rate").prefetch_related("lines")
     applications = PaymentApplication.objects.select_related(None).prefetch_related(
         Prefetch("invoice", queryset=invoices), "refunds"
     )

@@ -27,6 +27,7 @@ from .models import (
     PaymentApplication,
     PaymentExportTransition,
     Refund,
+    TaxRate,
 )
 from .money import MAX_AMOUNT, MAX_QUANTITY, ZERO, check_currency, format_money, parse_amount, quantize
 from .selectors import invoice_get_with_balances, payment_export_readiness_map, payment_with_amounts
@@ -40,7 +41,12 @@ EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
     # QUEUED -> NOT_EXPORTED: found held when the worker picked it up.
     ExportStatus.QUEUED: frozenset({ExportStatus.EXPORTING, ExportStatus.NOT_EXPORTED, ExportStatus.FAILED}),
     # EXPORTING -> QUEUED: a retryable failure waiting for its next attempt, or a stale claim recovered.
-    ExportStatus.EXPORTING: frozenset({ExportStatus.EXPORTED, ExportStatus.FAILED, ExportStatus.QUEUED}),
+    # EXPORTING -> ON_HOLD: QuickBooks' invoice does not match ours, so none of its payments is posted.
+    ExportStatus.EXPORTING: frozenset(
+        {ExportStatus.EXPORTED, ExportStatus.FAILED, ExportStatus.QUEUED, ExportStatus.ON_HOLD}
+    ),
+    # ON_HOLD -> NOT_EXPORTED: the hold was released ("Check again" found it fixed, or the invoice was unlinked).
+    ExportStatus.ON_HOLD: frozenset({ExportStatus.NOT_EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.EXCLUDED}),
     ExportStatus.FAILED: frozenset({ExportStatus.QUEUED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.EXCLUDED}),
     ExportStatus.EXCLUDED: frozenset({ExportStatus.NOT_EXPORTED}),
     ExportStatus.EXPORTED: frozenset(),
@@ -52,7 +58,9 @@ EXPORT_STATUSES_IN_QUICKBOOKS = frozenset(
     {ExportStatus.EXPORTING, ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY}
 )
 # Applying a payment changes what QuickBooks would receive, so only payments not yet on their way may change.
-EXPORT_STATUSES_EDITABLE = frozenset({ExportStatus.NOT_EXPORTED, ExportStatus.FAILED, ExportStatus.EXCLUDED})
+EXPORT_STATUSES_EDITABLE = frozenset(
+    {ExportStatus.NOT_EXPORTED, ExportStatus.FAILED, ExportStatus.EXCLUDED, ExportStatus.ON_HOLD}
+)
 
 
 def _full_clean(instance) -> None:
@@ -162,6 +170,38 @@ class LineInput:
     unit_price: Decimal | str
     quantity: Decimal | str = "1"
     description: str = ""
+    taxable: bool = True
+
+
+def tax_rate_create(*, name: str, percentage: Decimal | str) -> TaxRate:
+    try:
+        value = Decimal(str(percentage))
+    except ArithmeticError:
+        value = None
+    if isinstance(percentage, float) or value is None or not value.is_finite() or not (0 <= value <= 100):
+        raise ApplicationError(
+            f'A tax rate is a percentage from 0 to 100 written as text (e.g. "10.25"), not {percentage!r}.',
+            code="invalid_tax_rate",
+        )
+    rate = TaxRate(name=name.strip(), percentage=value)
+    _full_clean(rate)
+    rate.save()
+    return rate
+
+
+def invoice_tax_compute(*, lines: Iterable[InvoiceLine], rate: TaxRate) -> Decimal:
+    """The tax of an invoice at `rate`: each taxable line's amount times the percentage, rounded half up to the cent,
+    then added up. Line by line, not on the subtotal, because QuickBooks Online computes tax that way ("QuickBooks
+    Online will always calculate line-by-line", Intuit staff on QuickBooks Community; docs/quickbooks_sales_tax.md
+    [N]) and its total must equal ours to the cent; outside the US it takes no override."""
+    return sum((quantize(line.amount * rate.percentage / Decimal(100)) for line in lines if line.taxable), ZERO)
+
+
+def _invoice_tax_refresh(invoice: Invoice) -> None:
+    if invoice.tax_rate_id is None:
+        return
+    invoice.sales_tax = invoice_tax_compute(lines=invoice.lines.all(), rate=invoice.tax_rate)
+    invoice.save(update_fields=["sales_tax"])
 
 
 @transaction.atomic
@@ -175,13 +215,25 @@ def invoice_create(
     due_on: date | None = None,
     currency: str | None = None,
     sales_tax: Decimal | str = "0.00",
+    tax_rate: TaxRate | None = None,
     memo: str = "",
 ) -> Invoice:
-    """Create a draft invoice with its lines. Refuses another customer's job, a wrong currency, bad amounts."""
+    """Create a draft invoice with its lines. Refuses another customer's job, a wrong currency, bad amounts.
+
+    Tax: either `tax_rate` (the tax is computed from the taxable lines, see invoice_tax_compute) or a `sales_tax`
+    amount (as before rates existed), not both."""
     if job is not None and job.customer_id != customer.pk:
         raise ApplicationError(f"Job {job.number} belongs to {job.customer}, not to {customer}.", code="wrong_customer")
     if due_on and issued_on and due_on < issued_on:
         raise ApplicationError("The due date cannot be before the issue date.", code="invalid_dates")
+    if tax_rate is not None and parse_amount(sales_tax, field="sales_tax", allow_zero=True) != ZERO:
+        raise ApplicationError(
+            f"Give either a tax rate or a sales tax amount, not both: with {tax_rate.name} the tax is computed from "
+            "the taxable lines.",
+            code="tax_rate_and_amount",
+        )
+    if tax_rate is not None and not tax_rate.active:
+        raise ApplicationError(f"The tax rate {tax_rate.name} is no longer in use.", code="tax_rate_inactive")
     invoice = Invoice(
         customer=customer,
         job=job,
@@ -190,6 +242,7 @@ def invoice_create(
         due_on=due_on,
         currency=check_currency(currency),
         sales_tax=parse_amount(sales_tax, field="sales_tax", allow_zero=True),
+        tax_rate=tax_rate,
         memo=memo,
         status=Invoice.Status.DRAFT,
     )
@@ -200,8 +253,9 @@ def invoice_create(
     return invoice
 
 
+@transaction.atomic
 def invoice_line_add(
-    *, invoice: Invoice, service_name: str, unit_price, quantity="1", description: str = ""
+    *, invoice: Invoice, service_name: str, unit_price, quantity="1", description: str = "", taxable: bool = True
 ) -> InvoiceLine:
     if invoice.status != Invoice.Status.DRAFT:
         raise ApplicationError(
@@ -231,9 +285,11 @@ def invoice_line_add(
         quantity=quantity,
         unit_price=unit_price,
         amount=amount,
+        taxable=bool(taxable),
     )
     _full_clean(line)
     line.save()
+    _invoice_tax_refresh(invoice)
     return line
 
 

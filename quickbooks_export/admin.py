@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from quickbooks_export.models import QuickBooksConnection, QuickBooksMappingSettings, QuickBooksPaymentMethodMapping
+from quickbooks_export.models import (
+    InvoiceExportHold,
+    QuickBooksCompanyProfile,
+    QuickBooksConnection,
+    QuickBooksMapping,
+    QuickBooksMappingAudit,
+    QuickBooksMappingSettings,
+    QuickBooksPaymentMethodMapping,
+    QuickBooksTaxCodeMapping,
+)
 
 
 @admin.register(QuickBooksConnection)
@@ -68,3 +77,52 @@ class QuickBooksMappingSettingsAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Export records change only through the services (the payment page's hold actions, the QuickBooks page)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InvoiceExportHold)
+class InvoiceExportHoldAdmin(_ReadOnlyAdmin):
+    list_display = ["invoice", "reason", "state", "our_total", "qbo_total", "qbo_balance", "checked_at", "released_by"]
+    list_filter = ["state", "reason"]
+    list_select_related = ["invoice", "released_by"]
+    search_fields = ["invoice__number", "qbo_invoice_id"]
+
+
+@admin.register(QuickBooksMapping)
+class QuickBooksMappingAdmin(_ReadOnlyAdmin):
+    list_display = ["kind", "local_key", "qbo_id", "qbo_name", "linked_existing", "realm_id", "updated_at"]
+    list_filter = ["kind", "linked_existing"]
+    search_fields = ["local_key", "qbo_id", "qbo_name"]
+
+
+@admin.register(QuickBooksMappingAudit)
+class QuickBooksMappingAuditAdmin(_ReadOnlyAdmin):
+    list_display = ["at", "action", "kind", "local_key", "by", "note"]
+    list_filter = ["action", "kind"]
+    list_select_related = ["by"]
+
+
+@admin.register(QuickBooksCompanyProfile)
+class QuickBooksCompanyProfileAdmin(_ReadOnlyAdmin):
+    list_display = ["realm_id", "country", "home_currency", "automated_sales_tax", "custom_txn_numbers", "read_at"]
+
+
+@admin.register(QuickBooksTaxCodeMapping)
+class QuickBooksTaxCodeMappingAdmin(_ReadOnlyAdmin):
+    list_display = ["realm_id", "tax_rate", "qbo_tax_code_id", "qbo_tax_code_name", "updated_at"]
+    list_select_related = ["tax_rate"]

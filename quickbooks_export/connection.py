@@ -111,6 +111,12 @@ def connection_complete_authorization(*, request, code: str, state: str, realm_i
         mapping_settings_ensure_defaults(connection=connection)
     except QuickBooksError as exc:
         logger.warning("Could not fill default QuickBooks mapping for realm %s: %s", realm_id, exc.code)
+    try:  # what kind of company it is (country, currency, tax), shown on the QuickBooks page; exports re-read it
+        from .company import company_profile_refresh
+
+        company_profile_refresh(client=qbo.QuickBooksClient(connection))
+    except QuickBooksError as exc:
+        logger.warning("Could not read the company profile of realm %s: %s", realm_id, exc.code)
     connection.refresh_from_db()
     return connection
 

@@ -21,6 +21,7 @@ STATUS_CHOICES = [
     ("held", "Held"),
     ("queued", "Queued or exporting"),
     ("failed", "Failed"),
+    ("on_hold", "On hold (QuickBooks differs)"),
     ("exported", "Exported"),
     ("excluded", "Do not export"),
 ]
@@ -29,6 +30,7 @@ STATUS_EXPORT_STATUSES: dict[str, frozenset[str]] = {
     "held": frozenset({ExportStatus.NOT_EXPORTED}),
     "queued": frozenset({ExportStatus.QUEUED, ExportStatus.EXPORTING}),
     "failed": frozenset({ExportStatus.FAILED}),
+    "on_hold": frozenset({ExportStatus.ON_HOLD}),
     "exported": frozenset({ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY}),
     "excluded": frozenset({ExportStatus.EXCLUDED}),
 }

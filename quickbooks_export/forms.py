@@ -66,3 +66,28 @@ class MappingSettingsForm(forms.Form):
             for method in PAYMENT_METHOD_KEYS
         }
         return cleaned
+
+
+class TaxCodeMappingForm(forms.Form):
+    """Which QuickBooks tax code our tax goes to: a default for taxed invoices, one per tax rate (optional), and the
+    code of lines without tax (needed outside the US). Choices: the active codes of the company profile."""
+
+    sales_tax_code = forms.ChoiceField(label="Tax code for taxed invoices", required=False)
+    no_tax_code = forms.ChoiceField(label="Tax code for lines without tax (outside the US)", required=False)
+
+    def __init__(self, *args, tax_codes: list[dict], tax_rates, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [NONE_CHOICE] + [(c["id"], c["name"]) for c in tax_codes if c.get("active", True)]
+        self.fields["sales_tax_code"].choices = choices
+        self.fields["no_tax_code"].choices = choices
+        self.rates = list(tax_rates)
+        for rate in self.rates:
+            self.fields[f"rate_{rate.pk}"] = forms.ChoiceField(
+                label=f"Tax code for {rate}", choices=choices, required=False
+            )
+
+    def rate_fields(self):
+        return [self[f"rate_{rate.pk}"] for rate in self.rates]
+
+    def per_rate(self) -> dict[int, str]:
+        return {rate.pk: self.cleaned_data.get(f"rate_{rate.pk}", "") for rate in self.rates}

@@ -77,6 +77,13 @@ def customer_payload(customer: Customer, *, display_name: str) -> dict:
         payload["PrimaryEmailAddr"] = {"Address": customer.email}
     if customer.phone:
         payload["PrimaryPhone"] = {"FreeFormNumber": customer.phone}
+    if address := customer_address(customer):
+        payload["BillAddr"] = address
+        payload["ShipAddr"] = address  # where the work was done, as far as we know: what QuickBooks' AST taxes
+    return payload
+
+
+def customer_address(customer: Customer) -> dict | None:
     address = {
         "Line1": customer.billing_line1,
         "Line2": customer.billing_line2,
@@ -86,9 +93,7 @@ def customer_payload(customer: Customer, *, display_name: str) -> dict:
         "Country": customer.billing_country,
     }
     address = {key: value for key, value in address.items() if value}
-    if address.keys() - {"Country"}:
-        payload["BillAddr"] = address
-    return payload
+    return address if address.keys() - {"Country"} else None
 
 
 def qbo_email(qbo_customer: dict) -> str:
@@ -108,8 +113,15 @@ def is_same_party(customer: Customer, qbo_customer: dict) -> bool:
 # --- Items --------------------------------------------------------------------------------------------------------
 
 
-def item_payload(*, service_name: str, income_account_ref: dict | None) -> dict:
-    payload: dict = {"Name": item_name(service_name), "Type": "Service"}
+def item_names(service_name: str) -> list[str]:
+    """Names to try for a service's item, in order: its own, then one no Inventory/Category item of QuickBooks is
+    likely to hold ("Drain cleaning (service)")."""
+    base = item_name(service_name)
+    return [base, f"{base[: ITEM_NAME_MAX - 10]} (service)"]
+
+
+def item_payload(*, service_name: str, income_account_ref: dict | None, name: str | None = None) -> dict:
+    payload: dict = {"Name": name or item_name(service_name), "Type": "Service"}
     if income_account_ref:
         payload["IncomeAccountRef"] = income_account_ref
     return payload
@@ -118,36 +130,76 @@ def item_payload(*, service_name: str, income_account_ref: dict | None) -> dict:
 # --- Invoices -----------------------------------------------------------------------------------------------------
 
 
-def invoice_payload(invoice: Invoice, *, customer_id: str, item_ids: dict[str, str]) -> dict:
-    """`invoice` carries `lines` and the annotated `total` (billing.selectors.invoice_with_balances)."""
+def line_quantity_and_price(line) -> tuple[Decimal, Decimal, str]:
+    """(Qty, UnitPrice, description prefix) that keep QuickBooks' rule Amount = Qty × UnitPrice (error 6070) with the
+    amount the customer was billed. Our amount is quantity × unit price rounded half up to cents; when that product
+    is not exact (1.5 × $10.01 = $15.015 billed $15.02) we send Qty 1 and UnitPrice = the amount, and keep the
+    quantity and price in the description so nobody loses them."""
+    if line.quantity * line.unit_price == line.amount:
+        return line.quantity, line.unit_price, ""
+    return Decimal("1"), line.amount, f"{line.quantity.normalize():f} × {line.unit_price} — "
+
+
+def invoice_payload(
+    invoice: Invoice,
+    *,
+    customer_id: str,
+    item_ids: dict[str, str],
+    profile=None,
+    sales_tax_code_id: str = "",
+    no_tax_code_id: str = "",
+    customer: Customer | None = None,
+) -> dict:
+    """`invoice` carries `lines` and the annotated `total` (billing.selectors.invoice_with_balances).
+
+    `profile` (models.QuickBooksCompanyProfile, None when unknown) decides how tax and numbering are expressed:
+    - US company: each line TaxCodeRef TAX (the invoice has tax) or NON; with a mapped tax code, TxnTaxDetail names it
+      and carries our TotalTax (QuickBooks honours an amount only together with a TxnTaxCodeRef); with automated sales
+      tax and no mapped code, the customer's address as ShipAddr so QuickBooks computes its own tax.
+    - Other countries: every line carries the mapped TaxCode (the taxed one, or the no-tax one); QuickBooks computes
+      the tax from the codes.
+    - Custom transaction numbers off: no DocNumber (QuickBooks assigns its own); our number stays in PrivateNote.
+    Whatever QuickBooks computes is compared with our total before any payment is posted (services.py).
+    """
+    taxed = invoice.sales_tax > 0
+    us = profile is None or profile.is_us
     lines = []
     for line in invoice.lines.all():
+        qty, price, prefix = line_quantity_and_price(line)
+        detail: dict = {"ItemRef": {"value": item_ids[item_key(line.service_name)]}, "Qty": qty, "UnitPrice": price}
+        line_taxed = taxed and line.taxable
+        if profile is not None and profile.using_sales_tax:
+            if us:
+                detail["TaxCodeRef"] = {"value": "TAX" if line_taxed else "NON"}
+            elif code := (sales_tax_code_id if line_taxed else no_tax_code_id):
+                detail["TaxCodeRef"] = {"value": code}
         lines.append(
             {
                 "DetailType": "SalesItemLineDetail",
                 "Amount": line.amount,
-                "Description": line.description or line.service_name,
-                "SalesItemLineDetail": {
-                    "ItemRef": {"value": item_ids[item_key(line.service_name)]},
-                    "Qty": line.quantity,
-                    "UnitPrice": line.unit_price,
-                },
+                "Description": (prefix + (line.description or line.service_name))[:4000],
+                "SalesItemLineDetail": detail,
             }
         )
     payload: dict = {
         "CustomerRef": {"value": customer_id},
-        "DocNumber": invoice.number[:DOC_NUMBER_MAX],
         "Line": lines,
         "PrivateNote": f"FieldSync invoice {invoice.number}",
     }
+    if profile is None or profile.custom_txn_numbers:
+        payload["DocNumber"] = invoice.number[:DOC_NUMBER_MAX]
     if invoice.issued_on:
         payload["TxnDate"] = invoice.issued_on.isoformat()
     if invoice.due_on:
         payload["DueDate"] = invoice.due_on.isoformat()
-    if invoice.sales_tax > 0:
-        # The tax we charged, as an amount. Companies on QuickBooks' automated sales tax may compute their own:
-        # the export checks QuickBooks' TotalAmt against ours to the cent and refuses to go on if they differ.
-        payload["TxnTaxDetail"] = {"TotalTax": invoice.sales_tax}
+    if profile is None:
+        if taxed:  # company not read yet: our amount, checked against QuickBooks' total before any payment
+            payload["TxnTaxDetail"] = {"TotalTax": invoice.sales_tax}
+    elif us and profile.using_sales_tax and taxed:
+        if sales_tax_code_id:
+            payload["TxnTaxDetail"] = {"TxnTaxCodeRef": {"value": sales_tax_code_id}, "TotalTax": invoice.sales_tax}
+        if profile.automated_sales_tax and customer is not None and (address := customer_address(customer)):
+            payload["ShipAddr"] = address
     return payload
 
 

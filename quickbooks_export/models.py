@@ -160,6 +160,12 @@ class QuickBooksMappingSettings(models.Model):
         help_text="Shows “Record it in QuickBooks for me” on refunds whose QuickBooks transaction is unambiguous "
         "(a reversed payment).",
     )
+    # The QuickBooks TaxCode our taxed invoices use (US: the rate/group of TxnTaxDetail.TxnTaxCodeRef; elsewhere: the
+    # TaxCodeRef of every line), and for other countries the code of untaxed lines (zero-rated / exempt).
+    sales_tax_code_id = models.CharField(max_length=32, blank=True)
+    sales_tax_code_name = models.CharField(max_length=255, blank=True)
+    no_tax_code_id = models.CharField(max_length=32, blank=True)
+    no_tax_code_name = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -191,6 +197,67 @@ class QuickBooksMappingSettings(models.Model):
         if row is None or not row.qbo_payment_method_id:
             return None
         return {"value": row.qbo_payment_method_id, "name": row.qbo_payment_method_name}
+
+
+class QuickBooksCompanyProfile(models.Model):
+    """What kind of QuickBooks company a realm is, as last read from CompanyInfo, Preferences and TaxCode (see
+    company.py): the export engine builds invoices for it and refuses a company in another currency."""
+
+    realm_id = models.CharField("realm id", max_length=32, unique=True)
+    country = models.CharField(max_length=2, blank=True)
+    home_currency = models.CharField(max_length=3, blank=True)
+    multicurrency_enabled = models.BooleanField(default=False)
+    # Preferences.SalesFormsPrefs.CustomTxnNumbers: when off, QuickBooks numbers invoices itself.
+    custom_txn_numbers = models.BooleanField(default=True)
+    using_sales_tax = models.BooleanField(default=False)
+    # Preferences.TaxPrefs.PartnerTaxEnabled: QuickBooks' automated sales tax (US).
+    automated_sales_tax = models.BooleanField(default=False)
+    # [{"id", "name", "active"}] of the company's TaxCode list.
+    tax_codes = models.JSONField(default=list, blank=True)
+    read_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "QuickBooks company profile"
+
+    def __str__(self) -> str:
+        return f"QuickBooks company {self.realm_id}: {self.describe()}"
+
+    @property
+    def is_us(self) -> bool:
+        return self.country == "US"
+
+    def describe(self) -> str:
+        """In plain words, e.g. "US company, automated sales tax, USD"."""
+        if not self.using_sales_tax:
+            tax = "no sales tax"
+        elif self.is_us:
+            tax = "automated sales tax" if self.automated_sales_tax else "sales tax set by hand"
+        else:
+            tax = "sales tax by tax code"
+        parts = [f"{self.country or 'Unknown country'} company", tax, self.home_currency or "currency unknown"]
+        if self.multicurrency_enabled:
+            parts.append("multicurrency on")
+        if not self.custom_txn_numbers:
+            parts.append("QuickBooks numbers invoices itself")
+        return ", ".join(parts)
+
+
+class QuickBooksTaxCodeMapping(models.Model):
+    """Which QuickBooks TaxCode one of our tax rates becomes, per company (chosen on the QuickBooks page). US: the
+    invoice's TxnTaxDetail.TxnTaxCodeRef; elsewhere: the TaxCodeRef of its taxable lines."""
+
+    realm_id = models.CharField("realm id", max_length=32)
+    tax_rate = models.ForeignKey("billing.TaxRate", on_delete=models.CASCADE, related_name="+")
+    qbo_tax_code_id = models.CharField("QuickBooks tax code Id", max_length=32)
+    qbo_tax_code_name = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "QuickBooks tax code mapping"
+        constraints = [models.UniqueConstraint(fields=["realm_id", "tax_rate"], name="qbo_tax_code_mapping_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tax_rate_id} → QuickBooks tax code {self.qbo_tax_code_name or self.qbo_tax_code_id}"
 
 
 class QuickBooksPaymentMethodMapping(models.Model):
@@ -238,6 +305,9 @@ class QuickBooksMapping(models.Model):
     qbo_name = models.CharField(max_length=500, blank=True)
     # True when the object already existed in QuickBooks and we linked to it instead of creating it.
     linked_existing = models.BooleanField(default=False)
+    # Set when QuickBooks answered that the object is gone or inactive (610): the export stops using the mapping,
+    # without asking QuickBooks again, until someone reactivates it, relinks or unlinks it on the mappings page.
+    stale_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -335,6 +405,8 @@ class ExportBatchItem(models.Model):
         LINKED = "linked", "Already in QuickBooks"
         SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
+        # QuickBooks' invoice cannot take the payment as it is: nothing of that invoice was posted (InvoiceExportHold).
+        HELD = "held", "On hold"
 
     batch = models.ForeignKey(ExportBatch, on_delete=models.CASCADE, related_name="items")
     payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, related_name="export_items")
@@ -438,3 +510,90 @@ class Installation(models.Model):
     def current_id(cls) -> str:
         installation, _ = cls.objects.get_or_create(singleton=1)
         return installation.installation_id
+
+
+class InvoiceExportHold(models.Model):
+    """An invoice whose payments FieldSync will not post because QuickBooks' copy of it cannot take them.
+
+    Before any payment goes, the engine knows QuickBooks' TotalAmt and Balance of every invoice it applies to (from the
+    create answer, or one batched read). When the total differs from ours, the balance is smaller than what is about
+    to be posted, or QuickBooks no longer has the invoice, none of the invoice's payments is posted: they go ON_HOLD
+    and this row says why, with both figures, until a person updates the QuickBooks invoice, checks again after fixing
+    it in QuickBooks, or unlinks it. At most one open hold per invoice and company.
+    """
+
+    class Reason(models.TextChoices):
+        TOTAL_DIFFERS = "total_differs", "QuickBooks computed a different total"
+        BALANCE_TOO_LOW = "balance_too_low", "The QuickBooks invoice has less open than FieldSync would post"
+        NOT_FOUND = "not_found", "The QuickBooks invoice is gone"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        RELEASED = "released", "Released"
+
+    realm_id = models.CharField(max_length=32)
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="quickbooks_holds")
+    qbo_invoice_id = models.CharField("QuickBooks invoice Id", max_length=32)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    message = models.TextField()
+    our_total = models.DecimalField(max_digits=12, decimal_places=2)
+    qbo_total = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_tax = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # What FieldSync was about to post against the invoice when it held it.
+    amount_to_post = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    # QuickBooks' TxnTaxDetail as it answered (tax code, tax lines), for the person comparing the figures.
+    tax_detail = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    release_note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["realm_id", "invoice"], condition=Q(state="open"), name="invoice_export_hold_one_open"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="open") | Q(released_at__isnull=False), name="invoice_export_hold_released_has_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold of invoice #{self.invoice_id} ({self.get_reason_display()}, {self.state})"
+
+
+class QuickBooksMappingAudit(models.Model):
+    """Who changed a link between one of our objects and a QuickBooks object by hand, when, and from what to what.
+
+    Written by the services that unlink, relink or update; never edited. `before` / `after` hold the mapping's
+    QuickBooks Id, name and SyncToken (empty when there was none)."""
+
+    class Action(models.TextChoices):
+        UNLINK = "unlink", "Unlinked"
+        RELINK = "relink", "Linked to a different QuickBooks record"
+        UPDATE_INVOICE = "update_invoice", "Updated the QuickBooks invoice to match FieldSync"
+        REACTIVATE = "reactivate", "Made active again in QuickBooks"
+        CHECK_AGAIN = "check_again", "Checked again"
+
+    realm_id = models.CharField(max_length=32)
+    kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
+    local_key = models.CharField(max_length=200)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    before = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["realm_id", "kind", "local_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.kind} {self.local_key} by {self.by_id or 'system'}"

@@ -54,13 +54,14 @@ from billing.models import Customer, Invoice, Payment
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
 
-from . import limiter, mappers
+from . import company, invoice_checks, limiter, mappers
 from .client import QuickBooksClient, error_from_fault
 from .errors import (
     QuickBooksAuthorizationError,
     QuickBooksDuplicateNameError,
     QuickBooksError,
     QuickBooksNotConnectedError,
+    QuickBooksObjectNotFoundError,
     QuickBooksThrottledError,
 )
 from .models import (
@@ -69,10 +70,12 @@ from .models import (
     ExportBatchItem,
     ExportRunnerLease,
     Installation,
+    InvoiceExportHold,
     QuickBooksConnection,
     QuickBooksMapping,
     QuickBooksMappingSettings,
     QuickBooksRequest,
+    QuickBooksTaxCodeMapping,
 )
 
 logger = logging.getLogger(__name__)
@@ -154,6 +157,7 @@ def export_batch_start(
     for start in range(0, len(all_ids), 2000):
         statuses.update(Payment.objects.filter(pk__in=all_ids[start : start + 2000]).values_list("pk", "export_status"))
 
+    hold_reasons = _open_hold_reasons(connection.realm_id, all_ids, statuses)
     batch = ExportBatch.objects.create(
         created_by=user,
         requested_by=_requested_by(user, api_client),
@@ -171,6 +175,8 @@ def export_batch_start(
             item.outcome, item.message = Outcome.LINKED, "Already in QuickBooks."
         elif status == ExportStatus.EXCLUDED:
             item.outcome, item.message = Outcome.SKIPPED, "Marked “do not export”."
+        elif status == ExportStatus.ON_HOLD:
+            item.outcome, item.message = Outcome.HELD, hold_reasons.get(pk, "On hold.")
         elif not ready.exportable:
             item.outcome, item.message = Outcome.SKIPPED, ready.held_reason
         elif status in QUEUEABLE:
@@ -191,6 +197,20 @@ def export_batch_start(
     else:
         _enqueue_run(batch.realm_id)
     return batch
+
+
+def _open_hold_reasons(realm_id: str, payment_ids: list[int], statuses: dict[int, str]) -> dict[int, str]:
+    """payment id -> the reason of the open hold on one of its invoices, for on-hold payments (one query)."""
+    on_hold = [pk for pk in payment_ids if statuses.get(pk) == ExportStatus.ON_HOLD]
+    if not on_hold:
+        return {}
+    reasons: dict[int, str] = {}
+    rows = InvoiceExportHold.objects.filter(
+        realm_id=realm_id, state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id__in=on_hold
+    ).values_list("invoice__applications__payment_id", "message")
+    for payment_id, message in rows:
+        reasons.setdefault(payment_id, f"On hold: {message}")
+    return reasons
 
 
 def export_payment_start(*, payment_id: int, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
@@ -294,6 +314,11 @@ class _Run:
     attempts: list[ExportAttempt] = field(default_factory=list)
     # payment id -> (error code, message) for payments that cannot be exported in this chunk
     failures: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # payment id -> (reason code, message) for payments held because QuickBooks' invoice cannot take them
+    holds: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # QuickBooks Id -> the Invoice as QuickBooks answered a create (or its replay) in this run, not yet paid against:
+    # what the checks before posting payments use instead of reading it again.
+    invoice_rows: dict[str, dict] = field(default_factory=dict)
     batch_by_payment: dict[int, int] = field(default_factory=dict)
     requests_sent: int = 0
     # Payments of the next chunk whose customers and items may be looked up early (see _work_ahead).
@@ -303,6 +328,10 @@ class _Run:
     installation_id: str = ""
     # A batch item QuickBooks could not process for now (5xx / 10000 in its Fault): retried later, never failed.
     transient: QuickBooksError | None = None
+    # The company as read before this run (company.py); None when QuickBooks would not tell.
+    profile: object = None
+    # Our tax rate id -> QuickBooks TaxCode Id (QuickBooksTaxCodeMapping), read once per run.
+    tax_codes: dict[int, str] | None = None
 
 
 def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
@@ -332,6 +361,8 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
             installation_id=Installation.current_id(),
         )
         _replay_outbox(run)
+        run.profile = _company_profile(run)
+        company.company_currency_check(run.profile)
         while True:
             if time.monotonic() >= run.deadline:
                 result = "continuing"
@@ -347,6 +378,9 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
     except QuickBooksNotConnectedError as exc:
         _set_waiting(realm_id, f"Paused: {exc.message}")
         result = "waiting"
+    except company.CurrencyMismatch as exc:
+        _set_waiting(realm_id, f"Refused: {exc.message}")
+        result = "waiting"
     except _Backoff as exc:
         _set_waiting(realm_id, f"QuickBooks is busy; trying again in {exc.delay:.0f} s. ({exc.error.message})")
         result, delay = "backoff", exc.delay
@@ -361,6 +395,17 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
 
         enqueue_export_run(realm_id, delay=delay)
     return result
+
+
+def _company_profile(run: _Run):
+    """The company's profile, read again when older than a few minutes (three metered reads at most per run)."""
+    try:
+        return _call(run, lambda: company.company_profile_current(client=run.client))
+    except QuickBooksError as exc:
+        if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
+            raise
+        logger.warning("Could not read the company profile of %s: %s", run.realm_id, exc.message)
+        return None
 
 
 def _lease_acquire(realm_id: str, holder: str) -> bool:
@@ -483,6 +528,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
             )
             _resolve_items(payment_id, Outcome.SKIPPED, message=readiness[payment_id].held_reason)
     ready = [pk for pk in candidates if pk in in_quickbooks or readiness[pk].exportable]
+    ready = _skip_nothing_left(ready, in_quickbooks, statuses)
     # The claim: QUEUED -> EXPORTING. A payment left EXPORTING by a runner that died is ours now (we hold the lease).
     # The rule is checked again inside the claim, under the payments' and invoices' row locks (a refund recorded
     # since the check above is seen there); QuickBooks' own payments are claimed whatever the rule says now.
@@ -501,6 +547,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
         return
 
     run.failures = {}
+    run.holds = {}
     run.ahead = None
     run.transient = None
     payments = billing_selectors.payments_for_export(payment_ids=claimed)
@@ -528,6 +575,33 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
         raise _Backoff(run.transient, delay=RETRY_DELAYS[1])
 
 
+NOTHING_LEFT = "Nothing left to post: refunds took back the whole payment, and QuickBooks has no $0 payment."
+
+
+def _skip_nothing_left(ready: list[int], in_quickbooks: set[int], statuses: dict[int, str]) -> list[int]:
+    """A payment whose amount left after refunds is zero is never posted (a $0 payment with no lines): it is marked
+    "do not export" with the reason, so it is not queued again; a person can allow it again. One query."""
+    if not ready:
+        return ready
+    rows = billing_selectors.payment_with_amounts(Payment.objects.filter(pk__in=ready)).values_list(
+        "pk", "amount", "amount_refunded"
+    )
+    empty = [pk for pk, amount, refunded in rows if pk not in in_quickbooks and amount - refunded <= 0]
+    for payment_id in empty:
+        if statuses[payment_id] == ExportStatus.EXPORTING:
+            billing_services.payment_export_status_transition(
+                payment_id=payment_id, to_status=ExportStatus.QUEUED, note="Recovered a stale claim"
+            )
+        billing_services.payment_export_status_transition(
+            payment_id=payment_id, to_status=ExportStatus.NOT_EXPORTED, note=NOTHING_LEFT
+        )
+        billing_services.payment_export_status_transition(
+            payment_id=payment_id, to_status=ExportStatus.EXCLUDED, note=NOTHING_LEFT
+        )
+        _resolve_items(payment_id, Outcome.SKIPPED, message=NOTHING_LEFT)
+    return [pk for pk in ready if pk not in set(empty)]
+
+
 def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
     """Record each claimed payment's outcome. Payments neither exported nor failed go back to QUEUED, items pending."""
     mappings = {
@@ -549,6 +623,12 @@ def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
                 )
                 outcome = Outcome.LINKED if mapping.linked_existing else Outcome.CREATED
                 _resolve_items(payment_id, outcome, qbo_id=mapping.qbo_id)
+            elif payment_id in run.holds:
+                code, message = run.holds[payment_id]
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id, to_status=ExportStatus.ON_HOLD, note=message
+                )
+                _resolve_items(payment_id, Outcome.HELD, message=message, error_code=code)
             elif payment_id in run.failures:
                 code, message = run.failures[payment_id]
                 billing_services.payment_export_status_transition(
@@ -829,6 +909,7 @@ def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | Quick
                 entity = next(key for key in answer if key != "bId")
                 results[local_key] = answer[entity]
                 _record_mapping(run, kind, local_key, answer[entity], linked=False)
+                _remember_answer(run, entity, answer[entity])
     return results
 
 
@@ -868,6 +949,7 @@ def _replay_one(run: _Run, request: QuickBooksRequest) -> None:
     with transaction.atomic():
         _finish_request(run, request, response=obj)
         _record_mapping(run, request.kind, request.local_key, obj, linked=False)
+    _remember_answer(run, request.operation, obj)
 
 
 def _request_objects(request: QuickBooksRequest) -> list[tuple[str, str, str, dict]]:
@@ -917,8 +999,16 @@ def _find_by_marker(run: _Run, kind: str, local_key: str, payload: dict) -> dict
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Payment WHERE {where}"))
         rows = [row for row in rows if mappers.has_payment_marker(row, local_key)]
     elif kind == Kind.INVOICE:
-        number = mappers.quote(payload["DocNumber"])
-        rows = _call(run, lambda: run.client.query(f"SELECT * FROM Invoice WHERE DocNumber = {number}"))
+        if payload.get("DocNumber"):
+            where = f"DocNumber = {mappers.quote(payload['DocNumber'])}"
+        else:
+            # Custom transaction numbers off: QuickBooks numbered it; our number is only in its PrivateNote, which
+            # QuickBooks' query language cannot filter on, so narrow by customer (and date) and compare the note.
+            customer = (payload.get("CustomerRef") or {}).get("value", "")
+            where = f"CustomerRef = {mappers.quote(str(customer))}"
+            if payload.get("TxnDate"):
+                where += f" AND TxnDate = {mappers.quote(payload['TxnDate'])}"
+        rows = _call(run, lambda: run.client.query(f"SELECT * FROM Invoice WHERE {where}"))
         rows = [row for row in rows if row.get("PrivateNote") == payload.get("PrivateNote")]
     elif kind == Kind.CUSTOMER:
         name = mappers.quote(payload["DisplayName"])
@@ -954,6 +1044,17 @@ def _adopt_or_release(run: _Run, request: QuickBooksRequest) -> None:
         )
         request.save(update_fields=["state", "completed_at", "response", "last_error"])
     logger.info("Outbox request %s looked up: adopted %s, not found %s", request.request_id, adopted, missing)
+
+
+def _remember_answer(run: _Run, entity: str, obj: dict) -> None:
+    """Keep a created invoice as QuickBooks answered (its TotalAmt and Balance need no read before paying it); forget
+    an invoice as soon as a payment is posted against it (its Balance has changed)."""
+    if entity == "Invoice":
+        run.invoice_rows[str(obj["Id"])] = obj
+    elif entity == "Payment":
+        for line in obj.get("Line") or []:
+            for linked in line.get("LinkedTxn") or []:
+                run.invoice_rows.pop(str(linked.get("TxnId")), None)
 
 
 def _mapped(run: _Run, kind: str, keys: Iterable[str]) -> dict[str, QuickBooksMapping]:
@@ -1029,9 +1130,12 @@ def _ensure_customers(run: _Run, payments: list[Payment]) -> dict[int, str]:
     for payment in payments:
         by_customer[payment.customer_id].append(payment)
     mapped = _mapped(run, Kind.CUSTOMER, [str(pk) for pk in by_customer])
-    result = {int(key): m.qbo_id for key, m in mapped.items()}
+    result = {int(key): m.qbo_id for key, m in mapped.items() if not m.stale_reason}
+    for key, m in mapped.items():
+        if m.stale_reason:
+            _fail(run, [p.pk for p in by_customer[int(key)]], _stale_error(m), "Customer")
     for customer_id, its_payments in by_customer.items():
-        if customer_id in result:
+        if customer_id in result or str(customer_id) in mapped:  # linked, or stale: failed above with the reason
             continue
         customer = its_payments[0].customer
         payment_ids = [p.pk for p in its_payments]
@@ -1110,9 +1214,13 @@ def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
             for line in invoice.lines.all():
                 key = mappers.item_key(line.service_name)
                 needed.setdefault(key, (line.service_name, set()))[1].add(payment.pk)
-    result = {key: m.qbo_id for key, m in _mapped(run, Kind.ITEM, needed).items()}
+    mapped = _mapped(run, Kind.ITEM, needed)
+    result = {key: m.qbo_id for key, m in mapped.items() if not m.stale_reason}
+    for key, m in mapped.items():
+        if m.stale_reason:
+            _fail(run, needed[key][1], _stale_error(m), "Service item")
     for key, (service_name, payment_ids) in needed.items():
-        if key in result:
+        if key in result or key in mapped:  # linked, or stale: failed above with the reason
             continue
         try:
             result[key] = _link_or_create_item(run, key, service_name, sorted(payment_ids))
@@ -1123,26 +1231,55 @@ def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
     return result
 
 
+# Only these item types sell a service on an invoice as ours do; an Inventory item would move stock and cost of
+# goods, a Category or Group is no sellable item (Intuit, Item reference: Type).
+LINKABLE_ITEM_TYPES = frozenset({"Service", "NonInventory"})
+
+
 def _link_or_create_item(run: _Run, key: str, service_name: str, payment_ids: list[int]) -> str:
-    name = mappers.item_name(service_name)
-    rows = _call(run, lambda: run.client.query(f"SELECT * FROM Item WHERE Name = {mappers.quote(name)}"))
-    if rows:
-        _attempt(
-            run,
-            payment_ids,
-            operation="find Item by name",
-            object_kind=Kind.ITEM,
-            local_key=key,
-            qbo_id=str(rows[0]["Id"]),
-            outcome=ExportAttempt.Outcome.LINKED,
+    """Link the QuickBooks item of our name when it is an active Service or Non-inventory item; otherwise (an
+    Inventory, Category or Group item has the name, or an inactive item holds it) use a distinguishable name,
+    "Drain cleaning (service)", linking or creating that one. Never an Inventory/Category/Group item, never a
+    surprise 610 from an inactive one."""
+    last_error: QuickBooksError | None = None
+    for name in mappers.item_names(service_name):
+        rows = _call(run, lambda name=name: run.client.query(f"SELECT * FROM Item WHERE Name = {mappers.quote(name)}"))
+        usable = [r for r in rows if r.get("Type") in LINKABLE_ITEM_TYPES and r.get("Active", True) is not False]
+        if usable:
+            _attempt(
+                run,
+                payment_ids,
+                operation="find Item by name",
+                object_kind=Kind.ITEM,
+                local_key=key,
+                qbo_id=str(usable[0]["Id"]),
+                outcome=ExportAttempt.Outcome.LINKED,
+            )
+            return _record_mapping(run, Kind.ITEM, key, usable[0], linked=True).qbo_id
+        if rows:
+            _attempt(
+                run,
+                payment_ids,
+                operation="find Item by name",
+                object_kind=Kind.ITEM,
+                local_key=key,
+                qbo_id=str(rows[0]["Id"]),
+                outcome=ExportAttempt.Outcome.OK,
+                message=f"{name} is a {rows[0].get('Type', 'different')} item in QuickBooks: not used",
+            )
+            continue
+        payload = mappers.item_payload(
+            service_name=service_name, income_account_ref=run.mapping_settings.income_account_ref(), name=name
         )
-        return _record_mapping(run, Kind.ITEM, key, rows[0], linked=True).qbo_id
-    payload = mappers.item_payload(
-        service_name=service_name, income_account_ref=run.mapping_settings.income_account_ref()
+        try:
+            return _create_one(
+                run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids
+            ).qbo_id
+        except QuickBooksDuplicateNameError as exc:  # an inactive item (or another name list entry) holds the name
+            last_error = exc
+    raise last_error or ApplicationError(
+        f"No usable QuickBooks item name for {service_name}.", code="item_name_unavailable"
     )
-    return _create_one(
-        run, entity="Item", kind=Kind.ITEM, local_key=key, payload=payload, payment_ids=payment_ids
-    ).qbo_id
 
 
 # --- Invoices -----------------------------------------------------------------------------------------------------
@@ -1163,6 +1300,9 @@ def _ensure_invoices(
             payments_of[invoice.pk].add(payment.pk)
     result = {int(key): m.qbo_id for key, m in _mapped(run, Kind.INVOICE, [str(pk) for pk in invoices]).items()}
     to_find = [inv for pk, inv in invoices.items() if pk not in result]
+    if run.profile is not None and not run.profile.custom_txn_numbers:
+        to_find = []  # QuickBooks numbers invoices itself: our number is no key there (the mapping is)
+    amounts_to_post = _amounts_to_post(run, payments) if to_find else {}
     for start in range(0, len(to_find), BATCH_SIZE):
         chunk = to_find[start : start + BATCH_SIZE]
         numbers = ", ".join(mappers.quote(inv.number) for inv in chunk)
@@ -1176,6 +1316,14 @@ def _ensure_invoices(
                 continue
             customer_id = customer_ids.get(invoice.customer_id)
             problem = _invoice_mismatch(invoice, row, customer_id)
+            if not problem:
+                # A hand-keyed invoice already paid in QuickBooks is not linked blindly: its Balance must take ours.
+                to_post = amounts_to_post.get(invoice.pk, Decimal("0.00"))
+                if found := invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post):
+                    problem = (
+                        f"QuickBooks already has invoice {invoice.number} (QuickBooks invoice {row['Id']}) but it "
+                        f"cannot take FieldSync's payments: {found.message} FieldSync did not link it."
+                    )
             if problem:
                 _fail(
                     run,
@@ -1185,6 +1333,7 @@ def _ensure_invoices(
                 )
                 continue
             result[invoice.pk] = _record_mapping(run, Kind.INVOICE, str(invoice.pk), row, linked=True).qbo_id
+            run.invoice_rows[str(row["Id"])] = row
             _attempt(
                 run,
                 payments_of[invoice.pk],
@@ -1203,23 +1352,201 @@ def _ensure_invoices(
         lines_ok = all(mappers.item_key(line.service_name) in item_ids for line in invoice.lines.all())
         if customer_id is None or not lines_ok:
             continue  # its payments already carry the customer's or item's failure
-        entries.append((str(pk), mappers.invoice_payload(invoice, customer_id=customer_id, item_ids=item_ids)))
+        if problem := _tax_code_missing(run, invoice):
+            _fail(
+                run, payments_of[pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}"
+            )
+            continue
+        customer = next(p.customer for p in payments if p.customer_id == invoice.customer_id) if payments else None
+        entries.append(
+            (
+                str(pk),
+                mappers.invoice_payload(
+                    invoice,
+                    customer_id=customer_id,
+                    item_ids=item_ids,
+                    profile=run.profile,
+                    sales_tax_code_id=_tax_code_for(run, invoice),
+                    no_tax_code_id=run.mapping_settings.no_tax_code_id,
+                    customer=customer,
+                ),
+            )
+        )
     for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():
         invoice = invoices[int(local_key)]
         mapping = _record_batch_create(
             run, Kind.INVOICE, local_key, outcome, payments_of[invoice.pk], f"Invoice {invoice.number}"
         )
         if mapping is None:
+            if isinstance(outcome, QuickBooksObjectNotFoundError):
+                _detect_stale_names(run, invoice, customer_ids, item_ids, payments_of[invoice.pk])
             continue
         result[invoice.pk] = mapping.qbo_id
-        if problem := _invoice_mismatch(invoice, outcome, outcome.get("CustomerRef", {}).get("value")):
-            _fail(
-                run,
-                payments_of[invoice.pk],
-                ApplicationError(problem, code="invoice_total_mismatch"),
-                f"Invoice {invoice.number}",
-            )
+    _check_invoices_before_payments(run, payments, invoices, result)
     return result
+
+
+def _stale_error(mapping: QuickBooksMapping) -> ApplicationError:
+    return ApplicationError(mapping.stale_reason, code="stale_mapping")
+
+
+def _detect_stale_names(
+    run: _Run, invoice: Invoice, customer_ids: dict[int, str], item_ids: dict[str, str], payment_ids: Iterable[int]
+) -> None:
+    """QuickBooks answered 610 to an invoice: something it references is gone or inactive, and QuickBooks does not
+    say which. Read the invoice's customer and items (inactive ones too; two queries) and mark each mapping whose
+    object is gone or inactive as stale, so later exports fail at once with what to do instead of a 610 each time."""
+    checks = [(Kind.CUSTOMER, str(invoice.customer_id), "Customer", customer_ids.get(invoice.customer_id))]
+    for line in invoice.lines.all():
+        key = mappers.item_key(line.service_name)
+        checks.append((Kind.ITEM, key, "Item", item_ids.get(key)))
+    found: dict[tuple[str, str], dict] = {}
+    for entity in ("Customer", "Item"):
+        ids = sorted({qbo_id for kind, _, e, qbo_id in checks if e == entity and qbo_id})
+        if not ids:
+            continue
+        quoted = ", ".join(mappers.quote(i) for i in ids)
+        statement = f"SELECT * FROM {entity} WHERE Id IN ({quoted}) AND Active IN (true, false)"
+        for row in _call(run, lambda statement=statement: run.client.query(statement)):
+            found[(entity, str(row["Id"]))] = row
+    for kind, local_key, entity, qbo_id in checks:
+        if not qbo_id:
+            continue
+        row = found.get((entity, qbo_id))
+        if row is not None and row.get("Active", True) is not False:
+            continue
+        what = "customer" if kind == Kind.CUSTOMER else "item"
+        name = (row or {}).get("DisplayName") or (row or {}).get("Name") or qbo_id
+        state = "inactive" if row is not None else "gone (deleted)"
+        reason = (
+            f"The QuickBooks {what} {name} (Id {qbo_id}) that FieldSync uses is {state} in QuickBooks. On the "
+            "mappings page, make it active again, link a different QuickBooks record, or unlink it; then retry."
+        )
+        QuickBooksMapping.objects.filter(realm_id=run.realm_id, kind=kind, local_key=local_key).update(
+            stale_reason=reason[:300]
+        )
+        for payment_id in payment_ids:
+            run.failures[payment_id] = ("stale_mapping", f"Invoice {invoice.number}: {reason}")
+
+
+def _tax_code_for(run: _Run, invoice: Invoice) -> str:
+    """The QuickBooks TaxCode of a taxed invoice: the one chosen for its tax rate, else the company's default."""
+    if run.tax_codes is None:
+        run.tax_codes = dict(
+            QuickBooksTaxCodeMapping.objects.filter(realm_id=run.realm_id).values_list("tax_rate_id", "qbo_tax_code_id")
+        )
+    return run.tax_codes.get(invoice.tax_rate_id, "") or run.mapping_settings.sales_tax_code_id
+
+
+def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
+    """What QuickBooks needs to express this invoice's tax that nobody chose yet, in words; "" when nothing.
+
+    Outside the US every line needs a TaxCode (QuickBooks refuses the invoice otherwise); a US company with manual
+    sales tax applies no tax without a TxnTaxCodeRef. A US company with automated sales tax computes its own: the
+    comparison before payments holds the invoice when it differs."""
+    profile = run.profile
+    if profile is None or not profile.using_sales_tax:
+        return ""
+    taxed = invoice.sales_tax > 0
+    lines = list(invoice.lines.all())
+    missing = []
+    if profile.is_us:
+        if taxed and not profile.automated_sales_tax and not _tax_code_for(run, invoice):
+            missing.append(f"the tax code for {invoice.tax_rate.name if invoice.tax_rate_id else 'taxed invoices'}")
+    else:
+        if taxed and any(line.taxable for line in lines) and not _tax_code_for(run, invoice):
+            missing.append(f"the tax code for {invoice.tax_rate.name if invoice.tax_rate_id else 'taxed invoices'}")
+        if (not taxed or not all(line.taxable for line in lines)) and not run.mapping_settings.no_tax_code_id:
+            missing.append("the tax code for lines without tax")
+    if not missing:
+        return ""
+    return (
+        f"This QuickBooks company ({profile.describe()}) needs a tax code FieldSync cannot guess: choose "
+        f"{' and '.join(missing)} on the QuickBooks page, then retry."
+    )
+
+
+def _amounts_to_post(run: _Run, payments: list[Payment]) -> dict[int, Decimal]:
+    """Our invoice id -> what the payments of this chunk still to be posted (not in QuickBooks, not failed or held)
+    would apply to it."""
+    posted = _mapped(run, Kind.PAYMENT, [str(p.pk) for p in payments])
+    amounts: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for payment in payments:
+        if str(payment.pk) in posted or payment.pk in run.failures or payment.pk in run.holds:
+            continue
+        for invoice, amount in mappers.payment_net_applications(payment):
+            amounts[invoice.pk] += amount
+    return amounts
+
+
+def _check_invoices_before_payments(
+    run: _Run, payments: list[Payment], invoices: dict[int, Invoice], qbo_ids: dict[int, str]
+) -> None:
+    """The rule that keeps QuickBooks' books matching ours (see invoice_checks.py): before any payment is posted,
+    every invoice it applies to — created or linked just now, found in the mapping table, or recovered by an outbox
+    replay — must have QuickBooks' TotalAmt equal to ours and a Balance that takes what is about to be posted.
+    Invoices QuickBooks answered in this run are not read again; the others are read in one query per 30.
+    An invoice that fails the check gets an open InvoiceExportHold and all its payments in this chunk are held."""
+    to_post = _amounts_to_post(run, payments)
+    to_check = {pk: qbo_ids[pk] for pk, amount in to_post.items() if amount > 0 and pk in qbo_ids}
+    if not to_check:
+        return
+    rows = {qbo_id: run.invoice_rows.pop(qbo_id) for qbo_id in to_check.values() if qbo_id in run.invoice_rows}
+    unknown = sorted({qbo_id for qbo_id in to_check.values() if qbo_id not in rows})
+    for start in range(0, len(unknown), BATCH_SIZE):
+        ids = ", ".join(mappers.quote(qbo_id) for qbo_id in unknown[start : start + BATCH_SIZE])
+        found = _call(run, lambda ids=ids: run.client.query(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))
+        rows.update({str(row["Id"]): row for row in found})
+    payments_of: dict[int, list[Payment]] = defaultdict(list)
+    for payment in payments:
+        for invoice, _ in mappers.payment_net_applications(payment):
+            payments_of[invoice.pk].append(payment)
+    for invoice_pk, qbo_id in to_check.items():
+        invoice = invoices[invoice_pk]
+        row = rows.get(qbo_id)
+        problem = invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post[invoice_pk])
+        payment_ids = [p.pk for p in payments_of[invoice_pk]]
+        if problem is None:
+            if row is not None and row.get("SyncToken") is not None:
+                QuickBooksMapping.objects.filter(
+                    realm_id=run.realm_id, kind=Kind.INVOICE, local_key=str(invoice_pk)
+                ).exclude(sync_token=str(row["SyncToken"])).update(sync_token=str(row["SyncToken"]))
+            continue
+        _hold_invoice(run, invoice, qbo_id, problem, amount_to_post=to_post[invoice_pk])
+        for payment_id in payment_ids:
+            run.holds.setdefault(payment_id, (problem.code, f"Invoice {invoice.number}: {problem.message}"))
+        _attempt(
+            run,
+            payment_ids,
+            operation="check Invoice before payments",
+            object_kind=Kind.INVOICE,
+            local_key=str(invoice_pk),
+            qbo_id=qbo_id,
+            outcome=ExportAttempt.Outcome.ERROR,
+            error_code=problem.code,
+            message=problem.message,
+        )
+
+
+def _hold_invoice(run: _Run, invoice: Invoice, qbo_id: str, problem, *, amount_to_post: Decimal) -> None:
+    """Open (or refresh) the invoice's hold with QuickBooks' figures as just seen."""
+    InvoiceExportHold.objects.update_or_create(
+        realm_id=run.realm_id,
+        invoice=invoice,
+        state=InvoiceExportHold.State.OPEN,
+        defaults={
+            "qbo_invoice_id": qbo_id,
+            "reason": problem.reason,
+            "message": problem.message,
+            "our_total": invoice.total,
+            "qbo_total": problem.qbo_total,
+            "qbo_tax": problem.qbo_tax,
+            "qbo_balance": problem.qbo_balance,
+            "amount_to_post": amount_to_post,
+            "tax_detail": problem.tax_detail,
+            "checked_at": timezone.now(),
+        },
+    )
 
 
 def _invoice_mismatch(invoice: Invoice, row: dict, customer_id: str | None) -> str:
@@ -1248,7 +1575,7 @@ def _ensure_payments(
     mapped = _mapped(run, Kind.PAYMENT, [str(p.pk) for p in payments])
     entries = []
     for payment in payments:
-        if str(payment.pk) in mapped or payment.pk in run.failures:
+        if str(payment.pk) in mapped or payment.pk in run.failures or payment.pk in run.holds:
             continue
         applications = mappers.payment_net_applications(payment)
         if payment.customer_id not in customer_ids or any(inv.pk not in invoice_ids for inv, _ in applications):

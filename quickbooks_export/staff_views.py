@@ -33,12 +33,20 @@ from billing.selectors import (
 )
 from billing.services import QUICKBOOKS_HELP
 from fieldsync.exceptions import ApplicationError
-from quickbooks_export import refund_recording
+from quickbooks_export import holds, refund_recording
+from quickbooks_export import mappings as mapping_services
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
+from quickbooks_export.errors import QuickBooksError
 from quickbooks_export.filters import PaymentFilter
 from quickbooks_export.history import payment_history
-from quickbooks_export.models import ExportBatch, ExportBatchItem
+from quickbooks_export.models import (
+    ExportBatch,
+    ExportBatchItem,
+    InvoiceExportHold,
+    QuickBooksMapping,
+    QuickBooksTaxCodeMapping,
+)
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 REFUND_PERMISSION = "billing.add_refund"
@@ -66,6 +74,7 @@ OUTCOME_LABELS = {
     Outcome.LINKED: "Already in QuickBooks",
     Outcome.SKIPPED: "Skipped",
     Outcome.FAILED: "Failed",
+    Outcome.HELD: "On hold",
     Outcome.PENDING: "Waiting",
 }
 
@@ -98,6 +107,8 @@ def export_status_badge(payment: Payment, readiness: ExportReadiness | None, fai
         return Badge("Exported by hand", "done", "Entered in QuickBooks by a person.")
     if status == ExportStatus.FAILED:
         return Badge("Failed", "bad", failure or "QuickBooks refused it; open the payment to see why and retry.")
+    if status == ExportStatus.ON_HOLD:
+        return Badge("On hold", "warn", "QuickBooks' invoice does not match ours; open the payment to decide.")
     return Badge("Do not export", "muted", "Excluded from exports.")
 
 
@@ -329,6 +340,14 @@ def _export_panel_context(request: HttpRequest, payment: Payment, *, batch: Expo
         "item": item,
         "in_flight": in_flight,
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
+        # Open QuickBooks holds of the invoices it pays (one query, only for a payment on hold).
+        "holds": list(
+            InvoiceExportHold.objects.filter(
+                state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id=payment.pk
+            ).select_related("invoice")
+        )
+        if payment.export_status == ExportStatus.ON_HOLD
+        else [],
     }
 
 
@@ -522,6 +541,34 @@ def payment_retry(request: HttpRequest, payment_id: int) -> HttpResponse:
     return _panel_or_redirect(
         request, payment, lambda: export_services.export_payment_retry(payment_id=payment.pk, user=request.user)
     )
+
+
+HOLD_ACTIONS = {
+    "check-again": (holds.invoice_hold_check_again, "QuickBooks matches now: its payments are being exported."),
+    "update-quickbooks": (
+        holds.invoice_hold_update_quickbooks,
+        "The QuickBooks invoice now matches FieldSync: its payments are being exported.",
+    ),
+    "unlink": (holds.invoice_hold_unlink, "Unlinked: the next export links or creates the invoice afresh."),
+}
+
+
+@login_required
+@export_required
+@require_POST
+def payment_hold_action(request: HttpRequest, payment_id: int, hold_id: int, action: str) -> HttpResponse:
+    """Check again, Update the QuickBooks invoice to match FieldSync, or Unlink, for one invoice hold."""
+    payment = _payment_or_404(payment_id)
+    if action not in HOLD_ACTIONS:
+        raise Http404("No such action.")
+    service, done = HOLD_ACTIONS[action]
+    try:
+        service(hold_id=hold_id, user=request.user)
+    except (ApplicationError, QuickBooksError) as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("exports:payment_detail", payment_id=payment.pk)
 
 
 def _status_action(request: HttpRequest, payment_id: int, action, done: str, *, needs_note: bool) -> HttpResponse:
@@ -810,3 +857,64 @@ def manual_item_record(request: HttpRequest, item_id: int) -> HttpResponse:
             f"{format_money(item.amount, item.payment.currency)} to {item.customer}. Marked handled.",
         )
     return redirect("exports:manual_items")
+
+
+MANAGE_MAPPINGS_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
+
+
+@login_required
+@view_exports_required
+@require_GET
+def mapping_list(request: HttpRequest) -> HttpResponse:
+    """Every link between our customers, items, invoices, payments and QuickBooks records, stale ones first when
+    asked; 50 a page, in four queries (count, page, customer names, invoice numbers)."""
+    kind = request.GET.get("kind", "")
+    queryset = QuickBooksMapping.objects.order_by("kind", "local_key", "id")
+    if kind in QuickBooksMapping.Kind.values:
+        queryset = queryset.filter(kind=kind)
+    if request.GET.get("stale"):
+        queryset = queryset.exclude(stale_reason="")
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    labels = mapping_services.mapping_labels(rows)
+    context = {
+        "nav": "mappings",
+        "page": page,
+        "rows": [(m, labels[m.pk]) for m in rows],
+        "kinds": QuickBooksMapping.Kind.choices,
+        "kind": kind,
+        "stale": bool(request.GET.get("stale")),
+        "can_manage": request.user.has_perm(MANAGE_MAPPINGS_PERMISSION),
+        # Tax codes are chosen on the QuickBooks page (from the company's live list); listed here too.
+        "tax_code_mappings": list(
+            QuickBooksTaxCodeMapping.objects.select_related("tax_rate").order_by("tax_rate__name")
+        )
+        if not kind
+        else [],
+    }
+    return render(request, "exports/mappings.html", context)
+
+
+@login_required
+@permission_required(MANAGE_MAPPINGS_PERMISSION, raise_exception=True)
+@require_POST
+def mapping_action(request: HttpRequest, mapping_id: int, action: str) -> HttpResponse:
+    """Unlink, link to a different QuickBooks record (`qbo_id`), or make the QuickBooks record active again."""
+    note = request.POST.get("note", "").strip()
+    try:
+        if action == "unlink":
+            mapping_services.mapping_unlink(mapping_id=mapping_id, user=request.user, note=note)
+            messages.success(request, "Unlinked: the next export links or creates it afresh.")
+        elif action == "relink":
+            mapping = mapping_services.mapping_relink(
+                mapping_id=mapping_id, qbo_id=request.POST.get("qbo_id", ""), user=request.user, note=note
+            )
+            messages.success(request, f"Linked to QuickBooks record {mapping.qbo_id} ({mapping.qbo_name}).")
+        elif action == "reactivate":
+            mapping_services.mapping_reactivate(mapping_id=mapping_id, user=request.user)
+            messages.success(request, "Made active again in QuickBooks.")
+        else:
+            raise Http404("No such action.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(_back(request, reverse("exports:mappings")))

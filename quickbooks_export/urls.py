@@ -9,4 +9,6 @@ urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("disconnect/", views.disconnect, name="disconnect"),
     path("mapping/", views.mapping_update, name="mapping"),
+    path("company/refresh/", views.company_refresh, name="company_refresh"),
+    path("tax-codes/", views.tax_codes_update, name="tax_codes"),
 ]

@@ -4,7 +4,9 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.models import TaxRate
 from fieldsync.exceptions import ApplicationError
+from quickbooks_export.company import company_profile_get, company_profile_refresh, tax_code_mapping_update
 from quickbooks_export.connection import (
     connection_authorization_cancel,
     connection_complete_authorization,
@@ -16,15 +18,30 @@ from quickbooks_export.connection import (
     mapping_settings_update,
 )
 from quickbooks_export.errors import QuickBooksError
-from quickbooks_export.forms import MappingSettingsForm
-from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS
+from quickbooks_export.forms import MappingSettingsForm, TaxCodeMappingForm
+from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS, QuickBooksTaxCodeMapping
 
 MANAGE_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
 VIEW_PERMISSION = "quickbooks_export.view_quickbooksconnection"
 manage_required = permission_required(MANAGE_PERMISSION, raise_exception=True)
 
 
-def _render_settings(request, *, form: MappingSettingsForm | None = None, status: int = 200):
+def _tax_form(realm_id: str, profile, mapping, data=None) -> TaxCodeMappingForm | None:
+    if profile is None:
+        return None
+    initial = {}
+    if mapping is not None:
+        initial = {"sales_tax_code": mapping.sales_tax_code_id, "no_tax_code": mapping.no_tax_code_id}
+    for row in QuickBooksTaxCodeMapping.objects.filter(realm_id=realm_id):
+        initial[f"rate_{row.tax_rate_id}"] = row.qbo_tax_code_id
+    return TaxCodeMappingForm(
+        data, initial=initial, tax_codes=profile.tax_codes, tax_rates=TaxRate.objects.filter(active=True)
+    )
+
+
+def _render_settings(
+    request, *, form: MappingSettingsForm | None = None, tax_form: TaxCodeMappingForm | None = None, status: int = 200
+):
     connection = connection_get_latest()
     current = connection if connection is not None and connection.is_current else None
     mapping = mapping_settings_get(realm_id=current.realm_id) if current else None
@@ -37,7 +54,12 @@ def _render_settings(request, *, form: MappingSettingsForm | None = None, status
         except QuickBooksError as exc:
             choices_error = exc.message
     payment_methods = {row.method: row for row in mapping.payment_methods.all()} if mapping else {}
+    profile = company_profile_get(realm_id=current.realm_id) if current else None
+    if tax_form is None and can_manage and current is not None:
+        tax_form = _tax_form(current.realm_id, profile, mapping)
     context = {
+        "profile": profile,
+        "tax_form": tax_form,
         "connection": connection,
         "current": current,
         "mapping": mapping,
@@ -151,4 +173,50 @@ def mapping_update(request):
         record_refunds_for_me=form.cleaned_data["record_refunds_for_me"],
     )
     messages.success(request, "QuickBooks mapping saved.")
+    return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def company_refresh(request):
+    """Read the company's country, currency, preferences and tax codes again (three QuickBooks reads)."""
+    try:
+        from quickbooks_export.client import QuickBooksClient
+
+        profile = company_profile_refresh(client=QuickBooksClient.for_current_connection())
+    except QuickBooksError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Read the QuickBooks company again: {profile.describe()}.")
+    return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def tax_codes_update(request):
+    connection = connection_get_latest()
+    if connection is None or not connection.is_current:
+        messages.error(request, "Connect QuickBooks before choosing tax codes.")
+        return redirect("quickbooks_export:settings")
+    profile = company_profile_get(realm_id=connection.realm_id)
+    form = _tax_form(connection.realm_id, profile, mapping_settings_get(realm_id=connection.realm_id), request.POST)
+    if form is None:
+        messages.error(request, "Read the QuickBooks company first (Refresh), then choose its tax codes.")
+        return redirect("quickbooks_export:settings")
+    if not form.is_valid():
+        return _render_settings(request, tax_form=form, status=400)
+    try:
+        tax_code_mapping_update(
+            realm_id=connection.realm_id,
+            user=request.user,
+            sales_tax_code_id=form.cleaned_data["sales_tax_code"],
+            no_tax_code_id=form.cleaned_data["no_tax_code"],
+            per_rate=form.per_rate(),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Tax codes saved.")
     return redirect("quickbooks_export:settings")

@@ -12,12 +12,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from billing import services
-from billing.models import NUMBER_CHARACTERS, Customer, Invoice, Job, Payment, Refund, validate_number
+from billing.models import NUMBER_CHARACTERS, Customer, Invoice, Job, Payment, Refund, TaxRate, validate_number
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
 from fieldsync.api.fields import CurrencyField, MoneyField, QuantityField, money_out
 from fieldsync.api.filters import MAX_ID, CustomerFilter, InvoiceFilter, JobFilter, PaymentFilter
 from fieldsync.api.idempotency import idempotent
+from quickbooks_export.models import InvoiceExportHold
 
 # --- References in request bodies ---------------------------------------------------------------------------------
 
@@ -105,6 +106,15 @@ class JobOutputSerializer(serializers.Serializer):
         ref_name = "Job"
 
 
+class TaxRateOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, coerce_to_string=True)
+
+    class Meta:
+        ref_name = "TaxRate"
+
+
 class InvoiceLineOutputSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     service_name = serializers.CharField()
@@ -112,6 +122,7 @@ class InvoiceLineOutputSerializer(serializers.Serializer):
     quantity = money_out()
     unit_price = money_out()
     amount = money_out()
+    taxable = serializers.BooleanField(help_text="Sales tax applies to this line.")
 
     class Meta:
         ref_name = "InvoiceLine"
@@ -127,6 +138,9 @@ class InvoiceOutputSerializer(serializers.Serializer):
     due_on = serializers.DateField(allow_null=True)
     currency = serializers.CharField()
     lines = InvoiceLineOutputSerializer(many=True)
+    tax_rate = TaxRateOutputSerializer(
+        allow_null=True, help_text="The rate the tax was computed from; null: an amount."
+    )
     sales_tax = money_out()
     total = money_out()
     amount_paid = money_out(help_text="Applied payments minus their refunds.")
@@ -209,6 +223,13 @@ class PaymentOutputSerializer(serializers.Serializer):
         source="export_readiness.held_reason", help_text="Why it waits, for a person; empty when exportable."
     )
     export_reference = serializers.CharField(help_text="Its QuickBooks Id once exported; empty before.")
+    export_hold_reason = serializers.ChoiceField(
+        choices=[("", "not on hold"), *InvoiceExportHold.Reason.choices],
+        help_text="With export_status on_hold: why QuickBooks' invoice cannot take it (total_differs: QuickBooks "
+        "computed a different total; balance_too_low: payments were recorded there already; not_found: the "
+        "QuickBooks invoice is gone). Ways out: POST /payments/{id}/export-hold/.",
+    )
+    export_hold_message = serializers.CharField(help_text="The hold in words, with both figures; empty when none.")
 
     class Meta:
         ref_name = "Payment"
@@ -262,6 +283,38 @@ class CustomersApi(ApiListView):
         serializer.is_valid(raise_exception=True)
         customer = services.customer_create(**serializer.validated_data)
         return Response(self.OutputSerializer(customer).data, status=status.HTTP_201_CREATED)
+
+
+class TaxRatesApi(ApiListView):
+    """GET: list the sales tax rates (their ids go in an invoice's `tax_rate`). POST: create one."""
+
+    staff_permissions = {"GET": ("billing.view_taxrate",), "POST": ("billing.add_taxrate",)}
+    OutputSerializer = TaxRateOutputSerializer
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        percentage = serializers.CharField(
+            max_length=20, help_text='A percentage from 0 to 100 as a string, e.g. "10.25" for 10.25%.'
+        )
+
+        class Meta:
+            ref_name = "TaxRateCreate"
+
+    def get_queryset(self):
+        return TaxRate.objects.filter(active=True)
+
+    @extend_schema(operation_id="tax_rates_list", responses={200: TaxRateOutputSerializer(many=True)})
+    def get(self, request):
+        page = self.list_page(request)
+        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+    @extend_schema(operation_id="tax_rates_create", request=InputSerializer, responses={201: OutputSerializer})
+    @idempotent
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rate = services.tax_rate_create(**serializer.validated_data)
+        return Response(self.OutputSerializer(rate).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerDetailApi(ApiView):
@@ -340,6 +393,7 @@ class InvoiceLineInputSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     quantity = QuantityField(required=False, default="1")
     unit_price = MoneyField(allow_zero=True)
+    taxable = serializers.BooleanField(required=False, default=True, help_text="Sales tax applies to this line.")
 
     class Meta:
         ref_name = "InvoiceLineCreate"
@@ -371,7 +425,20 @@ class InvoicesApi(ApiListView):
         issued_on = serializers.DateField(required=False, allow_null=True, default=None)
         due_on = serializers.DateField(required=False, allow_null=True, default=None)
         currency = CurrencyField()
-        sales_tax = MoneyField(allow_zero=True, required=False, default="0.00")
+        sales_tax = MoneyField(
+            allow_zero=True,
+            required=False,
+            default="0.00",
+            help_text="The tax as an amount; leave out when giving tax_rate (the tax is then computed).",
+        )
+        tax_rate = serializers.PrimaryKeyRelatedField(
+            queryset=TaxRate.objects.all(),
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Id of a sales tax rate: the tax is the taxable lines times its percentage, per invoice, "
+            "rounded half up to the cent.",
+        )
         memo = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
         lines = InvoiceLineInputSerializer(many=True, required=False, max_length=200, default=list)
 

@@ -6,19 +6,21 @@ work runs in the background. Clients follow it with GET /api/v1/exports/{id}/ (s
 """
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
-from fieldsync.api.billing import payment_or_404
+from fieldsync.api.billing import PaymentOutputSerializer, _payment_response, payment_or_404
 from fieldsync.api.filters import MAX_ID
 from fieldsync.api.idempotency import idempotent
 from fieldsync.api.pagination import ApiCursorPagination
 from fieldsync.api.permissions import EXPORT_PERMISSION
+from fieldsync.exceptions import ApplicationError
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
+from quickbooks_export.errors import QuickBooksError
 from quickbooks_export.models import ExportBatch, ExportBatchItem
 
 READ_PERMISSIONS = (EXPORT_PERMISSION, "quickbooks_export.view_exportbatch")
@@ -33,6 +35,10 @@ class ExportCountsSerializer(serializers.Serializer):
     linked = serializers.IntegerField(help_text="Already in QuickBooks: linked, not posted again.")
     skipped = serializers.IntegerField(help_text="Held by the fully-paid rule or marked “do not export”.")
     failed = serializers.IntegerField()
+    held = serializers.IntegerField(
+        help_text="On hold: QuickBooks' copy of the invoice cannot take the payment (another total, too small a "
+        "balance, gone); nothing of that invoice was posted."
+    )
 
     class Meta:
         ref_name = "ExportCounts"
@@ -256,3 +262,48 @@ class PaymentExportApi(ApiView):
             payment_id=payment.pk, **actor(request), source=ExportBatch.Source.API
         )
         return _batch_response(batch, status.HTTP_202_ACCEPTED)
+
+
+class PaymentExportHoldApi(ApiView):
+    """The ways out of a payment's QuickBooks hold (the open hold of an invoice it pays): `check_again` (read the
+    QuickBooks invoice again; released and exported when it matches now), `update_quickbooks` (send our lines and
+    tax to the QuickBooks invoice, then compare), `unlink` (forget the QuickBooks invoice; audited). 409
+    `hold_still_applies` with the reason when QuickBooks still differs."""
+
+    client_scopes = {"POST": "export"}
+    staff_permissions = {"POST": (EXPORT_PERMISSION,)}
+
+    class InputSerializer(serializers.Serializer):
+        action = serializers.ChoiceField(choices=["check_again", "update_quickbooks", "unlink"])
+
+        class Meta:
+            ref_name = "PaymentExportHoldAction"
+
+    @extend_schema(
+        operation_id="payments_export_hold_action",
+        request=InputSerializer,
+        responses={200: OpenApiResponse(PaymentOutputSerializer, description="Done; the payment as it is now.")},
+    )
+    @idempotent
+    def post(self, request, payment_id: int):
+        from quickbooks_export import holds
+        from quickbooks_export.models import InvoiceExportHold
+
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payment = payment_or_404(payment_id)
+        hold = InvoiceExportHold.objects.filter(
+            state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id=payment.pk
+        ).first()
+        if hold is None:
+            raise ApplicationError(f"Payment #{payment.pk} is not on hold.", code="not_on_hold")
+        service = {
+            "check_again": holds.invoice_hold_check_again,
+            "update_quickbooks": holds.invoice_hold_update_quickbooks,
+            "unlink": holds.invoice_hold_unlink,
+        }[serializer.validated_data["action"]]
+        try:
+            service(hold_id=hold.pk, user=actor(request)["user"])
+        except QuickBooksError as exc:
+            raise ApplicationError(exc.message, code="quickbooks_error") from None
+        return _payment_response(payment.pk)

@@ -10,7 +10,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from billing.models import Customer, Invoice, InvoiceLine, Job, Payment, PaymentApplication, Refund
 from billing.selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
-from quickbooks_export.models import ExportBatchItem
+from quickbooks_export.models import ExportBatchItem, InvoiceExportHold
 
 
 def customer_list() -> QuerySet[Customer]:
@@ -23,7 +23,7 @@ def job_list() -> QuerySet[Job]:
 
 def invoice_list() -> QuerySet[Invoice]:
     """Invoices with total / amount_paid / open_balance, their job and their lines: 2 queries per page."""
-    return invoice_with_balances(Invoice.objects.select_related("job")).prefetch_related(
+    return invoice_with_balances(Invoice.objects.select_related("job", "tax_rate")).prefetch_related(
         Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id"))
     )
 
@@ -46,8 +46,17 @@ def payments_attach_readiness(payments: Iterable[Payment]) -> list[Payment]:
     """Set `export_readiness` (exportable, held_reason) on each payment, in one query for all of them."""
     payments = list(payments)
     readiness = payment_export_readiness_map(payment_ids=[payment.pk for payment in payments])
+    on_hold = [p.pk for p in payments if p.export_status == Payment.ExportStatus.ON_HOLD]
+    holds: dict[int, tuple[str, str]] = {}
+    if on_hold:  # one more query, only when the page shows payments on hold
+        rows = InvoiceExportHold.objects.filter(
+            state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id__in=on_hold
+        ).values_list("invoice__applications__payment_id", "reason", "message")
+        for payment_id, reason, message in rows:
+            holds.setdefault(payment_id, (reason, message))
     for payment in payments:
         payment.export_readiness = readiness[payment.pk]
+        payment.export_hold_reason, payment.export_hold_message = holds.get(payment.pk, ("", ""))
     return payments
 
 

@@ -34,6 +34,7 @@ def docs_policy(view):
 
 v1 = [
     path("customers/", billing.CustomersApi.as_view(), name="customers"),
+    path("tax-rates/", billing.TaxRatesApi.as_view(), name="tax_rates"),
     path("customers/<int:customer_id>/", billing.CustomerDetailApi.as_view(), name="customer"),
     path("jobs/", billing.JobsApi.as_view(), name="jobs"),
     path("jobs/<int:job_id>/", billing.JobDetailApi.as_view(), name="job"),
@@ -46,6 +47,7 @@ v1 = [
     path("payments/<int:payment_id>/applications/", billing.PaymentApplicationsApi.as_view(), name="payment_apply"),
     path("payments/<int:payment_id>/refunds/", billing.PaymentRefundsApi.as_view(), name="payment_refunds"),
     path("payments/<int:payment_id>/export/", exports.PaymentExportApi.as_view(), name="payment_export"),
+    path("payments/<int:payment_id>/export-hold/", exports.PaymentExportHoldApi.as_view(), name="payment_export_hold"),
     path("exports/", exports.ExportsApi.as_view(), name="exports"),
     path("exports/<int:batch_id>/", exports.ExportDetailApi.as_view(), name="export"),
     path("exports/<int:batch_id>/items/", exports.ExportItemsApi.as_view(), name="export_items"),

@@ -34,6 +34,10 @@ class SandboxConfig:
     # How many requestid responses a company remembers. Intuit does not publish the retention (*unconfirmed*);
     # the oldest are forgotten first.
     requestid_retention: int = 100_000
+    # The kind of company (profiles.PROFILES) and seed that companies created through the consent page, the
+    # /_sandbox/companies endpoint or authorize() without a realm get when they do not name one.
+    company_profile: str = "us-ast"
+    company_seed: str | None = None
 
 
 class ManualClock:

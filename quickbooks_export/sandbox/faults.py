@@ -122,6 +122,27 @@ def duplicate_doc_number(doc_number: str, txn_id: str) -> QboFault:
     )
 
 
+def amount_calculation_incorrect(supplied: object) -> QboFault:
+    # Intuit's error-code list: 6070 "Amount calculation incorrect in the request", detail "Amount is not equal
+    # to Qty * UnitPrice. Supplied value:XXX" (the exact live wording is *unconfirmed*).
+    return QboFault(
+        "6070",
+        "Amount calculation incorrect in the request",
+        f"Amount is not equal to Qty * UnitPrice. Supplied value:{supplied}",
+        element="Line.Amount",
+    )
+
+
+def invalid_line_tax_code(supplied: str) -> QboFault:
+    # Intuit's error-code list: 6100 "Invalid Line TaxCode in the request".
+    return QboFault(
+        "6100",
+        "Invalid Line TaxCode in the request",
+        f"Valid Line TaxCodes for US should be TAX or NON. Supplied value:{supplied}",
+        element="Line.SalesItemLineDetail.TaxCodeRef",
+    )
+
+
 def duplicate_name(existing_id: str) -> QboFault:
     return QboFault("6240", "Duplicate Name Exists Error", f"The name supplied already exists. : Id={existing_id}")
 

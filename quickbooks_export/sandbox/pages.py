@@ -28,8 +28,15 @@ def _page(title: str, content: str) -> bytes:
     ).encode()
 
 
-def consent_page(*, params: dict[str, str], companies: list[tuple[str, str]]) -> bytes:
-    """Intuit's consent screen, simplified: choose a sandbox company (or name a new one) and connect."""
+def consent_page(
+    *,
+    params: dict[str, str],
+    companies: list[tuple[str, str]],
+    profiles: list[tuple[str, str]] = (),
+    default_profile: str = "us-ast",
+    default_seed: str | None = None,
+) -> bytes:
+    """Intuit's consent screen, simplified: choose a sandbox company (or name a new one, of a kind) and connect."""
     hidden = "".join(
         f'<input type="hidden" name="{escape(key)}" value="{escape(value)}">'
         for key, value in params.items()
@@ -41,6 +48,12 @@ def consent_page(*, params: dict[str, str], companies: list[tuple[str, str]]) ->
         for i, (realm_id, name) in enumerate(companies)
     )
     new_checked = "" if companies else " checked"
+    profile_options = "".join(
+        f'<option value="{escape(key)}"{" selected" if key == default_profile else ""}>{escape(key)}: '
+        f"{escape(description)}</option>"
+        for key, description in profiles
+    )
+    seed_checked = " checked" if default_seed == "collisions" else ""
     content = f"""
 <h1>Connect {escape(params.get("client_id", ""))} to QuickBooks</h1>
 <p>The app asks for access to: <code>{escape(params.get("scope", ""))}</code></p>
@@ -51,6 +64,9 @@ def consent_page(*, params: dict[str, str], companies: list[tuple[str, str]]) ->
     {options}
     <label><input type="radio" name="realm_id" value="new"{new_checked}> A new sandbox company named
       <input type="text" name="company_name" value="Sandbox Company" maxlength="100"></label>
+    <label>Kind of company <select name="company_profile">{profile_options}</select></label>
+    <label><input type="checkbox" name="company_seed" value="collisions"{seed_checked}> Start with data that
+      collides with FieldSync's demo (inactive and look-alike items and customers, a paid INV-1044)</label>
   </fieldset>
   <div class="actions">
     <button type="submit" name="action" value="approve">Connect</button>
@@ -65,8 +81,13 @@ def error_page(message: str) -> bytes:
     return _page("Authorization error", f"<h1>Authorization error</h1><p>{escape(message)}</p>")
 
 
-def index_page(*, base_url: str, client_id: str, companies: list[tuple[str, str]]) -> bytes:
-    rows = "".join(f"<li>{escape(name)} - realm <code>{escape(realm_id)}</code></li>" for realm_id, name in companies)
+def index_page(*, base_url: str, client_id: str, companies: list[tuple[str, ...]]) -> bytes:
+    rows = "".join(
+        f"<li>{escape(name)} - realm <code>{escape(realm_id)}</code>"
+        + (f" ({escape(extra[0])})" if extra else "")
+        + "</li>"
+        for realm_id, name, *extra in companies
+    )
     content = f"""
 <h1>QuickBooks Online sandbox</h1>
 <p>Discovery document: <code>{escape(base_url)}/.well-known/openid_configuration</code><br>

@@ -21,7 +21,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from . import faults, pages
+from . import faults, pages, profiles
 from .accounting import ENTITY_BY_PATH, Books, rebuild_indexes, seed_company
 from .config import Clock, SandboxConfig
 from .faults import QboFault
@@ -149,14 +149,31 @@ class SandboxApp:
         if self.data_file is not None:
             self.data_file.close()
 
-    def create_company(self, name: str = "Sandbox Company") -> Company:
+    def create_company(
+        self,
+        name: str = "Sandbox Company",
+        *,
+        profile: str | None = None,
+        seed: str | None = None,
+        custom_txn_numbers: bool | None = None,
+        multicurrency: bool | None = None,
+    ) -> Company:
+        """A new company of `profile` (profiles.PROFILES; default us-ast); ValueError for an unknown profile/seed."""
+        chosen = profiles.get_profile(profile)
+        seed = profiles.check_seed(seed)
         with self._company_lock:
             realm_id = "9341" + "".join(str(secrets.randbelow(10)) for _ in range(15))
             while self.store.get(realm_id) is not None:
                 realm_id = "9341" + "".join(str(secrets.randbelow(10)) for _ in range(15))
-            company = Company(realm_id, name.strip() or "Sandbox Company", self.clock())
+            company = Company(realm_id, name.strip() or "Sandbox Company", self.clock(), chosen.key)
             with company.lock:
-                seed_company(company, self.clock())
+                seed_company(
+                    company,
+                    self.clock(),
+                    seed=seed,
+                    custom_txn_numbers=custom_txn_numbers,
+                    multicurrency=multicurrency,
+                )
             self.store.add(company)
         self.changed()
         return company
@@ -170,12 +187,22 @@ class SandboxApp:
         realm_id: str | None = None,
         company_name: str | None = None,
         scope: str = ACCOUNTING_SCOPE,
+        profile: str | None = None,
+        seed: str | None = None,
     ) -> Authorization:
         client_id = self.config.client_id if client_id is None else client_id
         if not self.oauth.client_known(client_id):
             raise OAuthError("invalid_client", f"unknown client_id {client_id!r}", 401)
         if realm_id is None:
-            realm_id = self.create_company(company_name or "Sandbox Company").realm_id
+            try:
+                company = self.create_company(
+                    company_name or "Sandbox Company",
+                    profile=profile or self.config.company_profile,
+                    seed=seed if seed is not None else self.config.company_seed,
+                )
+            except ValueError as error:
+                raise OAuthError("invalid_request", str(error)) from None
+            realm_id = company.realm_id
         elif self.store.get(realm_id) is None:
             raise OAuthError("invalid_request", f"no sandbox company with realm id {realm_id}")
         code = self.oauth.issue_code(client_id=client_id, redirect_uri=redirect_uri, realm_id=realm_id, scope=scope)
@@ -200,10 +227,47 @@ class SandboxApp:
         self.changed()
         return forgotten
 
+    def edit_entity(self, realm_id: str, entity: str, entity_id: str, changes: dict) -> dict:
+        """Change an object as a person in QuickBooks would: a sparse update with its current SyncToken, through
+        the same rules (totals recomputed, SyncToken bumped). Raises KeyError, or QboFault when QBO would refuse."""
+        company = self._company_or_key_error(realm_id)
+        with company.lock:
+            books = Books(company, self.clock())
+            current = books.get(entity, entity_id)
+            if current is None:
+                raise KeyError(f"{entity} {entity_id}")
+            body = {**changes, "Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True}
+            answer = books.update(entity, body)[entity]
+        self.changed()
+        return to_wire(answer)
+
+    def delete_entity(self, realm_id: str, entity: str, entity_id: str) -> dict:
+        """Delete a transaction (Invoice or Payment) by hand, as in QuickBooks."""
+        company = self._company_or_key_error(realm_id)
+        with company.lock:
+            books = Books(company, self.clock())
+            current = books.get(entity, entity_id)
+            if current is None:
+                raise KeyError(f"{entity} {entity_id}")
+            answer = books.delete(entity, {"Id": current["Id"], "SyncToken": current["SyncToken"]})[entity]
+        self.changed()
+        return to_wire(answer)
+
+    def _company_or_key_error(self, realm_id: str) -> Company:
+        company = self.store.get(realm_id)
+        if company is None:
+            raise KeyError(f"company {realm_id}")
+        return company
+
     def company_view(self, company: Company) -> dict:
         with company.lock:
             entities = {name: list(by_id.values()) for name, by_id in company.entities.items()}
-            view = {"realm_id": company.realm_id, "name": company.name, "entities": to_wire(entities)}
+            view = {
+                "realm_id": company.realm_id,
+                "name": company.name,
+                "profile": company.profile,
+                "entities": to_wire(entities),
+            }
         view["stats"] = self.company_stats(company)
         return view
 
@@ -246,7 +310,7 @@ class SandboxApp:
         if path.startswith("/_sandbox/"):
             return self._admin(request)
         if path == "/":
-            companies = [(c.realm_id, c.name) for c in self.store.all()]
+            companies = [(c.realm_id, c.name, c.profile) for c in self.store.all()]
             return _html(
                 200, pages.index_page(base_url=self.base_url, client_id=self.config.client_id, companies=companies)
             )
@@ -290,7 +354,17 @@ class SandboxApp:
         if refusal is not None:
             return refusal
         companies = [(c.realm_id, c.name) for c in self.store.all()]
-        return _html(200, pages.consent_page(params=request.query, companies=companies))
+        choices = [(p.key, p.description) for p in profiles.PROFILES.values()]
+        return _html(
+            200,
+            pages.consent_page(
+                params=request.query,
+                companies=companies,
+                profiles=choices,
+                default_profile=self.config.company_profile,
+                default_seed=self.config.company_seed,
+            ),
+        )
 
     def _authorize_submit(self, request: Request) -> Response:
         form = request.form()
@@ -309,6 +383,8 @@ class SandboxApp:
                 realm_id=None if realm_id == "new" else realm_id,
                 company_name=form.get("company_name"),
                 scope=form["scope"],
+                profile=form.get("company_profile") or None,
+                seed=form.get("company_seed") or "none",  # an unticked box sends nothing: no seed
             )
         except OAuthError as error:
             return _html(400, pages.error_page(error.description))
@@ -504,8 +580,13 @@ class SandboxApp:
                 return {"BatchItemResponse": [{"bId": first.get("bId", ""), "Fault": fault}, *answers]}
             return books.batch(body, requestid)
         name = ENTITY_BY_PATH.get(head)
+        if name == "Preferences" and len(parts) == 1 and request.method == "GET":
+            return books.preferences()  # python-quickbooks: Preferences.get(qb=...) -> GET /preferences
         if name is not None and request.method == "GET" and len(parts) == 2:
             return books.read(name, parts[1])
+        if name in ("TaxCode", "TaxRate") and request.method == "POST":
+            # Intuit: tax codes and rates are made through the TaxService endpoint (not modelled) or by AST.
+            raise faults.unsupported_operation(f"{request.method} /{rest}")
         if name is not None and request.method == "POST" and len(parts) == 1:
             body = self._body(request)
             if isinstance(body.get(name), dict) and len(body) == 1:
@@ -542,11 +623,20 @@ class SandboxApp:
         if not isinstance(payload, dict):
             return _json(400, {"error": "the body must be a JSON object"})
         if parts == ["companies"] and method == "GET":
-            companies = [{"realm_id": c.realm_id, "name": c.name} for c in self.store.all()]
+            companies = [{"realm_id": c.realm_id, "name": c.name, "profile": c.profile} for c in self.store.all()]
             return _json(200, {"companies": companies})
         if parts == ["companies"] and method == "POST":
-            company = self.create_company(str(payload.get("name") or "Sandbox Company"))
-            return _json(201, {"realm_id": company.realm_id, "name": company.name})
+            try:
+                company = self.create_company(
+                    str(payload.get("name") or "Sandbox Company"),
+                    profile=payload.get("profile") or self.config.company_profile,
+                    seed=payload.get("seed", self.config.company_seed),
+                    custom_txn_numbers=payload.get("custom_txn_numbers"),
+                    multicurrency=payload.get("multicurrency"),
+                )
+            except ValueError as error:
+                return _json(400, {"error": str(error)})
+            return _json(201, {"realm_id": company.realm_id, "name": company.name, "profile": company.profile})
         if len(parts) in (2, 3) and parts[0] == "companies" and method == "GET":
             company = self.store.get(parts[1])
             if company is None:
@@ -566,6 +656,18 @@ class SandboxApp:
                     company_name=company.name, payment=to_wire(payment), invoices=to_wire(invoices)
                 )
             return _html(200 if payment is not None else 404, page)
+        if len(parts) == 5 and parts[0] == "companies" and parts[2] == "entities" and method == "POST":
+            # A change made "by hand in QuickBooks": {"changes": {...}} (a sparse update), or {"delete": true}.
+            try:
+                if payload.get("delete"):
+                    entity = self.delete_entity(parts[1], parts[3], parts[4])
+                else:
+                    entity = self.edit_entity(parts[1], parts[3], parts[4], payload.get("changes") or {})
+            except KeyError as error:
+                return _json(404, {"error": f"no {error.args[0]}"})
+            except QboFault as fault:
+                return _json(fault.status, {"Fault": fault.fault()})
+            return _json(200, entity)
         if parts == ["faults"]:
             if method == "GET":
                 return _json(200, {"faults": self.faults.list()})
@@ -596,6 +698,8 @@ class SandboxApp:
                     client_id=payload.get("client_id"),
                     realm_id=payload.get("realm_id"),
                     company_name=payload.get("company_name"),
+                    profile=payload.get("profile"),
+                    seed=payload.get("seed"),
                 )
             except OAuthError as error:
                 return _json(error.status, error.body())
@@ -741,9 +845,37 @@ class SandboxServer:
 
     # --- Conveniences for tests (the same as the /_sandbox/ endpoints) ---
 
-    def create_company(self, name: str = "Sandbox Company") -> str:
-        """Create a seeded company; returns its realm id."""
-        return self.app.create_company(name).realm_id
+    def create_company(
+        self,
+        name: str = "Sandbox Company",
+        *,
+        profile: str | None = None,
+        seed: str | None = None,
+        custom_txn_numbers: bool | None = None,
+        multicurrency: bool | None = None,
+    ) -> str:
+        """Create a company of `profile` ("us-ast" default, "us-manual-tax", "ca", "uk", "au"); `seed="collisions"`
+        adds QuickBooks data that collides with FieldSync's demo. Returns its realm id. The config's
+        company_profile / company_seed are NOT applied here: name them to get them."""
+        return self.app.create_company(
+            name,
+            profile=profile,
+            seed=seed,
+            custom_txn_numbers=custom_txn_numbers,
+            multicurrency=multicurrency,
+        ).realm_id
+
+    def edit_entity(self, realm_id: str, entity: str, entity_id: str, changes: dict) -> dict:
+        """Change an object "by hand in QuickBooks" (sparse update, SyncToken bumped, totals recomputed)."""
+        return self.app.edit_entity(realm_id, entity, entity_id, changes)
+
+    def deactivate(self, realm_id: str, entity: str, entity_id: str) -> dict:
+        """Make a customer, item, account, payment method or tax code inactive, as a person in QuickBooks would."""
+        return self.app.edit_entity(realm_id, entity, entity_id, {"Active": False})
+
+    def delete_entity(self, realm_id: str, entity: str, entity_id: str) -> dict:
+        """Delete an Invoice or Payment by hand."""
+        return self.app.delete_entity(realm_id, entity, entity_id)
 
     def authorize(
         self,
@@ -753,10 +885,19 @@ class SandboxServer:
         client_id: str | None = None,
         realm_id: str | None = None,
         company_name: str | None = None,
+        profile: str | None = None,
+        seed: str | None = None,
     ) -> Authorization:
-        """What approving the consent screen does: a code for `redirect_uri` (a new company unless `realm_id`)."""
+        """What approving the consent screen does: a code for `redirect_uri` (a new company of `profile`, or the
+        config's company_profile, unless `realm_id`)."""
         return self.app.authorize(
-            redirect_uri=redirect_uri, state=state, client_id=client_id, realm_id=realm_id, company_name=company_name
+            redirect_uri=redirect_uri,
+            state=state,
+            client_id=client_id,
+            realm_id=realm_id,
+            company_name=company_name,
+            profile=profile,
+            seed=seed,
         )
 
     def expire_access_tokens(self, realm_id: str | None = None) -> int:
@@ -782,7 +923,7 @@ class SandboxServer:
         self.app.faults.clear()
 
     def companies(self) -> list[dict]:
-        return [{"realm_id": c.realm_id, "name": c.name} for c in self.app.store.all()]
+        return [{"realm_id": c.realm_id, "name": c.name, "profile": c.profile} for c in self.app.store.all()]
 
     def entities(self, realm_id: str, entity: str) -> list[dict]:
         """A copy of one company's entities of one type, as the API answers them."""

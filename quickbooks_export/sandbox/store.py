@@ -24,7 +24,19 @@ logger = logging.getLogger(__name__)
 # QBO reports times in the company's zone; sandbox companies are created in US Pacific time.
 COMPANY_TZ = ZoneInfo("America/Los_Angeles")
 
-ENTITY_NAMES = ("Account", "CompanyInfo", "Customer", "Invoice", "Item", "Payment", "PaymentMethod", "RefundReceipt")
+ENTITY_NAMES = (
+    "Account",
+    "CompanyInfo",
+    "Customer",
+    "Invoice",
+    "Item",
+    "Payment",
+    "PaymentMethod",
+    "Preferences",
+    "RefundReceipt",
+    "TaxCode",
+    "TaxRate",
+)
 
 
 def qbo_datetime(epoch: float) -> datetime:
@@ -73,10 +85,11 @@ class CompanyStats:
 class Company:
     """One QuickBooks company (realm). Derived indexes are rebuilt by `accounting.rebuild_indexes`."""
 
-    def __init__(self, realm_id: str, name: str, created_at: float) -> None:
+    def __init__(self, realm_id: str, name: str, created_at: float, profile: str = "us-ast") -> None:
         self.realm_id = realm_id
         self.name = name
         self.created_at = created_at
+        self.profile = profile  # a key of profiles.PROFILES: the kind of company (country, tax, currency)
         self.lock = threading.RLock()
         self.entities: dict[str, dict[str, dict]] = {name: {} for name in ENTITY_NAMES}
         self.counters: dict[str, int] = {}
@@ -104,6 +117,7 @@ class Company:
                 "realm_id": self.realm_id,
                 "name": self.name,
                 "created_at": self.created_at,
+                "profile": self.profile,
                 "entities": copy.deepcopy(self.entities),
                 "counters": dict(self.counters),
                 "next_doc_number": self.next_doc_number,
@@ -112,7 +126,7 @@ class Company:
 
     @classmethod
     def restore(cls, data: dict) -> Company:
-        company = cls(data["realm_id"], data["name"], data["created_at"])
+        company = cls(data["realm_id"], data["name"], data["created_at"], data.get("profile", "us-ast"))
         for name, entities in data["entities"].items():
             company.entities[name] = entities
         company.counters = dict(data["counters"])

@@ -24,5 +24,6 @@ def test_rows_per_page_and_the_pages_work_under_the_policy(page, transactional_d
     page.wait_for_url(re.compile(r"size=100"))
     expect(page.get_by_label("Rows per page")).to_have_value("100")
     for link in ("Export log", "Needs manual handling", "QuickBooks"):
-        page.get_by_role("navigation", name="Main").get_by_role("link", name=link).click()
+        name = re.compile(rf"^{re.escape(link)}( \d+)?$")  # the manual-handling link carries its open count
+        page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
         expect(page.locator("main")).to_be_visible()

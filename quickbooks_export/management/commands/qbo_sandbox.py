@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from quickbooks_export.sandbox import SandboxConfig, SandboxServer
+from quickbooks_export.sandbox.profiles import DEFAULT_PROFILE, PROFILES
 
 DEFAULTS = SandboxConfig()
 # option name -> (environment variable, type, default)
@@ -59,6 +60,19 @@ class Command(BaseCommand):
             parser.add_argument(
                 f"--{name.replace('_', '-')}", type=int, default=None, help=f"env {variable}; default {default}"
             )
+        parser.add_argument(
+            "--company-profile",
+            choices=list(PROFILES),
+            default=None,
+            help=f"env QBO_SANDBOX_COMPANY_PROFILE; the kind of company new companies are; default {DEFAULT_PROFILE}",
+        )
+        parser.add_argument(
+            "--company-seed",
+            choices=["none", "collisions"],
+            default=None,
+            help="env QBO_SANDBOX_COMPANY_SEED; 'collisions' starts new companies with QuickBooks data that collides "
+            "with FieldSync's demo; default collisions",
+        )
 
     def handle(self, *args, **options):
         values = {}
@@ -66,6 +80,14 @@ class Command(BaseCommand):
             values[name] = options[name] if options[name] is not None else _env_int(variable, default)
         for name, (variable, default) in STR_OPTIONS.items():
             values[name] = options[name] if options[name] is not None else os.environ.get(variable, default)
+        profile = options["company_profile"] or os.environ.get("QBO_SANDBOX_COMPANY_PROFILE") or DEFAULT_PROFILE
+        if profile not in PROFILES:
+            raise CommandError(f"QBO_SANDBOX_COMPANY_PROFILE must be one of {', '.join(PROFILES)}, not {profile!r}")
+        # `make run` (run_local) starts this command without options: its companies start with the collisions,
+        # so the demo meets the awkward QuickBooks data a real office has.
+        seed = options["company_seed"] or os.environ.get("QBO_SANDBOX_COMPANY_SEED") or "collisions"
+        if seed not in ("none", "collisions"):
+            raise CommandError(f"QBO_SANDBOX_COMPANY_SEED must be none or collisions, not {seed!r}")
         data_file = options["data_file"]
         if data_file is None:
             data_file = os.environ.get("QBO_SANDBOX_DATA_FILE", str(settings.VAR_DIR / "qbo_sandbox.json"))
@@ -78,6 +100,8 @@ class Command(BaseCommand):
             batch_per_minute=values["batch_per_minute"],
             latency_ms=values["latency_ms"],
             data_file=data_file or None,
+            company_profile=profile,
+            company_seed=None if seed == "none" else seed,
         )
         try:
             server = SandboxServer(config, host=values["host"], port=values["port"])
@@ -93,6 +117,7 @@ class Command(BaseCommand):
             f"  limits  {config.requests_per_minute} requests/min, {config.max_in_flight} in flight, "
             f"{config.batch_per_minute} batches/min, latency {config.latency_ms} ms"
         )
+        write(f"  new companies  {profile} ({PROFILES[profile].description}), seed {seed}")
         write("  fault injection and inspection under /_sandbox/ (no authentication: keep it on 127.0.0.1)")
         self.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)

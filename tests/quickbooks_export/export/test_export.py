@@ -7,7 +7,7 @@ import pytest
 
 from billing import services as billing_services
 from billing.models import Payment
-from quickbooks_export.models import ExportAttempt, ExportBatchItem, QuickBooksMapping
+from quickbooks_export.models import ExportAttempt, ExportBatchItem, QuickBooksMapping, QuickBooksMappingSettings
 from quickbooks_export.selectors import export_batch_counts, export_batch_items
 from tests.factories import CustomerFactory, issued_invoice, pay
 
@@ -21,9 +21,19 @@ def qbo_payments(company):
     return company.entities("Payment")
 
 
+def map_a_sales_tax_code(company):
+    """Choose the company's first real tax code (not the US line codes TAX/NON) for taxed invoices, as a person does
+    on the QuickBooks page: QuickBooks honours our tax amount only together with a TxnTaxCodeRef."""
+    code = next(c for c in company.entities("TaxCode") if c["Id"] not in ("TAX", "NON") and c.get("Active", True))
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=company.realm_id, defaults={"sales_tax_code_id": code["Id"], "sales_tax_code_name": code["Name"]}
+    )
+
+
 def test_deposit_part_and_final_payment_export_one_invoice_and_three_linked_payments(qbo_company):
     customer = CustomerFactory(display_name="Maria Gonzalez", email="maria@example.com")
     invoice = issued_invoice(customer=customer, amount="1000.00", sales_tax="24.63", number="INV-1041")
+    map_a_sales_tax_code(qbo_company)
     deposit, part, final = pay(invoice, "500.00"), pay(invoice, "400.00"), pay(invoice, "124.63")
 
     batch = export(final)  # one selected: its invoice's other payments come along
@@ -45,6 +55,32 @@ def test_deposit_part_and_final_payment_export_one_invoice_and_three_linked_paym
     assert batch.status == batch.Status.FINISHED
     added = export_batch_items(batch_id=batch.pk).filter(added_with_invoice=True).count()
     assert added == 2
+
+
+def test_taxed_invoice_without_a_tax_code_in_an_automated_tax_company_is_held_when_quickbooks_computes_otherwise(
+    qbo_company,
+):
+    customer = CustomerFactory(
+        email="kim@example.com",
+        billing_line1="1 Main St",
+        billing_city="Chicago",
+        billing_region="IL",
+        billing_postal_code="60601",
+    )
+    invoice = issued_invoice(customer=customer, amount="1000.00", sales_tax="24.63", number="INV-2001")
+    payments = [pay(invoice, "500.00"), pay(invoice, "524.63")]
+
+    export(*payments)
+
+    [qbo_invoice] = qbo_company.entities("Invoice")
+    assert Decimal(str(qbo_invoice["TotalAmt"])) != Decimal("1024.63")  # QuickBooks computed its own tax
+    assert qbo_payments(qbo_company) == []  # and nothing was posted against it
+    for payment in payments:
+        payment.refresh_from_db()
+        assert payment.export_status == S.ON_HOLD
+    item = ExportBatchItem.objects.filter(payment=payments[0]).get()
+    assert item.outcome == ExportBatchItem.Outcome.HELD
+    assert "FieldSync has $1,024.63" in item.message
 
 
 def test_partially_paid_invoice_payments_are_skipped_with_their_reason(qbo_company):
@@ -151,3 +187,37 @@ def test_attempt_history_records_each_call(qbo_company):
     assert ("create Invoice (batch)", "ok") in operations
     assert any(op.startswith("find Customer") for op, _ in operations)
     assert ExportAttempt.objects.filter(payment=payment, operation="create Customer").exclude(request_id="").exists()
+
+
+def test_an_inventory_or_category_item_with_our_name_is_never_used_a_service_name_is_made(qbo_sandbox, settings, db):
+    from .conftest import connect
+
+    company = connect(qbo_sandbox, settings, profile="us-manual-tax", seed="collisions")
+    customer = CustomerFactory()
+    invoice = billing_services.invoice_issue(
+        invoice=billing_services.invoice_create(
+            customer=customer,
+            number="INV-8001",
+            lines=[
+                billing_services.LineInput("Water heater", "1450.00"),  # an Inventory item in this company
+                billing_services.LineInput("Drain cleaning", "137.50"),  # a Category
+                billing_services.LineInput("Pest control", "120.00"),  # an inactive Service item
+            ],
+        ),
+        issued_on=datetime.date(2026, 11, 1),
+    )
+    export(pay(invoice, "1707.50"))
+
+    items = {i["Id"]: i for i in company.entities("Item")}
+    [qbo_invoice] = company.entities("Invoice")
+    used = [
+        items[line["SalesItemLineDetail"]["ItemRef"]["value"]]
+        for line in qbo_invoice["Line"]
+        if "SalesItemLineDetail" in line
+    ]
+    assert [(i["Name"], i["Type"]) for i in used] == [
+        ("Water heater (service)", "Service"),
+        ("Drain cleaning (service)", "Service"),
+        ("Pest control (service)", "Service"),
+    ]
+    assert Decimal(str(qbo_invoice["Balance"])) == 0

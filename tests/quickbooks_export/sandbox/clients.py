@@ -52,6 +52,12 @@ def connect(server: SandboxServer, *, realm_id: str | None = None) -> Connection
     return Connection(server, client, qb_client(server, client, grant.realm_id), grant.realm_id)
 
 
+def connect_company(server: SandboxServer, profile: str, *, seed: str | None = None, **options) -> Connection:
+    """A new company of `profile` (and `seed`), connected through intuit-oauth like any other."""
+    realm_id = server.create_company(f"{profile} Co", profile=profile, seed=seed, **options)
+    return connect(server, realm_id=realm_id)
+
+
 def ref(value: str) -> Ref:
     reference = Ref()
     reference.value = value

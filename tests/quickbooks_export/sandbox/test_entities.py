@@ -232,13 +232,13 @@ def test_duplicate_invoice_doc_number_is_6140(qbo):
     assert f"TxnId={first.Id}" in error.value.detail
 
 
-def test_invoice_without_doc_number_gets_the_next_number(qbo):
+def test_invoice_without_doc_number_has_none_when_custom_transaction_numbers_are_on(qbo):
+    # Intuit (Invoice reference, DocNumber): CustomTxnNumbers on (us-ast's default) and no number sent -> null.
     customer, item = make_customer(qbo.qb, "Auto Doc Co"), make_item(qbo.qb)
 
-    first = make_invoice(qbo.qb, customer, item, "10")
-    second = make_invoice(qbo.qb, customer, item, "10")
+    invoice = make_invoice(qbo.qb, customer, item, "10")
 
-    assert (first.DocNumber, second.DocNumber) == ("1001", "1002")
+    assert invoice.DocNumber is None
 
 
 def test_item_name_is_unique_6240(qbo):

@@ -92,7 +92,7 @@ def test_inspection_lists_companies_entities_and_statistics(qbo):
     company = _sandbox(qbo.server, "GET", f"companies/{qbo.realm_id}").json()
     stats = _sandbox(qbo.server, "GET", f"companies/{qbo.realm_id}/stats").json()
 
-    assert companies == [{"realm_id": qbo.realm_id, "name": "Sandbox Company"}]
+    assert companies == [{"realm_id": qbo.realm_id, "name": "Sandbox Company", "profile": "us-ast"}]
     assert [c["DisplayName"] for c in company["entities"]["Customer"]] == ["Inspected Co"]
     assert stats["requests"] == 1
     assert stats["entities"]["Customer"] == 1 and stats["entities"]["PaymentMethod"] == 8

@@ -53,7 +53,7 @@ def test_consent_screen_creates_a_company_and_redirects_with_code_state_and_real
 
     params = _redirect_params(answer)
     assert params["state"] == "state-123"
-    assert {"realm_id": params["realmId"], "name": "Acme Plumbing"} in qbo_sandbox.companies()
+    assert {"realm_id": params["realmId"], "name": "Acme Plumbing", "profile": "us-ast"} in qbo_sandbox.companies()
     client.get_bearer_token(params["code"], realm_id=params["realmId"])
     assert client.access_token and client.refresh_token
 

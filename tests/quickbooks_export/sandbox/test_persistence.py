@@ -33,3 +33,22 @@ def test_restart_with_the_same_data_file_keeps_everything(qbo_sandbox_factory, t
     client.refresh()
     assert make_customer(qb, "New After Restart").Id
     assert json.loads(data_file.read_text())["companies"][0]["realm_id"] == qbo.realm_id
+
+
+def test_restart_keeps_each_companys_profile_and_its_rules(qbo_sandbox_factory, tmp_path):
+    from quickbooks.objects.company_info import CompanyInfo
+
+    data_file = tmp_path / "qbo_sandbox.json"
+    first = qbo_sandbox_factory(data_file=data_file)
+    realm_id = first.create_company("Kept UK", profile="uk")
+    first.stop()
+
+    second = qbo_sandbox_factory(data_file=data_file)
+    qbo = connect(second, realm_id=realm_id)
+    customer, item = make_customer(qbo.qb, "After Restart"), make_item(qbo.qb)
+
+    assert second.companies()[0]["profile"] == "uk"
+    assert CompanyInfo.get(realm_id, qb=qbo.qb).Country == "GB"
+    with pytest.raises(QuickbooksException) as missing_vat:
+        make_invoice(qbo.qb, customer, item, "10")
+    assert missing_vat.value.error_code == 6000

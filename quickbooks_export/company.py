@@ -1,0 +1,122 @@
+"""Read the QuickBooks company before writing to it: country, home currency, multicurrency, custom transaction
+numbers, sales tax (automated or not) and its tax codes. Read at connect and before each export run, kept for a few
+minutes (QuickBooks meters reads), refreshed on demand from the QuickBooks page.
+
+Sources (docs/quickbooks_books_match.md): Intuit API reference, CompanyInfo (Country, and HomeCurrency is in
+Preferences.CurrencyPrefs), Preferences (CurrencyPrefs.MultiCurrencyEnabled, SalesFormsPrefs.CustomTxnNumbers,
+TaxPrefs.UsingSalesTax, TaxPrefs.PartnerTaxEnabled from minorversion 3), TaxCode.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from fieldsync.exceptions import ApplicationError
+
+from .client import QuickBooksClient
+from .models import QuickBooksCompanyProfile
+
+MAX_AGE = timedelta(minutes=5)
+
+
+class CurrencyMismatch(ApplicationError):
+    code = "currency_mismatch"
+
+
+def _ref(value) -> str:
+    return str((value or {}).get("value", "")) if isinstance(value, dict) else str(value or "")
+
+
+def company_profile_refresh(*, client: QuickBooksClient) -> QuickBooksCompanyProfile:
+    """Read CompanyInfo, Preferences and the TaxCode list (three requests) and store them. Network: call outside any
+    transaction."""
+    info = client.company_info()
+    prefs_rows = client.query("SELECT * FROM Preferences")
+    prefs = prefs_rows[0] if prefs_rows else {}
+    codes = client.query_all("SELECT * FROM TaxCode")
+    currency_prefs = prefs.get("CurrencyPrefs") or {}
+    tax_prefs = prefs.get("TaxPrefs") or {}
+    sales_forms = prefs.get("SalesFormsPrefs") or {}
+    country = (info.get("Country") or (info.get("CompanyAddr") or {}).get("Country") or "").upper()[:2]
+    profile, _ = QuickBooksCompanyProfile.objects.update_or_create(
+        realm_id=client.realm_id,
+        defaults={
+            "country": country,
+            "home_currency": _ref(currency_prefs.get("HomeCurrency")).upper()[:3],
+            "multicurrency_enabled": bool(currency_prefs.get("MultiCurrencyEnabled")),
+            "custom_txn_numbers": bool(sales_forms.get("CustomTxnNumbers", True)),
+            "using_sales_tax": bool(tax_prefs.get("UsingSalesTax")),
+            "automated_sales_tax": bool(tax_prefs.get("PartnerTaxEnabled")),
+            "tax_codes": [
+                {"id": str(c["Id"]), "name": c.get("Name", ""), "active": c.get("Active", True) is not False}
+                for c in codes
+            ],
+            "read_at": timezone.now(),
+        },
+    )
+    return profile
+
+
+def company_profile_get(*, realm_id: str) -> QuickBooksCompanyProfile | None:
+    return QuickBooksCompanyProfile.objects.filter(realm_id=realm_id).first()
+
+
+def company_profile_current(*, client: QuickBooksClient, max_age: timedelta = MAX_AGE) -> QuickBooksCompanyProfile:
+    """The stored profile when younger than `max_age`, else a fresh read."""
+    profile = company_profile_get(realm_id=client.realm_id)
+    if profile is not None and timezone.now() - profile.read_at < max_age:
+        return profile
+    return company_profile_refresh(client=client)
+
+
+def company_currency_check(profile: QuickBooksCompanyProfile | None) -> None:
+    """Refuse a company whose home currency is not this deployment's: never post USD amounts into a CAD company."""
+    ours = settings.FIELDSYNC_CURRENCY
+    if profile is None or not profile.home_currency or profile.home_currency == ours:
+        return
+    raise CurrencyMismatch(
+        f"The QuickBooks company keeps its books in {profile.home_currency}; FieldSync works in {ours}. Nothing was "
+        f"sent. Connect a QuickBooks company whose home currency is {ours}.",
+        extra={"company_currency": profile.home_currency, "fieldsync_currency": ours},
+    )
+
+
+@transaction.atomic
+def tax_code_mapping_update(
+    *, realm_id: str, user, sales_tax_code_id: str, no_tax_code_id: str, per_rate: dict[int, str]
+) -> None:
+    """Save which QuickBooks TaxCode our taxed invoices (by default and per tax rate) and untaxed lines use. Ids must
+    be active codes of the company's profile; "" clears a choice."""
+    from billing.models import TaxRate
+
+    from .models import QuickBooksMappingSettings, QuickBooksTaxCodeMapping
+
+    profile = company_profile_get(realm_id=realm_id)
+    names = {c["id"]: c["name"] for c in (profile.tax_codes if profile else []) if c.get("active", True)}
+    for code in (sales_tax_code_id, no_tax_code_id, *per_rate.values()):
+        if code and code not in names:
+            raise ApplicationError(
+                f"QuickBooks has no active tax code {code}; read the company again on the QuickBooks page and "
+                "choose again.",
+                code="unknown_tax_code",
+            )
+    rates = {rate.pk: rate for rate in TaxRate.objects.filter(pk__in=list(per_rate))}
+    if missing := set(per_rate) - set(rates):
+        raise ApplicationError(f"No tax rate with id {', '.join(map(str, sorted(missing)))}.", code="unknown_tax_rate")
+    mapping, _ = QuickBooksMappingSettings.objects.select_for_update().get_or_create(realm_id=realm_id)
+    mapping.sales_tax_code_id, mapping.sales_tax_code_name = sales_tax_code_id, names.get(sales_tax_code_id, "")
+    mapping.no_tax_code_id, mapping.no_tax_code_name = no_tax_code_id, names.get(no_tax_code_id, "")
+    mapping.updated_by = user
+    mapping.full_clean()
+    mapping.save()
+    for rate_id, code in per_rate.items():
+        if code:
+            QuickBooksTaxCodeMapping.objects.update_or_create(
+                realm_id=realm_id,
+                tax_rate=rates[rate_id],
+                defaults={"qbo_tax_code_id": code, "qbo_tax_code_name": names[code]},
+            )
+        else:
+            QuickBooksTaxCodeMapping.objects.filter(realm_id=realm_id, tax_rate_id=rate_id).delete()
