@@ -25,6 +25,7 @@ from billing.models import Customer, ManualHandlingItem, Payment
 from billing.money import format_money
 from billing.selectors import ExportReadiness, InvoiceState, payment_export_readiness_map, payment_with_amounts
 from fieldsync.exceptions import ApplicationError
+from quickbooks_desktop import routing as export_routing
 from quickbooks_export import selectors as export_selectors
 from quickbooks_export import services as export_services
 from quickbooks_export.filters import PaymentFilter
@@ -248,7 +249,7 @@ def payments_export(request: HttpRequest) -> HttpResponse:
         payments = ids
         selection = f"{len(ids)} selected payment{'s' if len(ids) != 1 else ''}"
     try:
-        batch = export_services.export_batch_start(
+        batch = export_routing.export_batch_start(
             payments=payments, selection=selection, user=request.user, source=ExportBatch.Source.PAGE
         )
     except ApplicationError as exc:
@@ -388,7 +389,7 @@ def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
     return _panel_or_redirect(
         request,
         payment,
-        lambda: export_services.export_payment_start(
+        lambda: export_routing.export_payment_start(
             payment_id=payment.pk, user=request.user, source=ExportBatch.Source.PAGE
         ),
     )
@@ -401,13 +402,13 @@ def payment_retry(request: HttpRequest, payment_id: int) -> HttpResponse:
     payment = _payment_or_404(payment_id)
     if request.POST.get("next") == "batch":
         try:
-            batch = export_services.export_payment_retry(payment_id=payment.pk, user=request.user)
+            batch = export_routing.export_payment_retry(payment_id=payment.pk, user=request.user)
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect(_back(request, reverse("exports:log")))
         return redirect("exports:batch_detail", batch_id=batch.pk)
     return _panel_or_redirect(
-        request, payment, lambda: export_services.export_payment_retry(payment_id=payment.pk, user=request.user)
+        request, payment, lambda: export_routing.export_payment_retry(payment_id=payment.pk, user=request.user)
     )
 
 
@@ -563,7 +564,7 @@ def batch_items(request: HttpRequest, batch_id: int, outcome: str) -> HttpRespon
 def batch_retry_failed(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = get_object_or_404(ExportBatch, pk=batch_id)
     try:
-        retry = export_services.export_batch_retry_failed(batch_id=batch.pk, user=request.user)
+        retry = export_routing.export_batch_retry_failed(batch_id=batch.pk, user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect(_back(request, reverse("exports:batch_detail", kwargs={"batch_id": batch.pk})))
