@@ -43,8 +43,10 @@ class HttpTransport:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return response.read()
-        except urllib.error.HTTPError as exc:  # a SOAP fault comes with HTTP 500
-            return exc.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 500:  # a SOAP fault comes with HTTP 500
+                return exc.read()
+            raise ConnectionError(f"HTTP {exc.code} from {self.url}") from None
 
 
 class DjangoClientTransport:
