@@ -138,6 +138,23 @@ def desktop_password_set(*, password: str) -> DesktopConnection:
     return connection
 
 
+@transaction.atomic
+def desktop_company_forget() -> DesktopConnection:
+    """Let the next Web Connector run bind another company file. What FieldSync knew of the old file's ListIDs and
+    TxnIDs is dropped (it means nothing in another file); payments already exported stay exported."""
+    connection = DesktopConnection.objects.select_for_update().order_by("pk").first()
+    if connection is None or not connection.company_file:
+        raise DesktopSetupError("No company file is connected yet.")
+    if _pending_items(connection).filter(payment__export_status=ExportStatus.EXPORTING).exists():
+        raise DesktopSetupError(
+            "The Web Connector is exporting payments to this company file right now; wait for the run to finish."
+        )
+    DesktopObject.objects.filter(connection=connection).delete()
+    connection.company_file = ""
+    connection.save(update_fields=["company_file", "updated_at"])
+    return connection
+
+
 def qwc_file(*, connection: DesktopConnection, app_url: str, support_url: str) -> str:
     """The Web Connector's registration file (.qwc), per Intuit's QBWC Programmer's Guide, chapter "The QWC file".
 

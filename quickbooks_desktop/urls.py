@@ -9,5 +9,6 @@ urlpatterns = [
     path("qbwc/", views.qbwc_endpoint, name="qbwc"),
     path("settings/", views.desktop_settings, name="settings"),
     path("password/", views.desktop_password, name="password"),
+    path("forget-company/", views.desktop_forget_company, name="forget_company"),
     path("fieldsync.qwc", views.desktop_qwc, name="qwc"),
 ]

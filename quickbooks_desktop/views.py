@@ -153,6 +153,19 @@ def desktop_password(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required(MANAGE_PERMISSION, raise_exception=True)
+@require_POST
+def desktop_forget_company(request: HttpRequest) -> HttpResponse:
+    try:
+        services.desktop_company_forget()
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The next Web Connector run may come from another company file.")
+    return redirect("quickbooks_desktop:page")
+
+
+@login_required
+@permission_required(MANAGE_PERMISSION, raise_exception=True)
 @require_GET
 def desktop_qwc(request: HttpRequest) -> HttpResponse:
     connection = services.desktop_connection_get()

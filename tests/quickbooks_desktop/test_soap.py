@@ -135,3 +135,26 @@ def test_the_company_computes_amounts_and_never_echoes_them():
     assert one(qbxml.receive_payment_add("4", too_much)).status_code == 3180
     bad_account = one(qbxml.item_service_add("5", name="Parts", income_account="No such account"))
     assert bad_account.status_code == 3140
+
+
+def test_switching_the_company_file_lets_the_next_file_in_and_looks_everything_up_again(client, desktop, web_connector):
+    from billing.models import Payment
+    from quickbooks_desktop import services
+    from quickbooks_desktop.simulator import DesktopCompany
+    from tests.factories import issued_invoice, pay
+
+    invoice = issued_invoice(amount="30.00", number="INV-9201")
+    pay(invoice, "30.00")
+    services.desktop_export_batch_start(payments=list(Payment.objects.values_list("pk", flat=True)), selection="t")
+    web_connector(company_file="C:\\one.qbw").run()
+    services.desktop_company_forget()
+    other = DesktopCompany()
+    pay(issued_invoice(customer=invoice.customer, amount="20.00", number="INV-9202"), "20.00")
+    services.desktop_export_batch_start(
+        payments=list(Payment.objects.filter(export_status="not_exported").values_list("pk", flat=True)), selection="t"
+    )
+
+    web_connector(company_file="C:\\two.qbw", company=other).run()
+
+    assert [t.ref_number for t in other.transactions("Invoice")] == ["INV-9202"]
+    assert len(other.records("Customer")) == 1
