@@ -164,3 +164,18 @@ def test_exporting_without_desktop_set_up_and_no_online_connection_says_what_to_
     response = client.post(reverse("exports:payment_export", args=[payment.pk]), follow=True)
     assert "QuickBooks is not connected" in response.content.decode()  # the Online path, unchanged
     assert QBWC_PASSWORD  # (the fixture module's password is unused here: Desktop is not set up)
+
+
+def test_a_payment_exported_to_desktop_shows_its_txnid_and_no_online_link(
+    client, desktop, desktop_manager, web_connector
+):
+    payment = pay(issued_invoice(amount="10.00", number="INV-8501"), "10.00")
+    services.desktop_export_batch_start(payments=[payment.pk], selection="t")
+    web_connector().run()
+    payment.refresh_from_db()
+    client.force_login(desktop_manager)
+
+    page = client.get(reverse("exports:payment_detail", args=[payment.pk])).content.decode()
+
+    assert f"QuickBooks payment <strong>{payment.export_reference}</strong>" in page
+    assert "Open in QuickBooks" not in page
