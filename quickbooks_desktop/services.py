@@ -109,6 +109,15 @@ def desktop_connection_update(
 ) -> DesktopConnection:
     """Create or change the Desktop connection's settings. Turning Desktop on needs a Web Connector password."""
     connection = DesktopConnection.objects.select_for_update().order_by("pk").first() or DesktopConnection()
+    if use_desktop != connection.use_desktop:
+        # Switching while payments are queued for the other QuickBooks would let both engines claim them.
+        waiting = ExportBatchItem.objects.filter(outcome=Outcome.PENDING).values("payment_id").distinct().count()
+        if waiting:
+            was = "QuickBooks Desktop" if connection.use_desktop else "QuickBooks Online"
+            raise DesktopSetupError(
+                f"{waiting} payment{'s are' if waiting != 1 else ' is'} still waiting to be exported to {was}. "
+                "Switch once the export log shows no batch running."
+            )
     if use_desktop and not connection.password_hash:
         raise DesktopSetupError(
             "Set a Web Connector password before exporting to QuickBooks Desktop: the Web Connector needs it to log in."
@@ -289,12 +298,12 @@ def qbwc_authenticate(*, username: str, password: str) -> list[str]:
     """[ticket, ""] to start work on the company file QuickBooks has open, [ticket, "none"] when there is nothing to
     do, ["", "nvu"] for a wrong user name or password (QBWC Programmer's Guide, authenticate)."""
     connection = desktop_connection_get()
-    valid = (
-        connection is not None
-        and connection.password_hash
-        and secrets.compare_digest(username, connection.username)
-        and check_password(password, connection.password_hash)
-    )
+    if connection is None or not connection.password_hash:
+        return ["", "nvu"]
+    # Both checks always run (no early exit that would tell a wrong user name from a wrong password by timing).
+    right_user = secrets.compare_digest(username.encode(), connection.username.encode())
+    right_password = check_password(password, connection.password_hash)
+    valid = right_user and right_password
     if not valid:
         if connection is not None:
             _record_error(connection, "The Web Connector could not log in: wrong user name or password.")

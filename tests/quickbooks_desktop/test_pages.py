@@ -179,3 +179,24 @@ def test_a_payment_exported_to_desktop_shows_its_txnid_and_no_online_link(
 
     assert f"QuickBooks payment <strong>{payment.export_reference}</strong>" in page
     assert "Open in QuickBooks" not in page
+
+
+def test_switching_between_online_and_desktop_waits_for_queued_exports(desktop):
+    payment = pay(issued_invoice(amount="10.00", number="INV-8601"), "10.00")
+    services.desktop_export_batch_start(payments=[payment.pk], selection="t")
+    with pytest.raises(
+        services.DesktopSetupError, match="1 payment is still waiting to be exported to QuickBooks Desktop"
+    ):
+        services.desktop_connection_update(
+            use_desktop=False, income_account_name="Services", deposit_account_name="", run_every_minutes=15,
+            username="fieldsync",
+        )  # fmt: skip
+    assert DesktopConnection.objects.get().use_desktop
+
+
+def test_a_unicode_user_name_is_refused_without_an_error(client, desktop):
+    from quickbooks_desktop import soap
+
+    body = soap.build_call("authenticate", strUserName="Zoë", strPassword="whatever it is")
+    response = client.generic("POST", "/quickbooks-desktop/qbwc/", body, content_type="text/xml")
+    assert soap.parse_result("authenticate", response.content) == ["", "nvu"]
