@@ -423,8 +423,9 @@ def qbwc_receive_response(*, ticket: str, response: str, hresult: str, message: 
             _session_error(session, f"{words}. FieldSync will check what QuickBooks saved and carry on.")
         else:
             _apply_response(connection, session, request, response)
-    _lock_release(connection, ticket)
+    # Settled under the lease, so two sessions never settle the same payment at once.
     settled = _settle(connection)
+    _lock_release(connection, ticket)
     if settled:
         DesktopSession.objects.filter(pk=session.pk).update(payments_done=session.payments_done + settled)
     _finish_batches(connection)
@@ -1089,12 +1090,13 @@ def _settle(connection: DesktopConnection) -> int:
         payment_obj = plan.objects[(Kind.PAYMENT, str(payment_id))]
         if payment_obj.status == Status.FOUND:
             with transaction.atomic():
-                billing_services.payment_export_status_transition(
-                    payment_id=payment_id,
-                    to_status=ExportStatus.EXPORTED,
+                if not _move(
+                    payment_id,
+                    ExportStatus.EXPORTED,
                     export_reference=payment_obj.qb_id,
                     note=f"QuickBooks Desktop payment {payment_obj.qb_id}",
-                )
+                ):
+                    continue
                 _resolve_items(
                     payment_id,
                     Outcome.LINKED if payment_obj.linked_existing else Outcome.CREATED,
@@ -1106,14 +1108,24 @@ def _settle(connection: DesktopConnection) -> int:
         failed = [plan.objects[key] for key in plan.needs[payment_id] if plan.objects[key].status == Status.FAILED]
         if failed:
             with transaction.atomic():
-                billing_services.payment_export_status_transition(
-                    payment_id=payment_id, to_status=ExportStatus.FAILED, note=failed[0].error_message[:500]
-                )
+                if not _move(payment_id, ExportStatus.FAILED, note=failed[0].error_message[:500]):
+                    continue
                 _resolve_items(
                     payment_id, Outcome.FAILED, message=failed[0].error_message, error_code=failed[0].error_code
                 )
             settled += 1
     return settled
+
+
+def _move(payment_id: int, to_status: str, **fields) -> bool:
+    """EXPORTING -> to_status as a compare-and-set: False when someone else settled the payment first."""
+    try:
+        billing_services.payment_export_status_transition(
+            payment_id=payment_id, to_status=to_status, expected_from=[ExportStatus.EXPORTING], **fields
+        )
+    except billing_services.IllegalExportTransition:
+        return False
+    return True
 
 
 def _percent_done(connection: DesktopConnection, done: int) -> int:
