@@ -15,6 +15,24 @@ class DesktopSettingsForm(forms.Form):
         label="Deposit payments to", max_length=159, required=False, help_text="Empty: Undeposited Funds."
     )
     run_every_minutes = forms.IntegerField(label="Run every (minutes)", min_value=1, max_value=1440)
+    # Our payment method -> the name of a Payment Method in the Desktop company (empty: sent without one).
+    method_cash = forms.CharField(label="Cash → QuickBooks payment method", max_length=31, required=False)
+    method_check = forms.CharField(label="Check → QuickBooks payment method", max_length=31, required=False)
+    method_card = forms.CharField(label="Card → QuickBooks payment method", max_length=31, required=False)
+    method_ach = forms.CharField(label="ACH → QuickBooks payment method", max_length=31, required=False)
+    method_other = forms.CharField(label="Other → QuickBooks payment method", max_length=31, required=False)
+
+    METHOD_FIELDS = ("cash", "check", "card", "ach", "other")
+
+    def service_arguments(self) -> dict:
+        """The form's data as desktop_connection_update takes it."""
+        data = {name: value for name, value in self.cleaned_data.items() if not name.startswith("method_")}
+        names = {key: self.cleaned_data[f"method_{key}"].strip() for key in self.METHOD_FIELDS}
+        data["payment_method_names"] = {key: name for key, name in names.items() if name}
+        return data
+
+    def method_fields(self):
+        return [self[f"method_{key}"] for key in self.METHOD_FIELDS]
 
 
 class DesktopPasswordForm(forms.Form):

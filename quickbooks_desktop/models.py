@@ -15,6 +15,15 @@ from django.db.models import Q
 DESKTOP_REALM_PREFIX = "qbd:"
 
 
+# A new QuickBooks Desktop company lists "Cash" and "Check" among its payment methods (unconfirmed for every edition);
+# cards and ACH are named per company ("Visa", "E-Check"...), so they start unmapped.
+DEFAULT_PAYMENT_METHODS = {"cash": "Cash", "check": "Check"}
+
+
+def _default_payment_methods() -> dict:
+    return dict(DEFAULT_PAYMENT_METHODS)
+
+
 def _guid() -> str:
     return "{" + str(uuid.uuid4()).upper() + "}"
 
@@ -42,7 +51,7 @@ class DesktopConnection(models.Model):
     income_account_name = models.CharField(max_length=159, default="Services")
     deposit_account_name = models.CharField(max_length=159, blank=True)
     # Our payment method -> the Desktop company's PaymentMethod name; a method not listed is sent without one.
-    payment_method_names = models.JSONField(default=dict, blank=True)
+    payment_method_names = models.JSONField(default=_default_payment_methods, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)

@@ -45,7 +45,7 @@ from billing import services as billing_services
 from billing.models import Invoice, Payment
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.mappers import item_key, payment_net_applications, payment_total
-from quickbooks_export.models import ExportAttempt, ExportBatch, ExportBatchItem
+from quickbooks_export.models import PAYMENT_METHOD_KEYS, ExportAttempt, ExportBatch, ExportBatchItem
 
 from . import qbxml
 from .models import DesktopConnection, DesktopObject, DesktopRequest, DesktopSession
@@ -106,6 +106,7 @@ def desktop_connection_update(
     deposit_account_name: str,
     run_every_minutes: int,
     username: str,
+    payment_method_names: dict[str, str] | None = None,
 ) -> DesktopConnection:
     """Create or change the Desktop connection's settings. Turning Desktop on needs a Web Connector password."""
     connection = DesktopConnection.objects.select_for_update().order_by("pk").first() or DesktopConnection()
@@ -127,6 +128,11 @@ def desktop_connection_update(
     connection.deposit_account_name = deposit_account_name.strip()
     connection.run_every_minutes = run_every_minutes
     connection.username = username.strip()
+    if payment_method_names is not None:
+        unknown = set(payment_method_names) - set(PAYMENT_METHOD_KEYS)
+        if unknown:
+            raise DesktopSetupError(f"Unknown payment method {', '.join(sorted(unknown))}.")
+        connection.payment_method_names = payment_method_names
     connection.full_clean()
     connection.save()
     return connection

@@ -20,6 +20,7 @@ from fieldsync.exceptions import ApplicationError
 
 from . import services, soap
 from .forms import DesktopPasswordForm, DesktopSettingsForm
+from .models import DEFAULT_PAYMENT_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,10 @@ def desktop_page(request: HttpRequest) -> HttpResponse:
         "income_account_name": connection.income_account_name if connection else "Services",
         "deposit_account_name": connection.deposit_account_name if connection else "",
         "run_every_minutes": connection.run_every_minutes if connection else 15,
+        **{
+            f"method_{key}": (connection.payment_method_names if connection else DEFAULT_PAYMENT_METHODS).get(key, "")
+            for key in DesktopSettingsForm.METHOD_FIELDS
+        },
     }
     return render(
         request,
@@ -127,7 +132,7 @@ def desktop_settings(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
         return redirect("quickbooks_desktop:page")
     try:
-        services.desktop_connection_update(**form.cleaned_data)
+        services.desktop_connection_update(**form.service_arguments())
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -200,3 +200,35 @@ def test_a_unicode_user_name_is_refused_without_an_error(client, desktop):
     body = soap.build_call("authenticate", strUserName="Zoë", strPassword="whatever it is")
     response = client.generic("POST", "/quickbooks-desktop/qbwc/", body, content_type="text/xml")
     assert soap.parse_result("authenticate", response.content) == ["", "nvu"]
+
+
+def test_the_settings_form_saves_the_payment_method_names(client, desktop, desktop_manager):
+    client.force_login(desktop_manager)
+    page = client.get(PAGE).content.decode()
+    assert 'name="method_cash" value="Cash"' in page  # a new company's defaults
+    data = {
+        "use_desktop": "on",
+        "username": "fieldsync",
+        "income_account_name": "Services",
+        "deposit_account_name": "Checking",
+        "run_every_minutes": "30",
+        "method_cash": "Cash",
+        "method_check": "Check",
+        "method_card": "Visa",
+        "method_ach": "",
+        "method_other": "",
+    }
+    response = client.post(reverse("quickbooks_desktop:settings"), data, follow=True)
+    assert "QuickBooks Desktop settings saved" in response.content.decode()
+    connection = DesktopConnection.objects.get()
+    assert connection.payment_method_names == {"cash": "Cash", "check": "Check", "card": "Visa"}
+    assert connection.deposit_account_name == "Checking" and connection.run_every_minutes == 30
+
+
+def test_the_export_payments_command_refuses_when_exports_go_to_desktop(desktop):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    payment = pay(issued_invoice(amount="10.00", number="INV-8701"), "10.00")
+    with pytest.raises(CommandError, match="Exports go to QuickBooks Desktop"):
+        call_command("export_payments", payment=[payment.pk])

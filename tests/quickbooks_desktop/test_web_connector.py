@@ -232,3 +232,57 @@ def test_quickbooks_that_cannot_open_the_company_is_reported_in_plain_words(desk
     assert "could not open the company file" in batch.waiting_reason
     payment.refresh_from_db()
     assert payment.export_status == Payment.ExportStatus.QUEUED  # the next run carries on
+
+
+def test_payment_methods_and_the_deposit_account_are_sent_as_mapped(desktop, company, web_connector):
+    from quickbooks_desktop import services
+
+    services.desktop_connection_update(
+        use_desktop=True,
+        income_account_name="Services",
+        deposit_account_name="Checking",
+        run_every_minutes=15,
+        username="fieldsync",
+        payment_method_names={"card": "Visa", "check": "Check"},
+    )
+    card = pay(issued_invoice(amount="50.00", number="INV-7901"), "50.00", method=Payment.Method.CARD)
+    ach = pay(issued_invoice(amount="70.00", number="INV-7902"), "70.00", method=Payment.Method.ACH)
+    export(card, ach)
+
+    web_connector().run()
+
+    received = {t.ref_number: t for t in company.transactions("ReceivePayment")}
+    assert received[f"FS-P{card.pk}"].payment_method == "Visa"
+    assert received[f"FS-P{ach.pk}"].payment_method == ""  # not mapped: sent without one
+    assert {t.deposit_to for t in received.values()} == {"Checking"}
+
+
+def test_a_payment_method_the_company_does_not_have_fails_in_plain_words(desktop, company, web_connector):
+    from quickbooks_desktop import services
+
+    services.desktop_connection_update(
+        use_desktop=True,
+        income_account_name="Services",
+        deposit_account_name="",
+        run_every_minutes=15,
+        username="fieldsync",
+        payment_method_names={"card": "Amex"},
+    )
+    payment = pay(issued_invoice(amount="50.00", number="INV-7911"), "50.00", method=Payment.Method.CARD)
+    export(payment)
+
+    web_connector().run()
+
+    payment.refresh_from_db()
+    item = ExportBatchItem.objects.get(payment=payment)
+    assert payment.export_status == Payment.ExportStatus.FAILED and item.error_code == "3140"
+    assert "Check the account and payment method names on the QuickBooks Desktop page" in item.message
+    assert company.transactions("ReceivePayment") == []
+
+
+def test_payments_go_to_undeposited_funds_when_no_account_is_mapped(desktop, company, web_connector):
+    payment = pay(issued_invoice(amount="20.00", number="INV-7921"), "20.00")
+    export(payment)
+    web_connector().run()
+    [received] = company.transactions("ReceivePayment")
+    assert received.deposit_to == "Undeposited Funds" and received.payment_method == "Check"
