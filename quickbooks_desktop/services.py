@@ -1060,6 +1060,9 @@ def _record_attempts(connection, request: DesktopRequest, attempts: list[tuple[D
     ids = _in_progress_ids(connection)
     payments = billing_selectors.payments_for_export(payment_ids=ids) if ids else []
     plan = _objects_for(connection, payments) if payments else None
+    batch_of = dict(
+        _pending_items(connection).filter(payment_id__in=ids).order_by("id").values_list("payment_id", "batch_id")
+    )
     rows = []
     for obj, fields in attempts:
         key = (obj.kind, obj.local_key)
@@ -1068,7 +1071,7 @@ def _record_attempts(connection, request: DesktopRequest, attempts: list[tuple[D
             rows.append(
                 ExportAttempt(
                     payment_id=payment_id,
-                    batch_id=_batch_of(payment_id),
+                    batch_id=batch_of.get(payment_id),
                     object_kind=obj.kind,
                     local_key=obj.local_key,
                     request_id=f"qbwc-{request.pk}-{obj.pk}",
