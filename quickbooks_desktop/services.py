@@ -738,7 +738,7 @@ class _Built:
 def _next_message_set(connection: DesktopConnection, session: DesktopSession) -> _Built | None:
     """Queries for objects not looked up yet, else adds for objects found absent; customers first, then items,
     invoices and payments, each only once what it refers to is in QuickBooks."""
-    for _round in range(3):  # settling a chunk can free room for the next one
+    for _round in range(20):  # settling a chunk frees room for the next one (bounded: a call stays short)
         ids = _in_progress_ids(connection) or _claim_next(connection)
         if not ids:
             return None
@@ -982,8 +982,17 @@ def _pick(connection, obj: DesktopObject, found: list[qbxml.Found]):
         .values_list("qb_id", flat=True)
     )
     candidates = [f for f in found if f.qb_id not in taken]
-    if obj.kind in (Kind.CUSTOMER, Kind.ITEM):
+    if obj.kind == Kind.CUSTOMER:
         return candidates[0] if candidates else None
+    if obj.kind == Kind.ITEM:
+        return (
+            candidates[0]
+            if candidates
+            else (
+                f"Two services become the same QuickBooks Desktop item {obj.marker!r} (item names are cut to "
+                f"{qbxml.ITEM_NAME_MAX} characters). Shorten one of the service names, then retry."
+            )
+        )
     if obj.kind == Kind.INVOICE:
         invoice = billing_selectors.invoice_get_with_balances(invoice_id=int(obj.local_key))
         customer = DesktopObject.objects.filter(

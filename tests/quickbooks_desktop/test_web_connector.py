@@ -286,3 +286,32 @@ def test_payments_go_to_undeposited_funds_when_no_account_is_mapped(desktop, com
     web_connector().run()
     [received] = company.transactions("ReceivePayment")
     assert received.deposit_to == "Undeposited Funds" and received.payment_method == "Check"
+
+
+def test_two_services_that_become_the_same_desktop_item_fail_in_plain_words(desktop, company, web_connector):
+    from billing import services as billing_services
+
+    long_name = "Emergency after-hours drain cleaning"  # 36 characters: QuickBooks keeps 31
+    customer = CustomerFactory()
+
+    def invoice(number, service, amount):
+        draft = billing_services.invoice_create(
+            customer=customer,
+            number=number,
+            lines=[billing_services.LineInput(service_name=service, unit_price=amount)],
+        )
+        return billing_services.invoice_issue(invoice=draft)
+
+    first = invoice("INV-7931", long_name, "10.00")
+    second = invoice("INV-7932", long_name + " (weekend)", "20.00")
+    a, b = pay(first, "10.00"), pay(second, "20.00")
+    export(a)
+    web_connector().run()
+    export(b)
+
+    web_connector().run()
+
+    b.refresh_from_db()
+    assert b.export_status == Payment.ExportStatus.FAILED
+    assert "Shorten one of the service names" in ExportBatchItem.objects.get(payment=b).message
+    assert len(company.records("ItemService")) == 1 and len(company.transactions("Invoice")) == 1
