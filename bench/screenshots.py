@@ -3,7 +3,8 @@
     .venv/bin/python bench/screenshots.py            # writes docs/screenshots/*.png
 
 The pictures are of the demo story company after a real export to the local QuickBooks sandbox: the Payments list
-(filtered), a finished batch, its failed records, the export log, a payment's page and Needs manual handling.
+(filtered), a finished batch, its failed records, the export log, a payment's page and Needs manual handling; and
+the QuickBooks Desktop page after a simulated Web Connector run.
 """
 
 import os
@@ -17,7 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
     env = {**os.environ, "FIELDSYNC_SCREENSHOTS": str(target.resolve())}
-    command = [sys.executable, "-m", "pytest", "-q", "tests/browser/test_staff_flow.py::test_the_office_flow"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "tests/browser/test_staff_flow.py::test_the_office_flow",
+        "tests/browser/test_quickbooks_desktop.py",
+    ]
     result = subprocess.run(command, cwd=ROOT, env=env, check=False)
     for picture in sorted(target.glob("*.png")):
         print(picture.relative_to(ROOT) if picture.is_relative_to(ROOT) else picture)
