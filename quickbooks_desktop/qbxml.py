@@ -22,10 +22,13 @@ the OSR for qbXML 13.0 (QuickBooks 2014 and later, US editions):
 - CustomerQueryRq / ItemServiceQueryRq: ListID* | FullName* | filters ...; InvoiceQueryRq / ReceivePaymentQueryRq:
   TxnID* | RefNumber* | RefNumberCaseSensitive* | filters ..., then IncludeLineItems, IncludeRetElement, OwnerID.
 
-Unconfirmed here (no QuickBooks Desktop in this environment; from the OSR as we read it, to check against a real
-company file): the maximum lengths (Name 41, item Name 31, Invoice RefNumber 11, ReceivePayment RefNumber 20, Memo
-4095), and that an InvoiceLineAdd with Quantity and Amount but no Rate makes QuickBooks derive the rate (we send it so
-the line total is exactly what the customer was billed).
+Cross-checked against a second reading of the OSR: consolibyte/quickbooks-php's generated schema objects
+(QuickBooks/QBXML/Schema/Object/InvoiceAddRq.php and ReceivePaymentAddRq.php list the same element order and the
+maximum lengths Invoice RefNumber 11, ReceivePayment RefNumber 20, Memo and Desc 4095, address lines 41, City 31).
+
+Unconfirmed here (no QuickBooks Desktop in this environment, to check against a real company file): the name lengths
+(customer Name 41, item Name 31), and that an InvoiceLineAdd with Quantity and Amount but no Rate makes QuickBooks
+derive the rate (we send it so the line total is exactly what the customer was billed).
 """
 
 from dataclasses import dataclass, field
