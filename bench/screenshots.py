@@ -6,7 +6,8 @@ The office flow (desktop, 1360 px) pictures the demo story company after a real 
 sandbox: the Payments list (filtered), a finished batch, its failed records, the export log, a payment's page and
 Needs manual handling. The record flow and the every-page check picture each page at phone width (390×844,
 `*-phone.png`) and desktop width (1366×900, `*-desktop.png`): customers, a customer, the invoice form with a
-mistake refused, a held deposit, the exported payment, invoices, the payment form, and the export pages.
+mistake refused, a held deposit, the exported payment, invoices, the payment form, and the export pages; and the
+QuickBooks Desktop page after a simulated Web Connector run.
 """
 
 import os
@@ -29,6 +30,7 @@ def main() -> int:
         "no:cacheprovider",
         "tests/browser/test_staff_flow.py::test_the_office_flow",
         "tests/browser/test_records_flow.py",
+        "tests/browser/test_quickbooks_desktop.py",
     ]
     result = subprocess.run(command, cwd=ROOT, env=env, check=False)
     for picture in sorted(target.glob("*.png")):

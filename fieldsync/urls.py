@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("quickbooks/", include("quickbooks_export.urls")),
+    path("quickbooks-desktop/", include("quickbooks_desktop.urls")),
     path("api/", include("fieldsync.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -41,7 +41,8 @@ def payment_export_attempts(*, payment_id: int) -> QuerySet[ExportAttempt]:
 def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | None]:
     """Where a person sees each payment in QuickBooks (None until exported), in at most one query: Intuit's web app
     for real companies, the sandbox's inspection page of the company for the local one."""
-    exported = [payment for payment in payments if payment.export_reference]
+    # QuickBooks Online Ids are digits; a QuickBooks Desktop TxnID ("8000000A-1733300001") has no web page to link to.
+    exported = [payment for payment in payments if payment.export_reference.isdigit()]
     links: dict[int, str | None] = {payment.pk: None for payment in payments}
     if settings.QBO_ENVIRONMENT == "local":
         realms = (

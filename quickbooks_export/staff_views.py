@@ -33,6 +33,7 @@ from billing.selectors import (
 )
 from billing.services import QUICKBOOKS_HELP
 from fieldsync.exceptions import ApplicationError
+from quickbooks_desktop import routing as export_routing
 from quickbooks_export import holds, refund_recording
 from quickbooks_export import mappings as mapping_services
 from quickbooks_export import selectors as export_selectors
@@ -277,7 +278,7 @@ def payments_export(request: HttpRequest) -> HttpResponse:
         payments = ids
         selection = f"{len(ids)} selected payment{'s' if len(ids) != 1 else ''}"
     try:
-        batch = export_services.export_batch_start(
+        batch = export_routing.export_batch_start(
             payments=payments, selection=selection, user=request.user, source=ExportBatch.Source.PAGE
         )
     except ApplicationError as exc:
@@ -520,7 +521,7 @@ def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
     return _panel_or_redirect(
         request,
         payment,
-        lambda: export_services.export_payment_start(
+        lambda: export_routing.export_payment_start(
             payment_id=payment.pk, user=request.user, source=ExportBatch.Source.PAGE
         ),
     )
@@ -533,13 +534,13 @@ def payment_retry(request: HttpRequest, payment_id: int) -> HttpResponse:
     payment = _payment_or_404(payment_id)
     if request.POST.get("next") == "batch":
         try:
-            batch = export_services.export_payment_retry(payment_id=payment.pk, user=request.user)
+            batch = export_routing.export_payment_retry(payment_id=payment.pk, user=request.user)
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect(_back(request, reverse("exports:log")))
         return redirect("exports:batch_detail", batch_id=batch.pk)
     return _panel_or_redirect(
-        request, payment, lambda: export_services.export_payment_retry(payment_id=payment.pk, user=request.user)
+        request, payment, lambda: export_routing.export_payment_retry(payment_id=payment.pk, user=request.user)
     )
 
 
@@ -723,7 +724,7 @@ def batch_items(request: HttpRequest, batch_id: int, outcome: str) -> HttpRespon
 def batch_retry_failed(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = get_object_or_404(ExportBatch, pk=batch_id)
     try:
-        retry = export_services.export_batch_retry_failed(batch_id=batch.pk, user=request.user)
+        retry = export_routing.export_batch_retry_failed(batch_id=batch.pk, user=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect(_back(request, reverse("exports:batch_detail", kwargs={"batch_id": batch.pk})))

@@ -44,7 +44,8 @@ def export_sweep_task() -> int:
     a worker killed mid-run). Returns how many runs it queued."""
     from .services import companies_needing_a_run
 
-    realms = companies_needing_a_run()
+    # QuickBooks Desktop companies ("qbd:…", see quickbooks_desktop) are never run from here: the Web Connector pulls.
+    realms = [realm for realm in companies_needing_a_run() if not realm.startswith("qbd:")]
     for realm_id in realms:
         enqueue_export_run(realm_id)
     return len(realms)

@@ -18,8 +18,8 @@ from fieldsync.api.idempotency import idempotent
 from fieldsync.api.pagination import ApiCursorPagination
 from fieldsync.api.permissions import EXPORT_PERMISSION
 from fieldsync.exceptions import ApplicationError
+from quickbooks_desktop import routing as export_routing
 from quickbooks_export import selectors as export_selectors
-from quickbooks_export import services as export_services
 from quickbooks_export.errors import QuickBooksError
 from quickbooks_export.models import ExportBatch, ExportBatchItem
 
@@ -177,10 +177,10 @@ class ExportsApi(ApiListView):
         data = serializer.validated_data
         who = actor(request)
         if data.get("all_exportable"):
-            batch = export_services.export_all_exportable_start(**who, source=ExportBatch.Source.API)
+            batch = export_routing.export_all_exportable_start(**who, source=ExportBatch.Source.API)
         else:
             ids = sorted(set(data["payment_ids"]))
-            batch = export_services.export_batch_start(
+            batch = export_routing.export_batch_start(
                 payments=ids,
                 selection=f"{len(ids)} payment{'s' if len(ids) != 1 else ''} selected through the API",
                 **who,
@@ -258,7 +258,7 @@ class PaymentExportApi(ApiView):
     @idempotent
     def post(self, request, payment_id: int):
         payment = payment_or_404(payment_id)
-        batch = export_services.export_payment_start(
+        batch = export_routing.export_payment_start(
             payment_id=payment.pk, **actor(request), source=ExportBatch.Source.API
         )
         return _batch_response(batch, status.HTTP_202_ACCEPTED)

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "fieldsync",
     "billing",
     "quickbooks_export",
+    "quickbooks_desktop",
 ]
 
 MIDDLEWARE = [

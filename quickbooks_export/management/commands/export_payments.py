@@ -23,6 +23,13 @@ class Command(BaseCommand):
     def handle(self, *args, payment: list[int], all_exportable: bool, **options):
         if bool(payment) == all_exportable:
             raise CommandError("Give either --payment ID [ID ...] or --all-exportable.")
+        from quickbooks_desktop.services import desktop_is_target
+
+        if desktop_is_target():
+            raise CommandError(
+                "Exports go to QuickBooks Desktop, which the Web Connector runs on its schedule: start them from the "
+                "Payments page or the API (or switch back to QuickBooks Online on the QuickBooks Desktop page)."
+            )
         try:
             if all_exportable:
                 batch = export_all_exportable_start(source=ExportBatch.Source.COMMAND)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class QuickbooksDesktopConfig(AppConfig):
+    name = "quickbooks_desktop"
+    verbose_name = "QuickBooks Desktop"
