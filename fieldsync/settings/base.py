@@ -185,7 +185,7 @@ REST_FRAMEWORK = {
 # database) restarts any company whose export work is pending with no live runner, so nothing waits longer than
 # the sweep plus EXPORT_LEASE_SECONDS. docs/production.md has the details.
 Q_CLUSTER = {
-    "name": "fieldsync",
+    "name": env.str("FIELDSYNC_Q_CLUSTER_NAME", default="fieldsync"),  # the Redis queue's key: one per deployment
     "orm": "default",
     "workers": env.int("FIELDSYNC_WORKERS", default=2),
     "timeout": env.int("FIELDSYNC_TASK_TIMEOUT", default=240),
