@@ -124,7 +124,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")  # collectstatic writes here
 
 # One currency per deployment (ISO 4217). Invoices and payments in any other currency are refused.
 FIELDSYNC_CURRENCY = env.str("FIELDSYNC_CURRENCY", default="USD").upper()

@@ -36,3 +36,7 @@ STORAGES = {
 }
 # Load balancers probe health over plain http inside the network: answer them instead of redirecting to https.
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# `make prod-check` only (deploy/prod_check.py): lets production settings use the local QuickBooks sandbox when every
+# QuickBooks URL is on this machine; the system checks then report fieldsync.W001, which fails any
+# `check --deploy --fail-level WARNING`. Never set it in a deployment.
+FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS = env.bool("FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS", default=False)
