@@ -15,6 +15,10 @@ import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from pythonjsonlogger.json import JsonFormatter
+
+from fieldsync.log_filters import redact
+
 _request_id: ContextVar[str | None] = ContextVar("fieldsync_request_id", default=None)
 
 # What we accept from a caller or a proxy: short, printable, nothing that could forge a log line or a header.
@@ -75,3 +79,22 @@ class RequestIdLogFilter(logging.Filter):
         if not getattr(record, "request_id", None):
             record.request_id = get_request_id() or "-"
         return True
+
+
+class JsonLogFormatter(JsonFormatter):
+    """python-json-logger's formatter, made safe for our records: it writes a record's extra attributes too, and
+    Django's request logs carry the request object, whose repr holds the full URL with its query string (the OAuth
+    `code` on /quickbooks/callback/). The request becomes its method and path; every other value is written as text
+    and redacted (fieldsync.log_filters), tracebacks included."""
+
+    def process_log_record(self, log_data: dict) -> dict:
+        request = log_data.pop("request", None)
+        if request is not None and hasattr(request, "path") and hasattr(request, "method"):
+            log_data["http_method"], log_data["path"] = request.method, request.path
+        return {key: _safe(value) for key, value in log_data.items()}
+
+
+def _safe(value):
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(value if isinstance(value, str) else str(value))

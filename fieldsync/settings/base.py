@@ -131,7 +131,8 @@ FIELDSYNC_CURRENCY = env.str("FIELDSYNC_CURRENCY", default="USD").upper()
 
 # Every handler redacts OAuth codes and states from what it writes (fieldsync.log_filters) and adds the request id of
 # the work it belongs to (fieldsync.observability). django.server (runserver's request lines) is routed through it too
-# instead of Django's own handler. FIELDSYNC_LOG_FORMAT=json writes one JSON object a line (python-json-logger).
+# instead of Django's own handler. FIELDSYNC_LOG_FORMAT=json writes one JSON object a line (python-json-logger, made
+# safe by fieldsync.observability.JsonLogFormatter).
 FIELDSYNC_LOG_FORMAT = env.str("FIELDSYNC_LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
@@ -143,7 +144,7 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "fieldsync.observability.JsonLogFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
         },

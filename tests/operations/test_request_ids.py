@@ -45,14 +45,14 @@ def test_a_server_error_quotes_the_request_id_of_the_request(rf):
 
 def _json_handler() -> tuple[logging.Handler, io.StringIO]:
     """The console handler as settings.LOGGING builds it with FIELDSYNC_LOG_FORMAT=json."""
-    from pythonjsonlogger.json import JsonFormatter
-
+    from fieldsync.observability import JsonLogFormatter
     from fieldsync.settings.base import LOGGING
 
     spec = LOGGING["formatters"]["json"]
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(spec["fmt"], rename_fields=spec["rename_fields"]))
+    assert spec["()"] == "fieldsync.observability.JsonLogFormatter"
+    handler.setFormatter(JsonLogFormatter(spec["fmt"], rename_fields=spec["rename_fields"]))
     handler.addFilter(RedactOAuthSecretsFilter())
     handler.addFilter(RequestIdLogFilter())
     return handler, stream
@@ -75,6 +75,27 @@ def test_json_logs_carry_the_request_id_and_no_oauth_code():
     assert inside["logger"] == "fieldsync.tests.json" and "time" in inside and "pid" in inside
     assert "AB-secret-code" not in inside["message"] and "code=[redacted]" in inside["message"]
     assert outside["request_id"] == "-"
+
+
+def test_json_logs_of_a_failed_request_keep_the_oauth_code_out(rf):
+    """Django's request log passes the request object along; its repr has the whole URL, query string included."""
+    handler, stream = _json_handler()
+    log = logging.getLogger("fieldsync.tests.json")
+    log.addHandler(handler)
+    request = rf.get("/quickbooks/callback/?code=AB11-secret-code&state=s3cr3t-state&realmId=9")
+    try:
+        try:
+            raise RuntimeError("failed at /quickbooks/callback/?code=AB11-secret-code")
+        except RuntimeError:
+            log.error("Internal Server Error: %s", request.path, exc_info=True, extra={"request": request})
+    finally:
+        log.removeHandler(handler)
+
+    line = stream.getvalue()
+    assert "AB11-secret-code" not in line and "s3cr3t-state" not in line
+    record = json.loads(line)
+    assert (record["http_method"], record["path"]) == ("GET", "/quickbooks/callback/")
+    assert "code=[redacted]" in record["exc_info"]
 
 
 def test_the_request_id_goes_from_the_api_call_to_the_export_task_to_the_quickbooks_calls(
