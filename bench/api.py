@@ -154,7 +154,7 @@ def wait_until_up(port: int) -> None:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/", timeout=2)  # noqa: S310
             return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset, or slow to answer while gunicorn starts (URLError is an OSError)
             time.sleep(0.2)
     raise SystemExit("gunicorn did not come up")
 
