@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp carries a hash of pyproject.toml, so a change of dependencies reinstalls on the next make.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install run test lint format migrate seed screenshots
+.PHONY: install run test lint format migrate seed screenshots prod-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: install $(CHROMIUM)
 
 screenshots: install $(CHROMIUM)
 	$(BIN)/python bench/screenshots.py
+
+# Production settings, collectstatic, gunicorn + two qcluster processes on PostgreSQL, the local sandbox, Chromium
+# signing in and exporting 100 payments; then everything stopped (deploy/prod_check.py, docs/production.md).
+prod-check: install $(CHROMIUM)
+	$(BIN)/python deploy/prod_check.py
 
 lint: install
 	$(BIN)/ruff check .

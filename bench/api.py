@@ -30,6 +30,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--redis", action="store_true", help="REDIS_URL=redis://127.0.0.1:6379/12: Redis cache")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="instead: N requests in-process, SQL and pyinstrument"
+    )
     args = parser.parse_args()
 
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fieldsync_bench_api")
@@ -45,8 +49,13 @@ def main() -> None:
         # One client posts as fast as it can: measure the API, not its throttle (600/minute per client by default).
         "FIELDSYNC_API_RATE_PER_CLIENT": "1000000/minute",
     }
+    if args.redis:
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/12"  # a database of its own on the shared Redis
     os.environ.update(env)
     token, numbers = prepare(args.requests)
+    if args.profile:
+        profile(token, numbers[: args.profile])
+        return
 
     port = free_port()
     gunicorn = subprocess.Popen(  # noqa: S603
@@ -93,12 +102,59 @@ def prepare(count: int) -> tuple[str, list[str]]:
     return token, [inv.number for inv in invoices]
 
 
+def _payment_body(number: str) -> str:
+    return json.dumps(
+        {
+            "invoice": number,
+            "amount": "120.00",
+            "method": "card",
+            "received_on": "2026-11-20",
+            "reference": f"ch_{number}",
+        }
+    )
+
+
+def profile(token: str, numbers: list[str]) -> None:
+    """Where one request's time goes: its SQL statements (the first request after a warm-up) and a pyinstrument
+    profile of the rest, in this process (no gunicorn, no network)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from pyinstrument import Profiler
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def post(number: str) -> None:
+        response = client.post(
+            "/api/v1/payments/",
+            _payment_body(number),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+        assert response.status_code == 201, response.content
+
+    post(numbers[0])  # warm-up: imports, connections, caches
+    with CaptureQueriesContext(connection) as queries:
+        post(numbers[1])
+    print(f"SQL statements for one POST /api/v1/payments/: {len(queries.captured_queries)}")
+    for query in queries.captured_queries:
+        print(f"  {float(query['time']) * 1000:5.1f} ms  {query['sql'][:150]}")
+    profiler = Profiler(interval=0.0005)
+    started = time.perf_counter()
+    with profiler:
+        for number in numbers[2:]:
+            post(number)
+    elapsed = time.perf_counter() - started
+    print(f"in-process: {len(numbers) - 2} requests, {elapsed / (len(numbers) - 2) * 1000:.1f} ms each")
+    print(profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False)[:12000])
+
+
 def wait_until_up(port: int) -> None:
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/", timeout=2)  # noqa: S310
             return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset, or slow to answer while gunicorn starts (URLError is an OSError)
             time.sleep(0.2)
     raise SystemExit("gunicorn did not come up")
 

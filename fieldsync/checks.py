@@ -39,6 +39,18 @@ def production_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMe
                 id="fieldsync.E003",
             )
         )
+    if getattr(settings, "FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS", False) and _all_on_this_machine():
+        # `make prod-check` only: production settings against the QuickBooks sandbox on this machine. A warning, so
+        # `check --deploy --fail-level WARNING` (CI, any real deployment's check) still fails with it set.
+        errors.append(
+            checks.Warning(
+                "FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS is set: QuickBooks is the local sandbox on this machine over "
+                "plain http. This is for `make prod-check` only.",
+                hint="Unset FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS and point QBO_* at Intuit.",
+                id="fieldsync.W001",
+            )
+        )
+        return errors + _client_keys_errors()
     if settings.QBO_ENVIRONMENT not in ("production", "sandbox"):
         errors.append(
             checks.Error(
@@ -56,6 +68,20 @@ def production_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMe
                     id="fieldsync.E005",
                 )
             )
+    return errors + _client_keys_errors()
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _all_on_this_machine() -> bool:
+    """Every QuickBooks URL (and our OAuth callback) points at this machine: nothing can leave it over plain http."""
+    urls = [settings.QBO_DISCOVERY_URL, settings.QBO_API_BASE_URL, settings.QBO_REDIRECT_URI]
+    return settings.QBO_ENVIRONMENT == "local" and all(urls) and all(urlsplit(u).hostname in _LOOPBACK for u in urls)
+
+
+def _client_keys_errors() -> list[checks.CheckMessage]:
+    errors = []
     if not settings.QBO_CLIENT_ID or not settings.QBO_CLIENT_SECRET:
         errors.append(
             checks.Error(

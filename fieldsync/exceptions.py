@@ -15,6 +15,8 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from fieldsync.observability import get_request_id
+
 logger = logging.getLogger("fieldsync.api")
 
 
@@ -131,7 +133,7 @@ def api_exception_handler(exc, context):
 
 def server_error_payload(exc: BaseException, request) -> tuple[dict, str]:
     """Log an unexpected exception (with its traceback) under a fresh request id; return the API's error body."""
-    request_id = uuid.uuid4().hex
+    request_id = get_request_id() or uuid.uuid4().hex  # the id RequestIdMiddleware gave the request
     logger.error(
         "Unexpected error answering %s %s (request id %s)",
         getattr(request, "method", "?"),

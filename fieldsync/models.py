@@ -113,3 +113,19 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}] {self.state}"
+
+
+class QuickBooksCallCount(models.Model):
+    """How many QuickBooks API calls all FieldSync processes made, by kind and outcome, since installation: the
+    counter behind fieldsync_quickbooks_calls_total (fieldsync.metrics adds each process's calls in bulk)."""
+
+    kind = models.CharField(max_length=10)
+    outcome = models.CharField(max_length=20)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "QuickBooks call count"
+        constraints = [models.UniqueConstraint(fields=["kind", "outcome"], name="qbo_call_count_unique_kind_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.outcome}: {self.count}"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -51,6 +52,7 @@ from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.exceptions import QuickbooksException
 
+from fieldsync.metrics import quickbooks_call_record
 from quickbooks_export.crypto import TokenDecryptionError
 from quickbooks_export.errors import (
     QuickBooksAuthorizationError,
@@ -150,12 +152,31 @@ class _ApiSession(requests.Session):
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
         self.last_response = None
-        response = super().request(method, url, *args, **kwargs)
+        started = time.monotonic()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException:
+            _log_call(method, url, None, started)
+            raise
+        _log_call(method, url, response.status_code, started)
         self.last_response = response
         return response
 
     def __repr__(self) -> str:
         return "<_ApiSession>"
+
+
+def _log_call(method: str, url: str, status: int | None, started: float) -> None:
+    """One log line and one metrics count per QuickBooks call. The path only: the query string carries QuickBooks
+    queries (customer names), and the request id of the work comes with the record (fieldsync.observability)."""
+    quickbooks_call_record(method=method, url=url, status=status)
+    logger.info(
+        "QuickBooks %s %s -> %s in %.0f ms",
+        method.upper(),
+        urlsplit(url).path,
+        status or "no answer",
+        (time.monotonic() - started) * 1000,
+    )
 
 
 # --- OAuth 2.0 ------------------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from billing import services as billing_services
 from billing.models import Customer, Invoice, Payment
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
+from fieldsync.observability import get_request_id
 
 from . import company, invoice_checks, limiter, mappers
 from .client import QuickBooksClient, error_from_fault
@@ -284,7 +285,8 @@ def _enqueue_run(realm_id: str, *, delay: float = 0.0) -> None:
     """Start (or nudge) the company's runner once the current transaction commits."""
     from .tasks import enqueue_export_run
 
-    transaction.on_commit(lambda: enqueue_export_run(realm_id, delay=delay))
+    request_id = get_request_id()  # now: the commit may come after the request's context is gone
+    transaction.on_commit(lambda: enqueue_export_run(realm_id, delay=delay, request_id=request_id))
 
 
 # --- The runner ---------------------------------------------------------------------------------------------------

@@ -11,27 +11,40 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from fieldsync.observability import get_request_id, request_id_bound
+
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "quickbooks_export.tasks.export_run_task"
 
 
-def export_run_task(realm_id: str) -> str:
+def export_run_task(realm_id: str, request_id: str | None = None) -> str:
+    """`request_id`: the id of the web request (or run) that queued this one, so the logs of the run and of its
+    QuickBooks calls carry it (fieldsync.observability); a run queued by the sweep gets a fresh one."""
+    from fieldsync.metrics import quickbooks_calls_flush
+
     from .services import export_run
 
-    result = export_run(realm_id=realm_id)
-    logger.info("Export run for company %s: %s", realm_id, result)
+    with request_id_bound(request_id):
+        try:
+            result = export_run(realm_id=realm_id)
+        finally:
+            quickbooks_calls_flush()
+        logger.info("Export run for company %s: %s", realm_id, result)
     return result
 
 
-def enqueue_export_run(realm_id: str, *, delay: float = 0.0) -> None:
-    """Queue a run of the company's exporter now, or after `delay` seconds (a one-off schedule)."""
+def enqueue_export_run(realm_id: str, *, delay: float = 0.0, request_id: str | None = None) -> None:
+    """Queue a run of the company's exporter now, or after `delay` seconds (a one-off schedule), under `request_id`
+    (default: the id of the request or task running now)."""
+    request_id = request_id or get_request_id()
     if delay <= 0:
-        async_task(RUN_TASK, realm_id, task_name=f"export-{realm_id}-{timezone.now():%H%M%S%f}")
+        async_task(RUN_TASK, realm_id, request_id=request_id, task_name=f"export-{realm_id}-{timezone.now():%H%M%S%f}")
         return
     Schedule.objects.create(
         func=RUN_TASK,
         args=repr(realm_id),
+        kwargs=repr({"request_id": request_id}),
         schedule_type=Schedule.ONCE,
         repeats=1,
         next_run=timezone.now() + timedelta(seconds=delay),

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of a request carries its request id (fieldsync.observability).
+    "fieldsync.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,19 +125,38 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")  # collectstatic writes here
 
 # One currency per deployment (ISO 4217). Invoices and payments in any other currency are refused.
 FIELDSYNC_CURRENCY = env.str("FIELDSYNC_CURRENCY", default="USD").upper()
 
-# Every handler redacts OAuth codes and states from what it writes (fieldsync.log_filters). django.server (runserver's
-# request lines) is routed through it too instead of Django's own handler.
+# Every handler redacts OAuth codes and states from what it writes (fieldsync.log_filters) and adds the request id of
+# the work it belongs to (fieldsync.observability). django.server (runserver's request lines) is routed through it too
+# instead of Django's own handler. FIELDSYNC_LOG_FORMAT=json writes one JSON object a line (python-json-logger, made
+# safe by fieldsync.observability.JsonLogFormatter).
+FIELDSYNC_LOG_FORMAT = env.str("FIELDSYNC_LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_oauth": {"()": "fieldsync.log_filters.RedactOAuthSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_oauth"]}},
+    "filters": {
+        "redact_oauth": {"()": "fieldsync.log_filters.RedactOAuthSecretsFilter"},
+        "request_id": {"()": "fieldsync.observability.RequestIdLogFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {
+            "()": "fieldsync.observability.JsonLogFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if FIELDSYNC_LOG_FORMAT == "json" else "plain",
+            "filters": ["redact_oauth", "request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("FIELDSYNC_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -161,8 +182,12 @@ REST_FRAMEWORK = {
 # django-q2 with the ORM broker: the queue lives in the same database, so the demo needs no extra service. The broker
 # delivers a task at least once; exactly-once export comes from our own claim + mapping table + QuickBooks requestid.
 # `timeout` (a task is killed after it) stays below `retry` (an unacknowledged task is delivered again after it).
+# FIELDSYNC_Q_BROKER=redis uses django-q2's Redis broker at REDIS_URL instead: it delivers at most once (a task popped
+# by a worker that dies is gone); the minute sweep (quickbooks_export.tasks.export_sweep_task, a Schedule in the
+# database) restarts any company whose export work is pending with no live runner, so nothing waits longer than
+# the sweep plus EXPORT_LEASE_SECONDS. docs/production.md has the details.
 Q_CLUSTER = {
-    "name": "fieldsync",
+    "name": env.str("FIELDSYNC_Q_CLUSTER_NAME", default="fieldsync"),  # the Redis queue's key: one per deployment
     "orm": "default",
     "workers": env.int("FIELDSYNC_WORKERS", default=2),
     "timeout": env.int("FIELDSYNC_TASK_TIMEOUT", default=240),
@@ -175,6 +200,21 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.5,
 }
+# Redis (optional): REDIS_URL=redis://host:6379/0 moves the default cache (API throttle counts, django-q2's cluster
+# status) from the database to Redis, and with FIELDSYNC_Q_BROKER=redis the task queue too.
+REDIS_URL = env.str("REDIS_URL", default="")
+FIELDSYNC_Q_BROKER = env.str("FIELDSYNC_Q_BROKER", default="orm")
+if FIELDSYNC_Q_BROKER == "redis":
+    if not REDIS_URL:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("FIELDSYNC_Q_BROKER=redis needs REDIS_URL (for example redis://127.0.0.1:6379/0).")
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = REDIS_URL
+elif FIELDSYNC_Q_BROKER != "orm":
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"FIELDSYNC_Q_BROKER is {FIELDSYNC_Q_BROKER!r}: use orm (the default) or redis.")
 
 STATICFILES_DIRS = [BASE_DIR / "fieldsync" / "static"]
 
@@ -233,6 +273,9 @@ CACHES = {
         "LOCATION": "fieldsync_cache",
     }
 }
+if REDIS_URL:
+    # One round trip per cache operation instead of the database cache's several statements (docs/BENCHMARKS.md).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ and Redoc at /api/redoc/, their assets served from
 # drf-spectacular-sidecar (no CDN).
 SPECTACULAR_SETTINGS = {
@@ -292,3 +335,11 @@ FIELDSYNC_API_DOCS_CONTENT_SECURITY_POLICY = (
     )
     + "; worker-src 'self' blob:"
 )
+
+# --- Operations: health and metrics (fieldsync.health, fieldsync.metrics) -------------------------------------------
+# /health/ready answers 503 when no export worker sent a heartbeat within this many seconds (django-q2 clusters save
+# one every second or so, kept 3 s). FIELDSYNC_READY_REQUIRE_WORKER=false: web readiness ignores the workers.
+FIELDSYNC_READY_MAX_HEARTBEAT_AGE_SECONDS = env.float("FIELDSYNC_READY_MAX_HEARTBEAT_AGE_SECONDS", default=30.0)
+FIELDSYNC_READY_REQUIRE_WORKER = env.bool("FIELDSYNC_READY_REQUIRE_WORKER", default=True)
+# /metrics wants "Authorization: Bearer <this>" (or a signed-in staff user). Empty: staff sessions only.
+FIELDSYNC_METRICS_TOKEN = env.str("FIELDSYNC_METRICS_TOKEN", default="")

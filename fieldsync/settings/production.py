@@ -23,3 +23,20 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 FIELDSYNC_ENCRYPTION_KEYS = env.list("FIELDSYNC_ENCRYPTION_KEYS")  # no default in production
+
+# Static files: `manage.py collectstatic` writes hashed, compressed copies (name.<hash>.css, .gz and .br) to
+# STATIC_ROOT; WhiteNoise serves them from the web process with far-future cache headers. No separate file server.
+MIDDLEWARE = [*MIDDLEWARE]  # noqa: F405
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Load balancers probe health over plain http inside the network: answer them instead of redirecting to https.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# `make prod-check` only (deploy/prod_check.py): lets production settings use the local QuickBooks sandbox when every
+# QuickBooks URL is on this machine; the system checks then report fieldsync.W001, which fails any
+# `check --deploy --fail-level WARNING`. Never set it in a deployment.
+FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS = env.bool("FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS", default=False)

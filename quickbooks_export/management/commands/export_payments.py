@@ -3,6 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from fieldsync.exceptions import ApplicationError
+from fieldsync.metrics import quickbooks_calls_flush
 from quickbooks_export.models import ExportBatch, ExportBatchItem
 from quickbooks_export.selectors import export_batch_counts
 from quickbooks_export.services import export_all_exportable_start, export_batch_start, export_run
@@ -50,6 +51,7 @@ class Command(BaseCommand):
             if export_run(realm_id=batch.realm_id) in ("busy", "waiting", "backoff"):
                 time.sleep(1)  # another worker is exporting, or QuickBooks asks us to wait: follow along
         self.stdout.write("")
+        quickbooks_calls_flush()  # this process's QuickBooks calls, into the /metrics totals
         self._summary(batch)
 
     def _progress(self, counts: dict, waiting: str) -> None:
