@@ -16,7 +16,9 @@ from .selectors import payment_export_attempts
 
 Outcome = ExportAttempt.Outcome
 NOUNS = {"Customer": "the customer", "Item": "the service", "Invoice": "the invoice", "Payment": "the payment"}
-_OPERATION = re.compile(r"(?P<verb>create|find|update) (?P<entity>\w+)(?: by (?P<by>[\w -]+))?(?P<batch> \(batch\))?")
+_OPERATION = re.compile(
+    r"(?P<verb>create|find|update|check) (?P<entity>\w+)(?: by (?P<by>[\w -]+)| before payments)?(?P<batch> \(batch\))?"
+)
 
 
 def is_quickbooks_code(code: str) -> bool:
@@ -53,7 +55,11 @@ def _line_of_attempt(attempt: ExportAttempt) -> HistoryLine:
     verb, entity, by = (match["verb"], match["entity"], match["by"]) if match else ("", "", None)
     what = _name(attempt, entity)
     qbo = f" (QuickBooks number {attempt.qbo_id})" if attempt.qbo_id else ""
-    if attempt.outcome == Outcome.ERROR:
+    if attempt.outcome == Outcome.ERROR and verb == "check":
+        # The check before any payment goes (issue 9): nothing was refused, FieldSync held the invoice's payments.
+        text = f"Checked {what} in QuickBooks and held its payments: {attempt.message or 'no reason given'}"
+        tone, label = "warn", "Held"
+    elif attempt.outcome == Outcome.ERROR:
         text = f"QuickBooks refused {what}: {attempt.message or 'no reason given'}"
         tone, label = "bad", "Refused"
     elif verb == "find" and attempt.outcome == Outcome.LINKED:
