@@ -83,6 +83,13 @@ def company_currency_check(profile: QuickBooksCompanyProfile | None) -> None:
     )
 
 
+def invoice_tax_code_id(*, tax_rate_id: int | None, per_rate: dict[int, str], settings_row) -> str:
+    """The QuickBooks TaxCode that carries a taxed invoice's tax: the one chosen for its tax rate, else the company's
+    default (QuickBooksMappingSettings, None when nothing was chosen). The export and the hold's "Update the
+    QuickBooks invoice" both call this, so they send the same code."""
+    return per_rate.get(tax_rate_id, "") or (settings_row.sales_tax_code_id if settings_row else "")
+
+
 @transaction.atomic
 def tax_code_mapping_update(
     *, realm_id: str, user, sales_tax_code_id: str, no_tax_code_id: str, per_rate: dict[int, str]

@@ -31,6 +31,7 @@ from .models import (
     QuickBooksMapping,
     QuickBooksMappingAudit,
     QuickBooksMappingSettings,
+    QuickBooksTaxCodeMapping,
 )
 
 ExportStatus = Payment.ExportStatus
@@ -202,19 +203,26 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
             "item on the mappings page, then try again.",
             code="hold_not_updatable",
         )
-    from .company import company_profile_current
+    from .company import company_profile_current, invoice_tax_code_id
 
     profile = company_profile_current(client=client)
     settings_row = QuickBooksMappingSettings.objects.filter(realm_id=hold.realm_id).first()
-    # The code that carries our tax amount: the one chosen on the QuickBooks page, else the one QuickBooks put on the
-    # invoice (automated sales tax picks its own code; an amount sent with a TxnTaxCodeRef overrides its figure).
+    per_rate = dict(
+        QuickBooksTaxCodeMapping.objects.filter(realm_id=hold.realm_id, tax_rate_id=invoice.tax_rate_id).values_list(
+            "tax_rate_id", "qbo_tax_code_id"
+        )
+    )
+    # The code that carries our tax amount: the one the export would send (chosen for the invoice's tax rate, else
+    # the company default), else the one QuickBooks put on the invoice (automated sales tax picks its own code; an
+    # amount sent with a TxnTaxCodeRef overrides its figure).
     theirs = str(((current.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef") or {}).get("value", ""))
+    chosen = invoice_tax_code_id(tax_rate_id=invoice.tax_rate_id, per_rate=per_rate, settings_row=settings_row)
     payload = mappers.invoice_payload(
         invoice,
         customer_id=customer_id,
         item_ids=item_ids,
         profile=profile,
-        sales_tax_code_id=(settings_row.sales_tax_code_id if settings_row else "") or theirs,
+        sales_tax_code_id=chosen or theirs,
         no_tax_code_id=settings_row.no_tax_code_id if settings_row else "",
         customer=invoice.customer,
     )

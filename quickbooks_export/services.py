@@ -1435,7 +1435,9 @@ def _tax_code_for(run: _Run, invoice: Invoice) -> str:
         run.tax_codes = dict(
             QuickBooksTaxCodeMapping.objects.filter(realm_id=run.realm_id).values_list("tax_rate_id", "qbo_tax_code_id")
         )
-    return run.tax_codes.get(invoice.tax_rate_id, "") or run.mapping_settings.sales_tax_code_id
+    return company.invoice_tax_code_id(
+        tax_rate_id=invoice.tax_rate_id, per_rate=run.tax_codes, settings_row=run.mapping_settings
+    )
 
 
 def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
