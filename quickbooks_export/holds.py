@@ -53,6 +53,36 @@ def _open_hold(hold_id: int) -> InvoiceExportHold:
     return hold
 
 
+def invoice_payments_on_their_way(*, realm_id: str, invoice_id: int) -> tuple[int, int]:
+    """(payments of the invoice in QuickBooks, payments of it on their way there) — while either is non-zero the
+    invoice's link must stay: those payments are (or may be, once the outbox replays an unanswered create) applied to
+    the linked QuickBooks invoice, and a new link would make the next export create a second one."""
+    from .services import _payments_in_pending_requests
+
+    ids = set(Payment.objects.filter(applications__invoice_id=invoice_id).values_list("pk", flat=True))
+    in_qbo = set(
+        int(key)
+        for key in QuickBooksMapping.objects.filter(
+            realm_id=realm_id, kind=Kind.PAYMENT, local_key__in=[str(pk) for pk in ids]
+        ).values_list("local_key", flat=True)
+    )
+    moving = set(
+        Payment.objects.filter(
+            pk__in=ids - in_qbo, export_status__in=[ExportStatus.QUEUED, ExportStatus.EXPORTING]
+        ).values_list("pk", flat=True)
+    ) | ((ids - in_qbo) & _payments_in_pending_requests(realm_id))
+    return len(in_qbo), len(moving)
+
+
+def invoice_on_the_way_refusal(number: str, moving: int, *, what: str) -> str:
+    return (
+        f"{moving} payment{'s' if moving != 1 else ''} of {number} {'are' if moving != 1 else 'is'} on "
+        f"{'their' if moving != 1 else 'its'} way to QuickBooks (queued or being exported) and may already be "
+        f"applied to the linked QuickBooks invoice; {what} now would make the next export create a second invoice. "
+        "Wait until the export has finished, then try again."
+    )
+
+
 def _held_payments(hold: InvoiceExportHold) -> list[Payment]:
     ids = Payment.objects.filter(
         applications__invoice_id=hold.invoice_id, export_status=ExportStatus.ON_HOLD
@@ -261,14 +291,11 @@ def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceEx
     """Forget which QuickBooks invoice ours is (audited) and release the hold; its payments go back to "not exported"
     so the next export links or creates the invoice afresh. Refused while a payment of the invoice is in QuickBooks."""
     hold = _open_hold(hold_id)
-    in_qbo = QuickBooksMapping.objects.filter(
-        realm_id=hold.realm_id,
-        kind=Kind.PAYMENT,
-        local_key__in=[
-            str(pk)
-            for pk in Payment.objects.filter(applications__invoice_id=hold.invoice_id).values_list("pk", flat=True)
-        ],
-    ).count()
+    in_qbo, moving = invoice_payments_on_their_way(realm_id=hold.realm_id, invoice_id=hold.invoice_id)
+    if moving:
+        raise ApplicationError(
+            invoice_on_the_way_refusal(hold.invoice.number, moving, what="unlinking"), code="unlink_refused"
+        )
     if in_qbo:
         raise ApplicationError(
             f"{in_qbo} payment{'s' if in_qbo != 1 else ''} of {hold.invoice.number} "
