@@ -286,11 +286,42 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
     return _conclude(hold, row, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before=before)
 
 
-@transaction.atomic
+def _still_counts_in_quickbooks(row: dict | None) -> bool:
+    """Whether QuickBooks' invoice `row` still counts in its books: not deleted (None) and not voided (QuickBooks
+    keeps a voided invoice with its amounts zeroed and "Voided" in PrivateNote; ours never totals zero)."""
+    if row is None:
+        return False
+    total, _, balance = invoice_checks.qbo_figures(row)
+    return bool(total or balance)
+
+
 def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceExportHold:
     """Forget which QuickBooks invoice ours is (audited) and release the hold; its payments go back to "not exported"
-    so the next export links or creates the invoice afresh. Refused while a payment of the invoice is in QuickBooks."""
+    so the next export links or creates the invoice afresh. Refused while a payment of the invoice is in QuickBooks
+    or on its way there, and while QuickBooks still has the linked invoice (one read, outside any transaction): with
+    custom transaction numbers off the next export would create a second invoice beside it, counting the sale twice
+    in QuickBooks' receivables. A differing invoice is voided or deleted in QuickBooks first."""
     hold = _open_hold(hold_id)
+    _refuse_unlink_while_payments_need_the_link(hold)
+    try:
+        row = _read(QuickBooksClient.for_current_connection(), hold.qbo_invoice_id)
+    except QuickBooksError as exc:
+        raise ApplicationError(
+            f"FieldSync could not ask QuickBooks whether invoice {hold.qbo_invoice_id} is still there ({exc.message}); "
+            "nothing was unlinked. Try again later.",
+            code="unlink_refused",
+        ) from None
+    if _still_counts_in_quickbooks(row):
+        raise ApplicationError(
+            f"QuickBooks still has invoice {hold.qbo_invoice_id} for {hold.invoice.number}; unlinking it now would "
+            "make the next export create a second invoice beside it. Void or delete it in QuickBooks first, then "
+            "unlink — or update it to match FieldSync, or fix it in QuickBooks and check again.",
+            code="unlink_refused",
+        )
+    return _unlink(hold, user=user, note=note)
+
+
+def _refuse_unlink_while_payments_need_the_link(hold: InvoiceExportHold) -> None:
     in_qbo, moving = invoice_payments_on_their_way(realm_id=hold.realm_id, invoice_id=hold.invoice_id)
     if moving:
         raise ApplicationError(
@@ -303,6 +334,12 @@ def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceEx
             "unlinking would leave them there. Fix the invoice in QuickBooks and check again instead.",
             code="unlink_refused",
         )
+
+
+@transaction.atomic
+def _unlink(hold: InvoiceExportHold, *, user, note: str) -> InvoiceExportHold:
+    hold = _open_hold(hold.pk)
+    _refuse_unlink_while_payments_need_the_link(hold)  # again, now inside the transaction that unlinks
     mapping = (
         QuickBooksMapping.objects.select_for_update()
         .filter(realm_id=hold.realm_id, kind=Kind.INVOICE, local_key=str(hold.invoice_id))

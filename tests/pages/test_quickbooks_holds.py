@@ -36,6 +36,22 @@ def test_the_payment_page_shows_the_hold_with_both_figures_and_the_three_actions
         assert reverse("exports:payment_hold_action", args=[payments[0].pk, hold.pk, action]) in html
 
 
+def test_unlink_of_a_differing_invoice_says_it_needs_voiding_first_and_is_refused_while_quickbooks_has_it(
+    office_client, held
+):
+    """Unlinking while QuickBooks still has the invoice would make the next export create a second one (custom
+    transaction numbers off): the button says so, and the action is refused in plain words, changing nothing."""
+    _, _, payments, hold = held
+    html = office_client.get(reverse("exports:payment_detail", args=[payments[0].pk])).content.decode()
+    assert "Unlink (after voiding it in QuickBooks)" in html
+    assert "void it in QuickBooks and then unlink it" in html
+    url = reverse("exports:payment_hold_action", args=[payments[0].pk, hold.pk, "unlink"])
+    response = office_client.post(url, follow=True)
+    assert f"QuickBooks still has invoice {hold.qbo_invoice_id} for INV-5001" in response.content.decode()
+    assert InvoiceExportHold.objects.get(pk=hold.pk).state == "open"
+    assert not QuickBooksMappingAudit.objects.filter(action="unlink").exists()
+
+
 def test_a_viewer_sees_the_hold_but_no_actions_and_cannot_post_one(viewer_client, held):
     _, _, payments, hold = held
     html = viewer_client.get(reverse("exports:payment_detail", args=[payments[0].pk])).content.decode()
