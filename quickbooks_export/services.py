@@ -1029,11 +1029,29 @@ def _find_by_marker(run: _Run, kind: str, local_key: str, payload: dict) -> dict
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Invoice WHERE {where}"))
         rows = [row for row in rows if row.get("PrivateNote") == payload.get("PrivateNote")]
     elif kind == Kind.CUSTOMER:
+        # A customer carries no marker: its name alone may be another party's. Only the exact payload counts (name
+        # and e-mail, none on both sides when ours had none: mappers.is_same_party), and never a QuickBooks customer
+        # another of ours is linked to — the rules of the ordinary link (_link_or_create_customer).
         name = mappers.quote(payload["DisplayName"])
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Customer WHERE DisplayName = {name}"))
+        email = ((payload.get("PrimaryEmailAddr") or {}).get("Address") or "").strip().lower()
+        rows = [row for row in rows if mappers.qbo_email(row) == email]
+        taken = _qbo_ids_mapped_to_others(run, kind, [str(row["Id"]) for row in rows], local_key)
+        rows = [row for row in rows if str(row["Id"]) not in taken]
     else:
+        # Nor does an item: the name must hold an active item of the type we create (an Inventory item of the same
+        # name, or an inactive one, is never ours: _link_or_create_item), not linked to another of our services.
         name = mappers.quote(payload["Name"])
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Item WHERE Name = {name}"))
+        rows = [
+            row
+            for row in rows
+            if row.get("Type") == payload.get("Type", "Service")
+            and row.get("Type") in LINKABLE_ITEM_TYPES
+            and row.get("Active", True) is not False
+        ]
+        taken = _qbo_ids_mapped_to_others(run, kind, [str(row["Id"]) for row in rows], local_key)
+        rows = [row for row in rows if str(row["Id"]) not in taken]
     return rows[0] if rows else None
 
 
