@@ -25,6 +25,12 @@ class CurrencyMismatch(ApplicationError):
     code = "currency_mismatch"
 
 
+class CompanyUnreadable(ApplicationError):
+    """QuickBooks refused to tell the company's settings and none were ever stored: its currency is unknown."""
+
+    code = "company_unreadable"
+
+
 def _ref(value) -> str:
     return str((value or {}).get("value", "")) if isinstance(value, dict) else str(value or "")
 

@@ -383,7 +383,7 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
     except QuickBooksNotConnectedError as exc:
         _set_waiting(realm_id, f"Paused: {exc.message}")
         result = "waiting"
-    except company.CurrencyMismatch as exc:
+    except (company.CurrencyMismatch, company.CompanyUnreadable) as exc:
         _set_waiting(realm_id, f"Refused: {exc.message}")
         result = "waiting"
     except _Backoff as exc:
@@ -410,7 +410,15 @@ def _company_profile(run: _Run):
         if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
             raise
         logger.warning("Could not read the company profile of %s: %s", run.realm_id, exc.message)
-        return None
+        # Never fail open: the currency check needs a profile. The one read before (however old) still says the
+        # company's home currency; with none at all, nothing is sent.
+        stored = company.company_profile_get(realm_id=run.realm_id)
+        if stored is None:
+            raise company.CompanyUnreadable(
+                f"QuickBooks would not tell the company's settings (its home currency among them): {exc.message}. "
+                "Nothing was sent. Read the company again on the QuickBooks page, or reconnect it."
+            ) from None
+        return stored
 
 
 def _lease_acquire(realm_id: str, holder: str) -> bool:
