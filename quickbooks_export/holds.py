@@ -106,7 +106,9 @@ def _read(client: QuickBooksClient, qbo_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def _audit(hold, *, action: str, user, before: dict, after: dict, note: str = "") -> None:
+def _audit(hold, *, action: str, user, before: dict, after: dict, note: str = "", api_client=None) -> None:
+    if api_client is not None:  # no person did it: the audit says which API client (by stays empty)
+        note = f"By API client {api_client.name}." + (f" {note}" if note else "")
     QuickBooksMappingAudit.objects.create(
         realm_id=hold.realm_id,
         kind=Kind.INVOICE,
@@ -126,7 +128,9 @@ def _figures(row: dict | None) -> dict:
     return {"qbo_id": str(row.get("Id", "")), "total": total, "tax": tax, "balance": balance}
 
 
-def _conclude(hold: InvoiceExportHold, row: dict | None, *, user, action: str, before: dict) -> ExportBatch:
+def _conclude(
+    hold: InvoiceExportHold, row: dict | None, *, user, action: str, before: dict, api_client=None
+) -> ExportBatch:
     """Release the hold and queue its payments when QuickBooks' invoice `row` can now take them; otherwise record
     the new figures and raise HoldStillApplies with what is still wrong."""
     invoice = _invoice_with_total(hold)
@@ -134,7 +138,13 @@ def _conclude(hold: InvoiceExportHold, row: dict | None, *, user, action: str, b
     problem = invoice_checks.invoice_problem(invoice, row, amount_to_post=_amount_to_post(hold, payments))
     with transaction.atomic():
         _audit(
-            hold, action=action, user=user, before=before, after=_figures(row), note=problem.message if problem else ""
+            hold,
+            action=action,
+            user=user,
+            before=before,
+            after=_figures(row),
+            note=problem.message if problem else "",
+            api_client=api_client,
         )
         if problem is not None:
             InvoiceExportHold.objects.filter(pk=hold.pk).update(
@@ -182,16 +192,18 @@ def _release(hold: InvoiceExportHold, *, user, note: str, queue: bool = True) ->
     )
 
 
-def invoice_hold_check_again(*, hold_id: int, user=None) -> ExportBatch:
+def invoice_hold_check_again(*, hold_id: int, user=None, api_client=None) -> ExportBatch:
     """Read the QuickBooks invoice again (one request). Matches now: the hold is released and its payments are queued
     for export (the returned batch). Still different: the hold keeps the new figures and HoldStillApplies says why."""
     hold = _open_hold(hold_id)
     row = _read(QuickBooksClient.for_current_connection(), hold.qbo_invoice_id)
     before = {"qbo_id": hold.qbo_invoice_id, "total": hold.qbo_total, "tax": hold.qbo_tax, "balance": hold.qbo_balance}
-    return _conclude(hold, row, user=user, action=QuickBooksMappingAudit.Action.CHECK_AGAIN, before=before)
+    return _conclude(
+        hold, row, user=user, action=QuickBooksMappingAudit.Action.CHECK_AGAIN, before=before, api_client=api_client
+    )
 
 
-def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
+def invoice_hold_update_quickbooks(*, hold_id: int, user=None, api_client=None) -> ExportBatch:
     """Send our lines and tax to the QuickBooks invoice (sparse update under its current SyncToken), then compare what
     QuickBooks answers. Raises HoldStillApplies when QuickBooks still computes another total (e.g. it computes sales
     tax itself and does not take ours), and ApplicationError when the invoice cannot be updated (gone, or paid in
@@ -205,7 +217,9 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
     client = QuickBooksClient.for_current_connection()
     current = _read(client, hold.qbo_invoice_id)
     if current is None:
-        return _conclude(hold, None, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before={})
+        return _conclude(
+            hold, None, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before={}, api_client=api_client
+        )
     total, _, balance = invoice_checks.qbo_figures(current)
     if balance != total:
         raise ApplicationError(
@@ -276,6 +290,7 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
             before=before,
             after={},
             note=exc.message,
+            api_client=api_client,
         )
         raise ApplicationError(
             f"QuickBooks refused the update of invoice {hold.qbo_invoice_id}: {exc.message}", code="hold_update_refused"
@@ -283,7 +298,9 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
     QuickBooksMapping.objects.filter(realm_id=hold.realm_id, kind=Kind.INVOICE, qbo_id=row["Id"]).update(
         sync_token=str(row.get("SyncToken", ""))
     )
-    return _conclude(hold, row, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before=before)
+    return _conclude(
+        hold, row, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before=before, api_client=api_client
+    )
 
 
 def _still_counts_in_quickbooks(row: dict | None) -> bool:
@@ -295,7 +312,7 @@ def _still_counts_in_quickbooks(row: dict | None) -> bool:
     return bool(total or balance)
 
 
-def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceExportHold:
+def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "", api_client=None) -> InvoiceExportHold:
     """Forget which QuickBooks invoice ours is (audited) and release the hold; its payments go back to "not exported"
     so the next export links or creates the invoice afresh. Refused while a payment of the invoice is in QuickBooks
     or on its way there, and while QuickBooks still has the linked invoice (one read, outside any transaction): with
@@ -318,7 +335,7 @@ def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceEx
             "unlink — or update it to match FieldSync, or fix it in QuickBooks and check again.",
             code="unlink_refused",
         )
-    return _unlink(hold, user=user, note=note)
+    return _unlink(hold, user=user, note=note, api_client=api_client)
 
 
 def _refuse_unlink_while_payments_need_the_link(hold: InvoiceExportHold) -> None:
@@ -337,7 +354,7 @@ def _refuse_unlink_while_payments_need_the_link(hold: InvoiceExportHold) -> None
 
 
 @transaction.atomic
-def _unlink(hold: InvoiceExportHold, *, user, note: str) -> InvoiceExportHold:
+def _unlink(hold: InvoiceExportHold, *, user, note: str, api_client=None) -> InvoiceExportHold:
     hold = _open_hold(hold.pk)
     _refuse_unlink_while_payments_need_the_link(hold)  # again, now inside the transaction that unlinks
     mapping = (
@@ -350,7 +367,15 @@ def _unlink(hold: InvoiceExportHold, *, user, note: str) -> InvoiceExportHold:
     )
     if mapping is not None:
         mapping.delete()
-    _audit(hold, action=QuickBooksMappingAudit.Action.UNLINK, user=user, before=before, after={}, note=note)
+    _audit(
+        hold,
+        action=QuickBooksMappingAudit.Action.UNLINK,
+        user=user,
+        before=before,
+        after={},
+        note=note,
+        api_client=api_client,
+    )
     _release(hold, user=user, note=note or "Unlinked from the QuickBooks invoice", queue=False)
     hold.refresh_from_db()
     return hold
