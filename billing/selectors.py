@@ -128,7 +128,13 @@ def _netted_refunds_of(application_ref) -> Coalesce:
 
 def _live_applications() -> QuerySet[PaymentApplication]:
     return PaymentApplication.objects.annotate(
-        live_amount=ExpressionWrapper(F("amount") - _netted_refunds_of(OuterRef("pk")), output_field=_MONEY)
+        # Rounded like the balances: SQLite subtracts in binary floats (30.80 - 10.10 - 20.70 = 3.55e-15), and an
+        # application reversed in full must come out as exactly 0 here, as in the Python twin and the mapper.
+        live_amount=Round(
+            ExpressionWrapper(F("amount") - _netted_refunds_of(OuterRef("pk")), output_field=_MONEY),
+            2,
+            output_field=_MONEY,
+        )
     ).filter(live_amount__gt=0)
 
 
@@ -220,8 +226,12 @@ def payment_export_readiness_map(*, payment_ids: Iterable[int]) -> dict[int, Exp
             invoice_with_balances(Invoice.objects.filter(applications__payment_id__in=chunk))
             .annotate(
                 payment_id=F("applications__payment_id"),
-                live_amount=ExpressionWrapper(
-                    F("applications__amount") - _netted_refunds_of(OuterRef("applications__pk")),
+                live_amount=Round(  # rounded as in _live_applications, so both twins agree on SQLite
+                    ExpressionWrapper(
+                        F("applications__amount") - _netted_refunds_of(OuterRef("applications__pk")),
+                        output_field=_MONEY,
+                    ),
+                    2,
                     output_field=_MONEY,
                 ),
             )

@@ -25,6 +25,12 @@ class CurrencyMismatch(ApplicationError):
     code = "currency_mismatch"
 
 
+class CompanyUnreadable(ApplicationError):
+    """QuickBooks refused to tell the company's settings and none were ever stored: its currency is unknown."""
+
+    code = "company_unreadable"
+
+
 def _ref(value) -> str:
     return str((value or {}).get("value", "")) if isinstance(value, dict) else str(value or "")
 
@@ -81,6 +87,13 @@ def company_currency_check(profile: QuickBooksCompanyProfile | None) -> None:
         f"sent. Connect a QuickBooks company whose home currency is {ours}.",
         extra={"company_currency": profile.home_currency, "fieldsync_currency": ours},
     )
+
+
+def invoice_tax_code_id(*, tax_rate_id: int | None, per_rate: dict[int, str], settings_row) -> str:
+    """The QuickBooks TaxCode that carries a taxed invoice's tax: the one chosen for its tax rate, else the company's
+    default (QuickBooksMappingSettings, None when nothing was chosen). The export and the hold's "Update the
+    QuickBooks invoice" both call this, so they send the same code."""
+    return per_rate.get(tax_rate_id, "") or (settings_row.sales_tax_code_id if settings_row else "")
 
 
 @transaction.atomic

@@ -31,6 +31,7 @@ from .models import (
     QuickBooksMapping,
     QuickBooksMappingAudit,
     QuickBooksMappingSettings,
+    QuickBooksTaxCodeMapping,
 )
 
 ExportStatus = Payment.ExportStatus
@@ -50,6 +51,36 @@ def _open_hold(hold_id: int) -> InvoiceExportHold:
             f"The hold of {hold.invoice.number} was already released; there is nothing to do.", code="hold_released"
         )
     return hold
+
+
+def invoice_payments_on_their_way(*, realm_id: str, invoice_id: int) -> tuple[int, int]:
+    """(payments of the invoice in QuickBooks, payments of it on their way there) — while either is non-zero the
+    invoice's link must stay: those payments are (or may be, once the outbox replays an unanswered create) applied to
+    the linked QuickBooks invoice, and a new link would make the next export create a second one."""
+    from .services import _payments_in_pending_requests
+
+    ids = set(Payment.objects.filter(applications__invoice_id=invoice_id).values_list("pk", flat=True))
+    in_qbo = set(
+        int(key)
+        for key in QuickBooksMapping.objects.filter(
+            realm_id=realm_id, kind=Kind.PAYMENT, local_key__in=[str(pk) for pk in ids]
+        ).values_list("local_key", flat=True)
+    )
+    moving = set(
+        Payment.objects.filter(
+            pk__in=ids - in_qbo, export_status__in=[ExportStatus.QUEUED, ExportStatus.EXPORTING]
+        ).values_list("pk", flat=True)
+    ) | ((ids - in_qbo) & _payments_in_pending_requests(realm_id))
+    return len(in_qbo), len(moving)
+
+
+def invoice_on_the_way_refusal(number: str, moving: int, *, what: str) -> str:
+    return (
+        f"{moving} payment{'s' if moving != 1 else ''} of {number} {'are' if moving != 1 else 'is'} on "
+        f"{'their' if moving != 1 else 'its'} way to QuickBooks (queued or being exported) and may already be "
+        f"applied to the linked QuickBooks invoice; {what} now would make the next export create a second invoice. "
+        "Wait until the export has finished, then try again."
+    )
 
 
 def _held_payments(hold: InvoiceExportHold) -> list[Payment]:
@@ -75,7 +106,9 @@ def _read(client: QuickBooksClient, qbo_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def _audit(hold, *, action: str, user, before: dict, after: dict, note: str = "") -> None:
+def _audit(hold, *, action: str, user, before: dict, after: dict, note: str = "", api_client=None) -> None:
+    if api_client is not None:  # no person did it: the audit says which API client (by stays empty)
+        note = f"By API client {api_client.name}." + (f" {note}" if note else "")
     QuickBooksMappingAudit.objects.create(
         realm_id=hold.realm_id,
         kind=Kind.INVOICE,
@@ -95,7 +128,9 @@ def _figures(row: dict | None) -> dict:
     return {"qbo_id": str(row.get("Id", "")), "total": total, "tax": tax, "balance": balance}
 
 
-def _conclude(hold: InvoiceExportHold, row: dict | None, *, user, action: str, before: dict) -> ExportBatch:
+def _conclude(
+    hold: InvoiceExportHold, row: dict | None, *, user, action: str, before: dict, api_client=None
+) -> ExportBatch:
     """Release the hold and queue its payments when QuickBooks' invoice `row` can now take them; otherwise record
     the new figures and raise HoldStillApplies with what is still wrong."""
     invoice = _invoice_with_total(hold)
@@ -103,7 +138,13 @@ def _conclude(hold: InvoiceExportHold, row: dict | None, *, user, action: str, b
     problem = invoice_checks.invoice_problem(invoice, row, amount_to_post=_amount_to_post(hold, payments))
     with transaction.atomic():
         _audit(
-            hold, action=action, user=user, before=before, after=_figures(row), note=problem.message if problem else ""
+            hold,
+            action=action,
+            user=user,
+            before=before,
+            after=_figures(row),
+            note=problem.message if problem else "",
+            api_client=api_client,
         )
         if problem is not None:
             InvoiceExportHold.objects.filter(pk=hold.pk).update(
@@ -151,16 +192,18 @@ def _release(hold: InvoiceExportHold, *, user, note: str, queue: bool = True) ->
     )
 
 
-def invoice_hold_check_again(*, hold_id: int, user=None) -> ExportBatch:
+def invoice_hold_check_again(*, hold_id: int, user=None, api_client=None) -> ExportBatch:
     """Read the QuickBooks invoice again (one request). Matches now: the hold is released and its payments are queued
     for export (the returned batch). Still different: the hold keeps the new figures and HoldStillApplies says why."""
     hold = _open_hold(hold_id)
     row = _read(QuickBooksClient.for_current_connection(), hold.qbo_invoice_id)
     before = {"qbo_id": hold.qbo_invoice_id, "total": hold.qbo_total, "tax": hold.qbo_tax, "balance": hold.qbo_balance}
-    return _conclude(hold, row, user=user, action=QuickBooksMappingAudit.Action.CHECK_AGAIN, before=before)
+    return _conclude(
+        hold, row, user=user, action=QuickBooksMappingAudit.Action.CHECK_AGAIN, before=before, api_client=api_client
+    )
 
 
-def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
+def invoice_hold_update_quickbooks(*, hold_id: int, user=None, api_client=None) -> ExportBatch:
     """Send our lines and tax to the QuickBooks invoice (sparse update under its current SyncToken), then compare what
     QuickBooks answers. Raises HoldStillApplies when QuickBooks still computes another total (e.g. it computes sales
     tax itself and does not take ours), and ApplicationError when the invoice cannot be updated (gone, or paid in
@@ -174,7 +217,9 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
     client = QuickBooksClient.for_current_connection()
     current = _read(client, hold.qbo_invoice_id)
     if current is None:
-        return _conclude(hold, None, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before={})
+        return _conclude(
+            hold, None, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before={}, api_client=api_client
+        )
     total, _, balance = invoice_checks.qbo_figures(current)
     if balance != total:
         raise ApplicationError(
@@ -202,19 +247,26 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
             "item on the mappings page, then try again.",
             code="hold_not_updatable",
         )
-    from .company import company_profile_current
+    from .company import company_profile_current, invoice_tax_code_id
 
     profile = company_profile_current(client=client)
     settings_row = QuickBooksMappingSettings.objects.filter(realm_id=hold.realm_id).first()
-    # The code that carries our tax amount: the one chosen on the QuickBooks page, else the one QuickBooks put on the
-    # invoice (automated sales tax picks its own code; an amount sent with a TxnTaxCodeRef overrides its figure).
+    per_rate = dict(
+        QuickBooksTaxCodeMapping.objects.filter(realm_id=hold.realm_id, tax_rate_id=invoice.tax_rate_id).values_list(
+            "tax_rate_id", "qbo_tax_code_id"
+        )
+    )
+    # The code that carries our tax amount: the one the export would send (chosen for the invoice's tax rate, else
+    # the company default), else the one QuickBooks put on the invoice (automated sales tax picks its own code; an
+    # amount sent with a TxnTaxCodeRef overrides its figure).
     theirs = str(((current.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef") or {}).get("value", ""))
+    chosen = invoice_tax_code_id(tax_rate_id=invoice.tax_rate_id, per_rate=per_rate, settings_row=settings_row)
     payload = mappers.invoice_payload(
         invoice,
         customer_id=customer_id,
         item_ids=item_ids,
         profile=profile,
-        sales_tax_code_id=(settings_row.sales_tax_code_id if settings_row else "") or theirs,
+        sales_tax_code_id=chosen or theirs,
         no_tax_code_id=settings_row.no_tax_code_id if settings_row else "",
         customer=invoice.customer,
     )
@@ -238,6 +290,7 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
             before=before,
             after={},
             note=exc.message,
+            api_client=api_client,
         )
         raise ApplicationError(
             f"QuickBooks refused the update of invoice {hold.qbo_invoice_id}: {exc.message}", code="hold_update_refused"
@@ -245,22 +298,52 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None) -> ExportBatch:
     QuickBooksMapping.objects.filter(realm_id=hold.realm_id, kind=Kind.INVOICE, qbo_id=row["Id"]).update(
         sync_token=str(row.get("SyncToken", ""))
     )
-    return _conclude(hold, row, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before=before)
+    return _conclude(
+        hold, row, user=user, action=QuickBooksMappingAudit.Action.UPDATE_INVOICE, before=before, api_client=api_client
+    )
 
 
-@transaction.atomic
-def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceExportHold:
+def _still_counts_in_quickbooks(row: dict | None) -> bool:
+    """Whether QuickBooks' invoice `row` still counts in its books: not deleted (None) and not voided (QuickBooks
+    keeps a voided invoice with its amounts zeroed and "Voided" in PrivateNote; ours never totals zero)."""
+    if row is None:
+        return False
+    total, _, balance = invoice_checks.qbo_figures(row)
+    return bool(total or balance)
+
+
+def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "", api_client=None) -> InvoiceExportHold:
     """Forget which QuickBooks invoice ours is (audited) and release the hold; its payments go back to "not exported"
-    so the next export links or creates the invoice afresh. Refused while a payment of the invoice is in QuickBooks."""
+    so the next export links or creates the invoice afresh. Refused while a payment of the invoice is in QuickBooks
+    or on its way there, and while QuickBooks still has the linked invoice (one read, outside any transaction): with
+    custom transaction numbers off the next export would create a second invoice beside it, counting the sale twice
+    in QuickBooks' receivables. A differing invoice is voided or deleted in QuickBooks first."""
     hold = _open_hold(hold_id)
-    in_qbo = QuickBooksMapping.objects.filter(
-        realm_id=hold.realm_id,
-        kind=Kind.PAYMENT,
-        local_key__in=[
-            str(pk)
-            for pk in Payment.objects.filter(applications__invoice_id=hold.invoice_id).values_list("pk", flat=True)
-        ],
-    ).count()
+    _refuse_unlink_while_payments_need_the_link(hold)
+    try:
+        row = _read(QuickBooksClient.for_current_connection(), hold.qbo_invoice_id)
+    except QuickBooksError as exc:
+        raise ApplicationError(
+            f"FieldSync could not ask QuickBooks whether invoice {hold.qbo_invoice_id} is still there ({exc.message}); "
+            "nothing was unlinked. Try again later.",
+            code="unlink_refused",
+        ) from None
+    if _still_counts_in_quickbooks(row):
+        raise ApplicationError(
+            f"QuickBooks still has invoice {hold.qbo_invoice_id} for {hold.invoice.number}; unlinking it now would "
+            "make the next export create a second invoice beside it. Void or delete it in QuickBooks first, then "
+            "unlink — or update it to match FieldSync, or fix it in QuickBooks and check again.",
+            code="unlink_refused",
+        )
+    return _unlink(hold, user=user, note=note, api_client=api_client)
+
+
+def _refuse_unlink_while_payments_need_the_link(hold: InvoiceExportHold) -> None:
+    in_qbo, moving = invoice_payments_on_their_way(realm_id=hold.realm_id, invoice_id=hold.invoice_id)
+    if moving:
+        raise ApplicationError(
+            invoice_on_the_way_refusal(hold.invoice.number, moving, what="unlinking"), code="unlink_refused"
+        )
     if in_qbo:
         raise ApplicationError(
             f"{in_qbo} payment{'s' if in_qbo != 1 else ''} of {hold.invoice.number} "
@@ -268,6 +351,12 @@ def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceEx
             "unlinking would leave them there. Fix the invoice in QuickBooks and check again instead.",
             code="unlink_refused",
         )
+
+
+@transaction.atomic
+def _unlink(hold: InvoiceExportHold, *, user, note: str, api_client=None) -> InvoiceExportHold:
+    hold = _open_hold(hold.pk)
+    _refuse_unlink_while_payments_need_the_link(hold)  # again, now inside the transaction that unlinks
     mapping = (
         QuickBooksMapping.objects.select_for_update()
         .filter(realm_id=hold.realm_id, kind=Kind.INVOICE, local_key=str(hold.invoice_id))
@@ -278,7 +367,15 @@ def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "") -> InvoiceEx
     )
     if mapping is not None:
         mapping.delete()
-    _audit(hold, action=QuickBooksMappingAudit.Action.UNLINK, user=user, before=before, after={}, note=note)
+    _audit(
+        hold,
+        action=QuickBooksMappingAudit.Action.UNLINK,
+        user=user,
+        before=before,
+        after={},
+        note=note,
+        api_client=api_client,
+    )
     _release(hold, user=user, note=note or "Unlinked from the QuickBooks invoice", queue=False)
     hold.refresh_from_db()
     return hold

@@ -68,7 +68,7 @@ def invoice_problem(invoice: Invoice, row: dict | None, *, amount_to_post: Decim
             f"QuickBooks computed a different total for {invoice.number}: QuickBooks has {money(total)}{tax_words}, "
             f"FieldSync has {money(invoice.total)}{ours_tax} (QuickBooks invoice {qbo_id}). No payment of it was "
             "posted. Update the QuickBooks invoice to match FieldSync, fix it in QuickBooks and check again, "
-            "or unlink it.",
+            "or void it in QuickBooks and then unlink it (the next export creates it afresh).",
             total,
             tax,
             balance,

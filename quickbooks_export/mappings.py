@@ -7,7 +7,7 @@ A payment's mapping is never changed here: the payment is in QuickBooks and stay
 
 from django.db import IntegrityError, transaction
 
-from billing.models import Invoice, Payment
+from billing.models import Invoice
 from billing.selectors import invoice_get_with_balances
 from fieldsync.exceptions import ApplicationError, ConflictError
 
@@ -59,11 +59,9 @@ def _mapping(mapping_id: int) -> QuickBooksMapping:
     return mapping
 
 
-def _invoice_payments_in_quickbooks(mapping: QuickBooksMapping) -> int:
-    ids = Payment.objects.filter(applications__invoice_id=int(mapping.local_key)).values_list("pk", flat=True)
-    return QuickBooksMapping.objects.filter(
-        realm_id=mapping.realm_id, kind=Kind.PAYMENT, local_key__in=[str(pk) for pk in ids]
-    ).count()
+def _invoice_number(mapping: QuickBooksMapping) -> str:
+    number = Invoice.objects.filter(pk=int(mapping.local_key)).values_list("number", flat=True).first()
+    return number or "this invoice"
 
 
 def mapping_unlink(*, mapping_id: int, user, note: str = "") -> None:
@@ -77,7 +75,15 @@ def mapping_unlink(*, mapping_id: int, user, note: str = "") -> None:
         if hold is not None:
             holds.invoice_hold_unlink(hold_id=hold.pk, user=user, note=note)
             return
-        if count := _invoice_payments_in_quickbooks(mapping):
+        count, moving = holds.invoice_payments_on_their_way(
+            realm_id=mapping.realm_id, invoice_id=int(mapping.local_key)
+        )
+        if moving:
+            raise ApplicationError(
+                holds.invoice_on_the_way_refusal(_invoice_number(mapping), moving, what="unlinking"),
+                code="unlink_refused",
+            )
+        if count:
             raise ApplicationError(
                 f"{count} payment{'s' if count != 1 else ''} of this invoice {'are' if count != 1 else 'is'} in "
                 f"QuickBooks against invoice {mapping.qbo_id}; unlinking would leave them there.",
@@ -103,11 +109,20 @@ def mapping_relink(*, mapping_id: int, qbo_id: str, user, note: str = "") -> Qui
     qbo_id = str(qbo_id).strip()
     if not qbo_id.isdigit():
         raise ApplicationError("Give the QuickBooks record's Id, a number (e.g. 142).", code="invalid_qbo_id")
-    if mapping.kind == Kind.INVOICE and _invoice_payments_in_quickbooks(mapping):
-        raise ApplicationError(
-            "Payments of this invoice are in QuickBooks against the linked invoice; it cannot be relinked.",
-            code="relink_refused",
+    if mapping.kind == Kind.INVOICE:
+        count, moving = holds.invoice_payments_on_their_way(
+            realm_id=mapping.realm_id, invoice_id=int(mapping.local_key)
         )
+        if moving:
+            raise ApplicationError(
+                holds.invoice_on_the_way_refusal(_invoice_number(mapping), moving, what="relinking"),
+                code="relink_refused",
+            )
+        if count:
+            raise ApplicationError(
+                "Payments of this invoice are in QuickBooks against the linked invoice; it cannot be relinked.",
+                code="relink_refused",
+            )
     entity = ENTITY[mapping.kind]
     try:
         row = _read_any(QuickBooksClient.for_current_connection(), entity, qbo_id)

@@ -50,7 +50,7 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from billing import services as billing_services
-from billing.models import Customer, Invoice, Payment
+from billing.models import Customer, Invoice, Payment, PaymentApplication
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
 from fieldsync.observability import get_request_id
@@ -318,6 +318,11 @@ class _Run:
     failures: dict[int, tuple[str, str]] = field(default_factory=dict)
     # payment id -> (reason code, message) for payments held because QuickBooks' invoice cannot take them
     holds: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # payment id -> why it waits: it shares an invoice (maybe through split payments) with a payment held or failed,
+    # so posting it would leave that invoice partly paid in QuickBooks. Goes back to "not exported", not posted.
+    waiting: dict[int, str] = field(default_factory=dict)
+    # payment id -> the number of the invoice whose check held it in this chunk (names it in the waiting reasons).
+    held_by: dict[int, str] = field(default_factory=dict)
     # QuickBooks Id -> the Invoice as QuickBooks answered a create (or its replay) in this run, not yet paid against:
     # what the checks before posting payments use instead of reading it again.
     invoice_rows: dict[str, dict] = field(default_factory=dict)
@@ -380,7 +385,7 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
     except QuickBooksNotConnectedError as exc:
         _set_waiting(realm_id, f"Paused: {exc.message}")
         result = "waiting"
-    except company.CurrencyMismatch as exc:
+    except (company.CurrencyMismatch, company.CompanyUnreadable) as exc:
         _set_waiting(realm_id, f"Refused: {exc.message}")
         result = "waiting"
     except _Backoff as exc:
@@ -407,7 +412,15 @@ def _company_profile(run: _Run):
         if exc.retryable or isinstance(exc, QuickBooksAuthorizationError):
             raise
         logger.warning("Could not read the company profile of %s: %s", run.realm_id, exc.message)
-        return None
+        # Never fail open: the currency check needs a profile. The one read before (however old) still says the
+        # company's home currency; with none at all, nothing is sent.
+        stored = company.company_profile_get(realm_id=run.realm_id)
+        if stored is None:
+            raise company.CompanyUnreadable(
+                f"QuickBooks would not tell the company's settings (its home currency among them): {exc.message}. "
+                "Nothing was sent. Read the company again on the QuickBooks page, or reconnect it."
+            ) from None
+        return stored
 
 
 def _lease_acquire(realm_id: str, holder: str) -> bool:
@@ -550,6 +563,8 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
 
     run.failures = {}
     run.holds = {}
+    run.waiting = {}
+    run.held_by = {}
     run.ahead = None
     run.transient = None
     payments = billing_selectors.payments_for_export(payment_ids=claimed)
@@ -637,6 +652,17 @@ def _settle_chunk(run: _Run, claimed: list[int], *, interrupted: bool) -> None:
                     payment_id=payment_id, to_status=ExportStatus.FAILED, note=message
                 )
                 _resolve_items(payment_id, Outcome.FAILED, message=message, error_code=code)
+            elif payment_id in run.waiting:
+                # Not posted, not held itself: back to "not exported" with the reason; when the payment it waits
+                # for is released or retried, the export brings it along (payment_ids_with_invoice_partners).
+                message = run.waiting[payment_id]
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id, to_status=ExportStatus.QUEUED, note=message
+                )
+                billing_services.payment_export_status_transition(
+                    payment_id=payment_id, to_status=ExportStatus.NOT_EXPORTED, note=message
+                )
+                _resolve_items(payment_id, Outcome.SKIPPED, message=message, error_code="waiting_for_invoice")
             elif payment_id in in_flight:
                 pass  # its create may have reached QuickBooks: it stays EXPORTING until the outbox is replayed
             else:
@@ -1013,11 +1039,29 @@ def _find_by_marker(run: _Run, kind: str, local_key: str, payload: dict) -> dict
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Invoice WHERE {where}"))
         rows = [row for row in rows if row.get("PrivateNote") == payload.get("PrivateNote")]
     elif kind == Kind.CUSTOMER:
+        # A customer carries no marker: its name alone may be another party's. Only the exact payload counts (name
+        # and e-mail, none on both sides when ours had none: mappers.is_same_party), and never a QuickBooks customer
+        # another of ours is linked to — the rules of the ordinary link (_link_or_create_customer).
         name = mappers.quote(payload["DisplayName"])
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Customer WHERE DisplayName = {name}"))
+        email = ((payload.get("PrimaryEmailAddr") or {}).get("Address") or "").strip().lower()
+        rows = [row for row in rows if mappers.qbo_email(row) == email]
+        taken = _qbo_ids_mapped_to_others(run, kind, [str(row["Id"]) for row in rows], local_key)
+        rows = [row for row in rows if str(row["Id"]) not in taken]
     else:
+        # Nor does an item: the name must hold an active item of the type we create (an Inventory item of the same
+        # name, or an inactive one, is never ours: _link_or_create_item), not linked to another of our services.
         name = mappers.quote(payload["Name"])
         rows = _call(run, lambda: run.client.query(f"SELECT * FROM Item WHERE Name = {name}"))
+        rows = [
+            row
+            for row in rows
+            if row.get("Type") == payload.get("Type", "Service")
+            and row.get("Type") in LINKABLE_ITEM_TYPES
+            and row.get("Active", True) is not False
+        ]
+        taken = _qbo_ids_mapped_to_others(run, kind, [str(row["Id"]) for row in rows], local_key)
+        rows = [row for row in rows if str(row["Id"]) not in taken]
     return rows[0] if rows else None
 
 
@@ -1385,6 +1429,7 @@ def _ensure_invoices(
             continue
         result[invoice.pk] = mapping.qbo_id
     _check_invoices_before_payments(run, payments, invoices, result)
+    _wait_with_held_or_failed_partners(run, payments)
     return result
 
 
@@ -1437,7 +1482,9 @@ def _tax_code_for(run: _Run, invoice: Invoice) -> str:
         run.tax_codes = dict(
             QuickBooksTaxCodeMapping.objects.filter(realm_id=run.realm_id).values_list("tax_rate_id", "qbo_tax_code_id")
         )
-    return run.tax_codes.get(invoice.tax_rate_id, "") or run.mapping_settings.sales_tax_code_id
+    return company.invoice_tax_code_id(
+        tax_rate_id=invoice.tax_rate_id, per_rate=run.tax_codes, settings_row=run.mapping_settings
+    )
 
 
 def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
@@ -1517,6 +1564,7 @@ def _check_invoices_before_payments(
         _hold_invoice(run, invoice, qbo_id, problem, amount_to_post=to_post[invoice_pk])
         for payment_id in payment_ids:
             run.holds.setdefault(payment_id, (problem.code, f"Invoice {invoice.number}: {problem.message}"))
+            run.held_by.setdefault(payment_id, invoice.number)
         _attempt(
             run,
             payment_ids,
@@ -1528,6 +1576,75 @@ def _check_invoices_before_payments(
             error_code=problem.code,
             message=problem.message,
         )
+
+
+def _wait_with_held_or_failed_partners(run: _Run, payments: list[Payment]) -> None:
+    """Spread holds and failures through split payments before anything is posted (issue 9: an invoice ends Balance
+    0 in QuickBooks, or nothing of it is posted). A payment not posted yet waits — run.waiting, with a reason naming
+    the invoice it waits for — when one of its invoices is also paid by a payment that is not going to QuickBooks
+    now: held or failed in this chunk, or on hold / failed from an earlier run. Transitively: a waiting split payment
+    makes its other invoices' payments wait too. Two queries."""
+    posted = _mapped(run, Kind.PAYMENT, [str(p.pk) for p in payments])
+    chunk = {p.pk for p in payments}
+    invoices_of: dict[int, set[int]] = {
+        p.pk: {invoice.pk for invoice, _ in mappers.payment_net_applications(p)}
+        for p in payments
+        if str(p.pk) not in posted
+    }
+    numbers = {invoice.pk: invoice.number for p in payments for invoice, _ in mappers.payment_net_applications(p)}
+    blocked: dict[int, str] = {}  # our invoice id -> the reason its payments wait
+    for payment_id, invoice_ids in invoices_of.items():
+        if payment_id in run.holds:
+            origin = run.held_by.get(payment_id) or f"payment #{payment_id}"
+            why = f"Waiting for {origin}: payment #{payment_id}, which also pays {{number}}, is on hold"
+        elif payment_id in run.failures:
+            why = f"Waiting for payment #{payment_id}, which also pays {{number}}: it failed"
+        else:
+            continue
+        for invoice_id in invoice_ids:
+            blocked.setdefault(invoice_id, why.format(number=numbers[invoice_id]))
+    all_invoices = set().union(*invoices_of.values()) if invoices_of else set()
+    outside = (
+        PaymentApplication.objects.filter(
+            invoice_id__in=all_invoices,
+            payment__export_status__in=[ExportStatus.ON_HOLD, ExportStatus.FAILED],
+        )
+        .exclude(payment_id__in=chunk)
+        .values_list("invoice_id", "payment_id", "payment__export_status")
+    )
+    outside = list(outside)
+    held_numbers = (
+        dict(
+            InvoiceExportHold.objects.filter(
+                realm_id=run.realm_id,
+                state=InvoiceExportHold.State.OPEN,
+                invoice__applications__payment_id__in={payment_id for _, payment_id, _ in outside},
+            ).values_list("invoice__applications__payment_id", "invoice__number")
+        )
+        if outside
+        else {}
+    )
+    for invoice_id, payment_id, status in outside:
+        if status == ExportStatus.ON_HOLD:
+            origin = held_numbers.get(payment_id) or f"payment #{payment_id}"
+            reason = f"Waiting for {origin}: payment #{payment_id}, which also pays {numbers[invoice_id]}, is on hold"
+        else:
+            reason = f"Waiting for payment #{payment_id}, which also pays {numbers[invoice_id]}: it failed"
+        blocked.setdefault(invoice_id, reason)
+    changed = bool(blocked)
+    while changed:
+        changed = False
+        for payment_id, invoice_ids in invoices_of.items():
+            if payment_id in run.holds or payment_id in run.failures or payment_id in run.waiting:
+                continue
+            if hit := next((i for i in sorted(invoice_ids) if i in blocked), None):
+                reason = blocked[hit]
+                run.waiting[payment_id] = (
+                    f"{reason}; posting this payment alone would leave {numbers[hit]} partly paid in QuickBooks."
+                )
+                for invoice_id in invoice_ids:
+                    blocked.setdefault(invoice_id, reason)
+                changed = True
 
 
 def _hold_invoice(run: _Run, invoice: Invoice, qbo_id: str, problem, *, amount_to_post: Decimal) -> None:
@@ -1578,6 +1695,8 @@ def _ensure_payments(
     entries = []
     for payment in payments:
         if str(payment.pk) in mapped or payment.pk in run.failures or payment.pk in run.holds:
+            continue
+        if payment.pk in run.waiting:
             continue
         applications = mappers.payment_net_applications(payment)
         if payment.customer_id not in customer_ids or any(inv.pk not in invoice_ids for inv, _ in applications):

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -562,6 +563,12 @@ def payment_hold_action(request: HttpRequest, payment_id: int, hold_id: int, act
     payment = _payment_or_404(payment_id)
     if action not in HOLD_ACTIONS:
         raise Http404("No such action.")
+    # The hold must be one of this payment's invoices' (a hold id from another payment's page is not this page's).
+    if not InvoiceExportHold.objects.filter(pk=hold_id, invoice__applications__payment_id=payment.pk).exists():
+        raise Http404("No such hold on this payment.")
+    # Changing the QuickBooks invoice or its link needs what the links page needs for the same change.
+    if action != "check-again" and not request.user.has_perm(MANAGE_MAPPINGS_PERMISSION):
+        raise PermissionDenied
     service, done = HOLD_ACTIONS[action]
     try:
         service(hold_id=hold_id, user=request.user)

@@ -8,6 +8,7 @@ work runs in the background. Clients follow it with GET /api/v1/exports/{id}/ (s
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from fieldsync.api import selectors
@@ -16,7 +17,7 @@ from fieldsync.api.billing import PaymentOutputSerializer, _payment_response, pa
 from fieldsync.api.filters import MAX_ID
 from fieldsync.api.idempotency import idempotent
 from fieldsync.api.pagination import ApiCursorPagination
-from fieldsync.api.permissions import EXPORT_PERMISSION
+from fieldsync.api.permissions import EXPORT_PERMISSION, MANAGE_QUICKBOOKS
 from fieldsync.exceptions import ApplicationError
 from quickbooks_desktop import routing as export_routing
 from quickbooks_export import selectors as export_selectors
@@ -275,6 +276,10 @@ class PaymentExportHoldApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         action = serializers.ChoiceField(choices=["check_again", "update_quickbooks", "unlink"])
+        invoice_id = serializers.IntegerField(
+            required=False,
+            help_text="Which invoice's hold, when the payment pays several held invoices; default: the oldest hold.",
+        )
 
         class Meta:
             ref_name = "PaymentExportHoldAction"
@@ -292,18 +297,31 @@ class PaymentExportHoldApi(ApiView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         payment = payment_or_404(payment_id)
-        hold = InvoiceExportHold.objects.filter(
+        action = serializer.validated_data["action"]
+        who = actor(request)
+        # Changing the QuickBooks invoice or its link needs what the links page needs for the same change; an API
+        # client acts under its export scope, and the audit names it.
+        if action != "check_again" and who["user"] is not None and not who["user"].has_perm(MANAGE_QUICKBOOKS):
+            raise PermissionDenied(f"You need the permission {MANAGE_QUICKBOOKS} to {action.replace('_', ' ')}.")
+        holds_of_payment = InvoiceExportHold.objects.filter(
             state=InvoiceExportHold.State.OPEN, invoice__applications__payment_id=payment.pk
-        ).first()
+        ).order_by("pk")
+        if "invoice_id" in serializer.validated_data:
+            holds_of_payment = holds_of_payment.filter(invoice_id=serializer.validated_data["invoice_id"])
+        hold = holds_of_payment.first()
         if hold is None:
-            raise ApplicationError(f"Payment #{payment.pk} is not on hold.", code="not_on_hold")
+            named = serializer.validated_data.get("invoice_id")
+            raise ApplicationError(
+                f"Payment #{payment.pk} is not on hold" + (f" for invoice #{named}." if named is not None else "."),
+                code="not_on_hold",
+            )
         service = {
             "check_again": holds.invoice_hold_check_again,
             "update_quickbooks": holds.invoice_hold_update_quickbooks,
             "unlink": holds.invoice_hold_unlink,
-        }[serializer.validated_data["action"]]
+        }[action]
         try:
-            service(hold_id=hold.pk, user=actor(request)["user"])
+            service(hold_id=hold.pk, user=who["user"], api_client=who["api_client"])
         except QuickBooksError as exc:
             raise ApplicationError(exc.message, code="quickbooks_error") from None
         return _payment_response(payment.pk)

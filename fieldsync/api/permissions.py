@@ -15,6 +15,8 @@ from rest_framework import permissions
 from fieldsync.models import ApiClient
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
+# Changing QuickBooks links or records (the links page; a hold's "update" and "unlink").
+MANAGE_QUICKBOOKS = "quickbooks_export.manage_quickbooks_connection"
 
 
 class ApiPermission(permissions.BasePermission):

@@ -1,11 +1,14 @@
 """API: tax rates and per-line taxability on invoices; the QuickBooks hold on payments (reason, message, actions)."""
 
 import pytest
+from django.test import Client
 
 from billing import services as billing_services
-from quickbooks_export.models import InvoiceExportHold
+from quickbooks_export.models import InvoiceExportHold, QuickBooksMappingAudit
 from tests.factories import CustomerFactory, issued_invoice, pay
 from tests.quickbooks_export.export.conftest import connect, export
+
+from .conftest import Api, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +73,37 @@ def test_update_quickbooks_through_the_api_releases_the_hold(api, held_payment):
     assert not InvoiceExportHold.objects.filter(state="open").exists()
     [qbo_invoice] = company.entities("Invoice")
     assert str(qbo_invoice["TotalAmt"]) == "1024.63"
+
+
+def test_the_audit_of_an_api_hold_action_names_the_api_client(api, held_payment):
+    _, payment = held_payment
+    assert api.post(f"payments/{payment.pk}/export-hold/", {"action": "update_quickbooks"}).status_code == 200
+    audit = QuickBooksMappingAudit.objects.get(action="update_invoice")
+    assert audit.by is None and audit.note.startswith("By API client field-app.")
+
+
+def test_a_staff_user_with_only_the_export_permission_can_check_again_but_not_update_or_unlink(held_payment):
+    _, payment = held_payment
+    client = Client()
+    client.force_login(staff_user("quickbooks_export.export_payments"))
+    staff = Api(client)
+    for action in ("update_quickbooks", "unlink"):
+        response = staff.post(f"payments/{payment.pk}/export-hold/", {"action": action})
+        assert response.status_code == 403
+        assert "quickbooks_export.manage_quickbooks_connection" in response.json()["message"]
+    assert InvoiceExportHold.objects.get(state="open")
+    response = staff.post(f"payments/{payment.pk}/export-hold/", {"action": "check_again"})
+    assert response.status_code == 409 and response.json()["code"] == "hold_still_applies"
+
+
+def test_the_client_names_the_invoice_whose_hold_to_act_on(api, held_payment):
+    _, payment = held_payment
+    hold = InvoiceExportHold.objects.get(state="open")
+    response = api.post(f"payments/{payment.pk}/export-hold/", {"action": "check_again", "invoice_id": 999999})
+    assert response.status_code == 400 and response.json()["code"] == "not_on_hold"
+    assert "for invoice #999999" in response.json()["message"]
+    response = api.post(f"payments/{payment.pk}/export-hold/", {"action": "check_again", "invoice_id": hold.invoice_id})
+    assert response.status_code == 409 and response.json()["code"] == "hold_still_applies"
 
 
 def test_check_again_through_the_api_when_still_different_is_409_with_the_reason(api, held_payment):

@@ -28,7 +28,8 @@ S = Payment.ExportStatus
 @pytest.fixture
 def story(transactional_db):
     seed_story_company()
-    return make_user("dana", *OFFICE_PERMISSIONS, first_name="Dana", last_name="Office")
+    # Dana also manages the QuickBooks links: "Update the QuickBooks invoice" on a hold needs it, as the links page.
+    return make_user("dana", *OFFICE_PERMISSIONS, "manage_quickbooks_connection", first_name="Dana", last_name="Office")
 
 
 def payment_of(reference: str) -> Payment:

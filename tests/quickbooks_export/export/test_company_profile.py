@@ -1,14 +1,17 @@
 """Read the QuickBooks company before writing to it: currency, custom transaction numbers, tax codes (issue 9)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from billing import services as billing_services
 from billing.models import Payment
 from billing.selectors import invoice_get_with_balances
 from quickbooks_export.client import QuickBooksClient
 from quickbooks_export.company import company_profile_refresh
+from quickbooks_export.errors import QuickBooksValidationError
 from quickbooks_export.models import (
     ExportBatch,
     QuickBooksCompanyProfile,
@@ -47,6 +50,47 @@ def test_a_company_in_another_currency_is_refused_before_anything_is_written(com
     assert company.entities("Payment") == []
     assert batch.status == ExportBatch.Status.QUEUED or batch.waiting_reason
     assert "keeps its books in CAD; FieldSync works in USD" in ExportBatch.objects.get(pk=batch.pk).waiting_reason
+    payment.refresh_from_db()
+    assert payment.export_status in (S.QUEUED, S.EXPORTING)
+
+
+def _company_info_refused(monkeypatch):
+    """QuickBooks refuses the CompanyInfo read for good (a permanent 400; the sandbox's faults are all transient, so
+    the refusal is raised at the client's edge, as the client raises QuickBooks' answer)."""
+
+    def refused(self):
+        raise QuickBooksValidationError("QuickBooks rejected the request: Invalid request", qbo_code="2010")
+
+    monkeypatch.setattr(QuickBooksClient, "company_info", refused)
+
+
+def test_an_unreadable_company_falls_back_to_its_stored_profile_and_is_still_refused_in_another_currency(
+    company_of, monkeypatch
+):
+    company = company_of("ca")
+    company_profile_refresh(client=QuickBooksClient.for_current_connection())  # read at connect: CAD
+    QuickBooksCompanyProfile.objects.update(read_at=timezone.now() - timedelta(hours=1))  # old: read again
+    _company_info_refused(monkeypatch)
+    payment = pay(issued_invoice(amount="100.00"), "100.00")
+
+    batch = export(payment)
+
+    assert company.entities("Customer") == [] and company.entities("Payment") == []
+    assert "keeps its books in CAD; FieldSync works in USD" in ExportBatch.objects.get(pk=batch.pk).waiting_reason
+
+
+def test_a_company_never_read_and_unreadable_is_refused_not_exported_blind(company_of, monkeypatch):
+    company = company_of("ca")
+    QuickBooksCompanyProfile.objects.all().delete()
+    _company_info_refused(monkeypatch)
+    payment = pay(issued_invoice(amount="100.00"), "100.00")
+
+    batch = export(payment)
+
+    assert company.entities("Customer") == [] and company.entities("Payment") == []
+    reason = ExportBatch.objects.get(pk=batch.pk).waiting_reason
+    assert reason.startswith("Refused: QuickBooks would not tell the company's settings")
+    assert "Nothing was sent" in reason
     payment.refresh_from_db()
     assert payment.export_status in (S.QUEUED, S.EXPORTING)
 
