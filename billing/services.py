@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from fieldsync.exceptions import ApplicationError, ConflictError
 
+from . import hooks
 from .models import (
     Customer,
     Invoice,
@@ -349,6 +350,8 @@ def _invoice_sync_paid_status(invoice: Invoice) -> None:
     if status != invoice.status:
         invoice.status = status
         invoice.save(update_fields=["status"])
+        if status == Invoice.Status.PAID:
+            hooks.invoice_paid_notify(invoice_id=invoice.pk)
 
 
 # --- Payments -----------------------------------------------------------------------------------------------------

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class QuickbooksExportConfig(AppConfig):
     name = "quickbooks_export"
     verbose_name = "QuickBooks export"
+
+    def ready(self):
+        # Billing never imports this app: it tells whoever listens when an invoice becomes fully paid.
+        from billing import hooks
+
+        from .auto_export import invoice_paid_listener
+
+        hooks.invoice_paid_listen(invoice_paid_listener)

@@ -364,6 +364,8 @@ class ExportBatch(models.Model):
         API = "api", "API"
         COMMAND = "command", "Command line"
         RETRY = "retry", "Retry"
+        # Started by FieldSync itself: an invoice became fully paid, or the hourly / nightly schedule (auto_export.py).
+        AUTOMATIC = "automatic", "Automatic"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -597,3 +599,36 @@ class QuickBooksMappingAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.kind} {self.local_key} by {self.by_id or 'system'}"
+
+
+class AutoExportSettings(models.Model):
+    """When FieldSync exports by itself (per QuickBooks company; off until someone turns it on).
+
+    Changed only through auto_export.auto_export_settings_update, which keeps the django-q2 schedules in step."""
+
+    class Mode(models.TextChoices):
+        OFF = "off", "Off: export only when someone asks"
+        WHEN_PAID = "when_paid", "As soon as an invoice is fully paid"
+        HOURLY = "hourly", "Every hour"
+        NIGHTLY = "nightly", "Every night at a chosen time"
+
+    realm_id = models.CharField("realm id", max_length=32, unique=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.OFF)
+    # Local time (settings.TIME_ZONE) of the nightly export; only used in NIGHTLY mode.
+    nightly_at = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "automatic export settings"
+        verbose_name_plural = "automatic export settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(mode="nightly") | Q(nightly_at__isnull=False), name="auto_export_nightly_has_time"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Automatic export for realm {self.realm_id}: {self.get_mode_display()}"

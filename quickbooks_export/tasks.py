@@ -48,3 +48,19 @@ def export_sweep_task() -> int:
     for realm_id in realms:
         enqueue_export_run(realm_id)
     return len(realms)
+
+
+def auto_export_task(trigger: str = "") -> int | None:
+    """Automatic export (on payment, hourly or nightly): queue what is newly ready; returns the batch id or None."""
+    from .auto_export import auto_export_start
+
+    batch = auto_export_start()
+    logger.info("Automatic export (%s): %s", trigger or "asked", f"Export #{batch.pk}" if batch else "nothing new")
+    return batch.pk if batch is not None else None
+
+
+def auto_export_summary_task() -> int:
+    """Daily: e-mail what failed or is held to the people who may export; returns how many were e-mailed."""
+    from .auto_export import auto_export_summary_send
+
+    return auto_export_summary_send()

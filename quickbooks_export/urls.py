@@ -11,4 +11,5 @@ urlpatterns = [
     path("mapping/", views.mapping_update, name="mapping"),
     path("company/refresh/", views.company_refresh, name="company_refresh"),
     path("tax-codes/", views.tax_codes_update, name="tax_codes"),
+    path("automatic-export/", views.auto_export_update, name="auto_export"),
 ]

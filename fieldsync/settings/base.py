@@ -214,6 +214,9 @@ EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
 EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS = env.float("EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS", default=900.0)
 # The longest wait for a throttled request inside one run; longer waits hand over to a later run.
 EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
+# Automatic export's daily summary e-mail goes through Django's e-mail: printed to the console unless configured.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="fieldsync@localhost")
 
 # --- REST API (fieldsync.api) -------------------------------------------------------------------------------------
 # The largest request body the API reads (bytes); larger ones get 413 request_too_large without being read.
