@@ -582,6 +582,8 @@ class QuickBooksMappingAudit(models.Model):
         UPDATE_INVOICE = "update_invoice", "Updated the QuickBooks invoice to match FieldSync"
         REACTIVATE = "reactivate", "Made active again in QuickBooks"
         CHECK_AGAIN = "check_again", "Checked again"
+        # The QuickBooks object was voided by an undo of the export that created it (undo.py); the link is gone.
+        UNDO = "undo", "Voided in QuickBooks by an undo"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -632,3 +634,45 @@ class AutoExportSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Automatic export for realm {self.realm_id}: {self.get_mode_display()}"
+
+
+class ExportUndo(models.Model):
+    """Undoing an export (a batch, or one payment): what was to be voided in QuickBooks, by whom, and how it ended.
+
+    `plan` is what the confirmation page showed, checked against QuickBooks just before: one entry per object, in the
+    order QuickBooks needs (payments, then invoices), each {entity, qbo_id, sync_token, local_key, label, amount}.
+    Each void goes through the outbox with a request id per QuickBooks object, so an object is voided once whatever
+    runs twice (undo.py)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Voiding in QuickBooks"
+        DONE = "done", "Done"
+        STOPPED = "stopped", "Stopped: needs a person"
+
+    realm_id = models.CharField(max_length=32)
+    batch = models.ForeignKey(ExportBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="undos")
+    payment = models.ForeignKey("billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    plan = models.JSONField(encoder=DjangoJSONEncoder)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    # Why it stopped, in plain words, with QuickBooks' code when QuickBooks refused.
+    message = models.TextField(blank=True)
+    voided_payments = models.PositiveIntegerField(default=0)
+    voided_invoices = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(batch__isnull=False) | Q(payment__isnull=False), name="export_undo_has_a_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = f"Export #{self.batch_id}" if self.batch_id else f"payment #{self.payment_id}"
+        return f"Undo of {what} ({self.state})"

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from quickbooks_export import staff_views as views
+from quickbooks_export import undo_views
 
 app_name = "exports"
 urlpatterns = [
@@ -28,6 +29,9 @@ urlpatterns = [
     path("exports/<int:batch_id>/progress/", views.batch_progress, name="batch_progress"),
     path("exports/<int:batch_id>/records/<str:outcome>/", views.batch_items, name="batch_items"),
     path("exports/<int:batch_id>/retry/", views.batch_retry_failed, name="batch_retry_failed"),
+    path("exports/<int:batch_id>/undo/", undo_views.batch_undo, name="batch_undo"),
+    path("payments/<int:payment_id>/undo/", undo_views.payment_undo, name="payment_undo"),
+    path("undos/<int:undo_id>/", undo_views.undo_detail, name="undo_detail"),
     path("manual-handling/", views.manual_items, name="manual_items"),
     path("manual-handling/<int:item_id>/record/", views.manual_item_record, name="manual_item_record"),
 ]

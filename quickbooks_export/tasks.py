@@ -64,3 +64,27 @@ def auto_export_summary_task() -> int:
     from .auto_export import auto_export_summary_send
 
     return auto_export_summary_send()
+
+
+UNDO_TASK = "quickbooks_export.tasks.export_undo_run_task"
+
+
+def export_undo_run_task(undo_id: int) -> str:
+    from .undo import export_undo_run
+
+    return export_undo_run(undo_id=undo_id)
+
+
+def enqueue_undo_run(undo_id: int, *, delay: float = 0.0) -> None:
+    """Queue the voids of an undo now, or after `delay` seconds (the company's exporter was busy, or QuickBooks)."""
+    if delay <= 0:
+        async_task(UNDO_TASK, undo_id, task_name=f"undo-{undo_id}-{timezone.now():%H%M%S%f}")
+        return
+    Schedule.objects.create(
+        func=UNDO_TASK,
+        args=repr(undo_id),
+        schedule_type=Schedule.ONCE,
+        repeats=1,
+        next_run=timezone.now() + timedelta(seconds=delay),
+        name=f"undo-{undo_id}-retry-{timezone.now():%H%M%S%f}",
+    )
