@@ -22,3 +22,17 @@ def invoice_paid_notify(*, invoice_id: int) -> None:
     """Called by billing.services under the invoice's row lock; the listeners run on commit."""
     for listener in _invoice_paid_listeners:
         transaction.on_commit(lambda listener=listener: listener(invoice_id), robust=True)
+
+
+_customer_changed_listeners: list[Callable[[int], None]] = []
+
+
+def customer_changed_listen(listener: Callable[[int], None]) -> None:
+    """Call `listener(customer_id)` after each commit that changed a customer's details (registered once)."""
+    if listener not in _customer_changed_listeners:
+        _customer_changed_listeners.append(listener)
+
+
+def customer_changed_notify(*, customer_id: int) -> None:
+    for listener in _customer_changed_listeners:
+        transaction.on_commit(lambda listener=listener: listener(customer_id), robust=True)

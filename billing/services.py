@@ -136,6 +136,8 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         setattr(customer, field, value.lower() if field == "email" else value)
     _full_clean(customer)
     customer.save(update_fields=list(changes) or None)
+    if changes:
+        hooks.customer_changed_notify(customer_id=customer.pk)
     return customer
 
 

@@ -584,6 +584,10 @@ class QuickBooksMappingAudit(models.Model):
         CHECK_AGAIN = "check_again", "Checked again"
         # The QuickBooks object was voided by an undo of the export that created it (undo.py); the link is gone.
         UNDO = "undo", "Voided in QuickBooks by an undo"
+        # A change made in FieldSync after the export, sent to QuickBooks as a sparse update (updates.py) ...
+        UPDATE_CUSTOMER = "update_customer", "Sent FieldSync's change to QuickBooks"
+        # ... or not sent, because QuickBooks changed the same details since (a person decides which is right).
+        CHANGE_CONFLICT = "change_conflict", "Changed on both sides: not sent"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)

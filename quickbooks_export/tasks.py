@@ -88,3 +88,10 @@ def enqueue_undo_run(undo_id: int, *, delay: float = 0.0) -> None:
         next_run=timezone.now() + timedelta(seconds=delay),
         name=f"undo-{undo_id}-retry-{timezone.now():%H%M%S%f}",
     )
+
+
+def customer_update_push_task(customer_id: int) -> str:
+    """A customer's details changed in FieldSync: send them to QuickBooks when that is safe (updates.py)."""
+    from .updates import customer_update_push
+
+    return customer_update_push(customer_id=customer_id)
