@@ -680,3 +680,70 @@ class ExportUndo(models.Model):
     def __str__(self) -> str:
         what = f"Export #{self.batch_id}" if self.batch_id else f"payment #{self.payment_id}"
         return f"Undo of {what} ({self.state})"
+
+
+class QuickBooksEvent(models.Model):
+    """One change notification from Intuit's webhooks, kept once (event_id is unique: Intuit may deliver an event
+    more than once) until the change it names has been checked (webhooks.py)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be checked"
+        CHECKED = "checked", "Checked"
+        IGNORED = "ignored", "Not about anything FieldSync exported"
+
+    # CloudEvents' `id`; for the older eventNotifications format (no id), realm|entity|id|operation|lastUpdated.
+    event_id = models.CharField(max_length=200, unique=True)
+    realm_id = models.CharField(max_length=32)
+    entity = models.CharField(max_length=30)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    operation = models.CharField(max_length=20)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.qbo_id} {self.operation} ({self.state})"
+
+
+class QuickBooksChange(models.Model):
+    """Something FieldSync exported that is no longer as exported in QuickBooks: deleted, voided, another amount or
+    another customer. One open row per object and kind of change; both versions kept for a person to compare."""
+
+    class Change(models.TextChoices):
+        DELETED = "deleted", "Deleted in QuickBooks"
+        VOIDED = "voided", "Voided in QuickBooks"
+        AMOUNT = "amount", "Amount changed in QuickBooks"
+        CUSTOMER = "customer", "Customer changed in QuickBooks"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    realm_id = models.CharField(max_length=32)
+    kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
+    local_key = models.CharField(max_length=200)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    change = models.CharField(max_length=10, choices=Change.choices)
+    ours = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    theirs = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    # How it was found: "webhook" or "cdc".
+    found_by = models.CharField(max_length=10)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["realm_id", "kind", "qbo_id", "change"],
+                condition=Q(state="open"),
+                name="qbo_change_one_open_per_object",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_change_display()}: {self.kind} {self.local_key} (QuickBooks {self.qbo_id})"

@@ -95,3 +95,10 @@ def customer_update_push_task(customer_id: int) -> str:
     from .updates import customer_update_push
 
     return customer_update_push(customer_id=customer_id)
+
+
+def webhook_events_check_task() -> int:
+    """QuickBooks notified changes: check the objects they name against QuickBooks and FieldSync (changes.py)."""
+    from .changes import webhook_events_check
+
+    return webhook_events_check()

@@ -193,6 +193,8 @@ QBO_DISCOVERY_URL = env.str(
 QBO_API_BASE_URL = env.str("QBO_API_BASE_URL", default=QBO_SANDBOX_URL if _qbo_local else "")
 QBO_MINOR_VERSION = env.int("QBO_MINOR_VERSION", default=75)
 QBO_HTTP_TIMEOUT_SECONDS = env.float("QBO_HTTP_TIMEOUT_SECONDS", default=30.0)
+# Intuit's webhook verifier token (developer portal → Webhooks → Show token); without it every webhook is refused.
+QBO_WEBHOOK_VERIFIER_TOKEN = env.str("QBO_WEBHOOK_VERIFIER_TOKEN", default="")
 
 # Keys for encrypting OAuth tokens at rest (MultiFernet: the first key encrypts, every key decrypts, so keys can be
 # rotated by putting a new one first). Generate one with:

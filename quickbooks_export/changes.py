@@ -1,0 +1,113 @@
+"""Detect what changed in QuickBooks for what FieldSync exported: deleted, voided, another amount, another customer.
+
+Fed by webhook notifications (webhooks.py). Each object named is read from QuickBooks now (never judged from the
+notification, which may be late, duplicated or out of order) and compared with FieldSync's records; a difference is
+kept as one open QuickBooksChange per object and kind of change, with both versions.
+"""
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import selectors as billing_selectors
+from billing.models import Payment, Refund
+
+from .client import QuickBooksClient
+from .errors import QuickBooksObjectNotFoundError
+from .models import QuickBooksChange, QuickBooksConnection, QuickBooksEvent, QuickBooksMapping
+
+Kind = QuickBooksMapping.Kind
+Change = QuickBooksChange.Change
+KIND_OF = {"Payment": Kind.PAYMENT, "Invoice": Kind.INVOICE}
+CHUNK = 200
+
+
+def webhook_events_check() -> int:
+    """Check the objects of pending events (a chunk at a time). Returns how many changes were found."""
+    found = 0
+    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    while True:
+        events = list(QuickBooksEvent.objects.filter(state=QuickBooksEvent.State.PENDING).order_by("id")[:CHUNK])
+        if not events:
+            return found
+        mapped = {}
+        if connection is not None:
+            for mapping in QuickBooksMapping.objects.filter(
+                realm_id=connection.realm_id,
+                kind__in=list(KIND_OF.values()),
+                qbo_id__in={e.qbo_id for e in events if e.realm_id == connection.realm_id},
+            ):
+                mapped[(mapping.kind, mapping.qbo_id)] = mapping
+        client = QuickBooksClient(connection) if connection is not None else None
+        checked, ignored, seen = [], [], set()
+        for event in events:
+            mapping = mapped.get((KIND_OF.get(event.entity), event.qbo_id))
+            if mapping is None or event.realm_id != connection.realm_id:
+                ignored.append(event.pk)
+                continue
+            checked.append(event.pk)
+            if (mapping.kind, mapping.qbo_id) in seen:
+                continue  # duplicates and later events of the same object: one read says how it is now
+            seen.add((mapping.kind, mapping.qbo_id))
+            found += len(object_check(client=client, mapping=mapping, found_by="webhook"))
+        now = timezone.now()
+        QuickBooksEvent.objects.filter(pk__in=checked).update(state=QuickBooksEvent.State.CHECKED, checked_at=now)
+        QuickBooksEvent.objects.filter(pk__in=ignored).update(state=QuickBooksEvent.State.IGNORED, checked_at=now)
+
+
+def _voided(row: dict) -> bool:
+    # Intuit: a void zeroes the amounts and prepends "Voided" to PrivateNote.
+    return Decimal(str(row.get("TotalAmt", "0"))) == 0 and str(row.get("PrivateNote", "")).startswith("Voided")
+
+
+def object_check(*, client: QuickBooksClient, mapping: QuickBooksMapping, found_by: str) -> list[QuickBooksChange]:
+    """Read one exported Payment or Invoice from QuickBooks and record how it differs from FieldSync's."""
+    entity = "Payment" if mapping.kind == Kind.PAYMENT else "Invoice"
+    if mapping.kind == Kind.PAYMENT:
+        local = Payment.objects.get(pk=int(mapping.local_key))
+    else:
+        local = billing_selectors.invoice_get_with_balances(invoice_id=int(mapping.local_key))
+    ours = {"total": local.amount if mapping.kind == Kind.PAYMENT else local.total}
+    customer_qbo_id = (
+        QuickBooksMapping.objects.filter(
+            realm_id=mapping.realm_id, kind=Kind.CUSTOMER, local_key=str(local.customer_id)
+        )
+        .values_list("qbo_id", flat=True)
+        .first()
+    )
+    ours["customer"] = customer_qbo_id or ""
+    try:
+        row = client.read(entity, mapping.qbo_id)
+    except QuickBooksObjectNotFoundError:
+        return _record(mapping, Change.DELETED, ours, {}, found_by)
+    theirs = {"total": Decimal(str(row.get("TotalAmt", "0"))), "customer": (row.get("CustomerRef") or {}).get("value")}
+    theirs["sync_token"] = str(row.get("SyncToken", ""))
+    changes = []
+    if _voided(row):
+        return _record(mapping, Change.VOIDED, ours, theirs, found_by)
+    comparable = mapping.kind == Kind.INVOICE or not Refund.objects.filter(payment_id=local.pk).exists()
+    if comparable and theirs["total"] != ours["total"]:
+        changes += _record(mapping, Change.AMOUNT, ours, theirs, found_by)
+    if ours["customer"] and theirs["customer"] != ours["customer"]:
+        changes += _record(mapping, Change.CUSTOMER, ours, theirs, found_by)
+    return changes
+
+
+def _record(mapping: QuickBooksMapping, change: str, ours: dict, theirs: dict, found_by: str) -> list[QuickBooksChange]:
+    try:
+        with transaction.atomic():
+            return [
+                QuickBooksChange.objects.create(
+                    realm_id=mapping.realm_id,
+                    kind=mapping.kind,
+                    local_key=mapping.local_key,
+                    qbo_id=mapping.qbo_id,
+                    change=change,
+                    ours=ours,
+                    theirs=theirs,
+                    found_by=found_by,
+                )
+            ]
+    except IntegrityError:
+        return []  # already open for this object: found before
