@@ -61,8 +61,20 @@ def _voided(row: dict) -> bool:
     return Decimal(str(row.get("TotalAmt", "0"))) == 0 and str(row.get("PrivateNote", "")).startswith("Voided")
 
 
-def object_check(*, client: QuickBooksClient, mapping: QuickBooksMapping, found_by: str) -> list[QuickBooksChange]:
-    """Read one exported Payment or Invoice from QuickBooks and record how it differs from FieldSync's."""
+def mapped_objects(realm_id: str, entity: str, qbo_ids: list[str]) -> dict[str, QuickBooksMapping]:
+    """QuickBooks Id -> mapping, for the objects of `entity` FieldSync exported (one query)."""
+    kind = KIND_OF.get(entity)
+    if kind is None or not qbo_ids:
+        return {}
+    rows = QuickBooksMapping.objects.filter(realm_id=realm_id, kind=kind, qbo_id__in=qbo_ids)
+    return {m.qbo_id: m for m in rows}
+
+
+def object_check(
+    *, client: QuickBooksClient | None, mapping: QuickBooksMapping, found_by: str, row: dict | None = None
+) -> list[QuickBooksChange]:
+    """Compare one exported Payment or Invoice as QuickBooks has it (`row` from a Change Data Capture answer, or
+    read now with `client`) with FieldSync's, and record each difference."""
     entity = "Payment" if mapping.kind == Kind.PAYMENT else "Invoice"
     if mapping.kind == Kind.PAYMENT:
         local = Payment.objects.get(pk=int(mapping.local_key))
@@ -77,9 +89,12 @@ def object_check(*, client: QuickBooksClient, mapping: QuickBooksMapping, found_
         .first()
     )
     ours["customer"] = customer_qbo_id or ""
-    try:
-        row = client.read(entity, mapping.qbo_id)
-    except QuickBooksObjectNotFoundError:
+    if row is None:
+        try:
+            row = client.read(entity, mapping.qbo_id)
+        except QuickBooksObjectNotFoundError:
+            return _record(mapping, Change.DELETED, ours, {}, found_by)
+    if row.get("status") == "Deleted":
         return _record(mapping, Change.DELETED, ours, {}, found_by)
     theirs = {"total": Decimal(str(row.get("TotalAmt", "0"))), "customer": (row.get("CustomerRef") or {}).get("value")}
     theirs["sync_token"] = str(row.get("SyncToken", ""))

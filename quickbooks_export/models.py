@@ -747,3 +747,18 @@ class QuickBooksChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_change_display()}: {self.kind} {self.local_key} (QuickBooks {self.qbo_id})"
+
+
+class QuickBooksCdcCheckpoint(models.Model):
+    """Where the Change Data Capture sweep of one company and entity continues from (cdc.py)."""
+
+    realm_id = models.CharField(max_length=32)
+    entity = models.CharField(max_length=30)
+    changed_since = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["realm_id", "entity"], name="qbo_cdc_checkpoint_unique")]
+
+    def __str__(self) -> str:
+        return f"CDC {self.entity} of {self.realm_id} since {self.changed_since:%Y-%m-%d %H:%M}"

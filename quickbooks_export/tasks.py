@@ -102,3 +102,10 @@ def webhook_events_check_task() -> int:
     from .changes import webhook_events_check
 
     return webhook_events_check()
+
+
+def cdc_sweep_task() -> int:
+    """Every 15 minutes: what changed in QuickBooks since the last sweep (cdc.py), in case a webhook was lost."""
+    from .cdc import cdc_sweep
+
+    return cdc_sweep()

@@ -579,6 +579,8 @@ class SandboxApp:
                 }
                 return {"BatchItemResponse": [{"bId": first.get("bId", ""), "Fault": fault}, *answers]}
             return books.batch(body, requestid)
+        if head == "cdc" and len(parts) == 1 and request.method == "GET":
+            return books.cdc(request.query.get("entities", ""), request.query.get("changedSince", ""))
         name = ENTITY_BY_PATH.get(head)
         if name == "Preferences" and len(parts) == 1 and request.method == "GET":
             return books.preferences()  # python-quickbooks: Preferences.get(qb=...) -> GET /preferences
