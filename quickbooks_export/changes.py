@@ -126,3 +126,61 @@ def _record(mapping: QuickBooksMapping, change: str, ours: dict, theirs: dict, f
             ]
     except IntegrityError:
         return []  # already open for this object: found before
+
+
+# --- A person decides ----------------------------------------------------------------------------------------------
+
+Resolution = QuickBooksChange.Resolution
+RESENDABLE = frozenset({Change.DELETED, Change.VOIDED})
+
+
+@transaction.atomic
+def change_resolve(*, change_id: int, resolution: str, user, note: str = "") -> QuickBooksChange:
+    """Close an open change with a person's decision (who, when, note: the audit).
+
+    - accept: QuickBooks' version stands; FieldSync's records are left for the person to adjust (nothing is sent).
+    - resend: only for a payment deleted or voided in QuickBooks: FieldSync forgets the QuickBooks payment (link
+      removed, audited) and the payment is "not exported" again, so the next export (or automatic export) sends it.
+    - ignore: nothing changes anywhere.
+    Raises ApplicationError (what to do instead) and changes nothing when the decision does not fit."""
+    from billing import services as billing_services
+    from fieldsync.exceptions import ApplicationError, ConflictError
+
+    from .models import QuickBooksMappingAudit
+
+    change = QuickBooksChange.objects.select_for_update().get(pk=change_id)
+    if change.state != QuickBooksChange.State.OPEN:
+        raise ConflictError("Someone already dealt with this change.", code="change_resolved")
+    if resolution not in Resolution.values:
+        raise ApplicationError(f"“{resolution}” is not a decision this page offers.", code="invalid_resolution")
+    if resolution == Resolution.RESEND:
+        if change.kind != Kind.PAYMENT or change.change not in RESENDABLE:
+            raise ApplicationError(
+                "Only a payment deleted or voided in QuickBooks can be sent again; change the other records in "
+                "QuickBooks or accept its version.",
+                code="not_resendable",
+            )
+        mapping = QuickBooksMapping.objects.filter(
+            realm_id=change.realm_id, kind=Kind.PAYMENT, local_key=change.local_key, qbo_id=change.qbo_id
+        ).first()
+        billing_services.payment_export_undone(
+            payment_id=int(change.local_key),
+            note=f"{change.get_change_display()}: to be sent again (change #{change.pk})",
+            user=user,
+        )
+        if mapping is not None:
+            QuickBooksMappingAudit.objects.create(
+                realm_id=change.realm_id,
+                kind=Kind.PAYMENT,
+                local_key=change.local_key,
+                action=QuickBooksMappingAudit.Action.UNLINK,
+                before={"qbo_id": mapping.qbo_id, "sync_token": mapping.sync_token},
+                note=f"{change.get_change_display()}; sent again (change #{change.pk})",
+                by=user,
+            )
+            mapping.delete()
+    change.state, change.resolution = QuickBooksChange.State.RESOLVED, resolution
+    change.resolved_by, change.resolved_at, change.note = user, timezone.now(), note[:500]
+    change.full_clean()
+    change.save(update_fields=["state", "resolution", "resolved_by", "resolved_at", "note"])
+    return change

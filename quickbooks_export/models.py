@@ -723,17 +723,29 @@ class QuickBooksChange(models.Model):
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Resolved"
 
+    class Resolution(models.TextChoices):
+        ACCEPT = "accept", "QuickBooks' version accepted"
+        RESEND = "resend", "FieldSync's sent again"
+        IGNORE = "ignore", "Ignored"
+
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
     local_key = models.CharField(max_length=200)
     qbo_id = models.CharField("QuickBooks Id", max_length=32)
     change = models.CharField(max_length=10, choices=Change.choices)
-    ours = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    theirs = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    ours = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    theirs = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     # How it was found: "webhook" or "cdc".
     found_by = models.CharField(max_length=10)
     detected_at = models.DateTimeField(auto_now_add=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    # What a person decided (changes.change_resolve), who and when: the audit of the "Changed in QuickBooks" page.
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-detected_at", "-id"]

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
+from quickbooks_export import change_views, undo_views
 from quickbooks_export import staff_views as views
-from quickbooks_export import undo_views
 
 app_name = "exports"
 urlpatterns = [
@@ -32,6 +32,8 @@ urlpatterns = [
     path("exports/<int:batch_id>/undo/", undo_views.batch_undo, name="batch_undo"),
     path("payments/<int:payment_id>/undo/", undo_views.payment_undo, name="payment_undo"),
     path("undos/<int:undo_id>/", undo_views.undo_detail, name="undo_detail"),
+    path("quickbooks-changes/", change_views.change_list, name="changes"),
+    path("quickbooks-changes/<int:change_id>/<slug:resolution>/", change_views.change_action, name="change_action"),
     path("manual-handling/", views.manual_items, name="manual_items"),
     path("manual-handling/<int:item_id>/record/", views.manual_item_record, name="manual_item_record"),
 ]
