@@ -36,3 +36,17 @@ def customer_changed_listen(listener: Callable[[int], None]) -> None:
 def customer_changed_notify(*, customer_id: int) -> None:
     for listener in _customer_changed_listeners:
         transaction.on_commit(lambda listener=listener: listener(customer_id), robust=True)
+
+
+_invoice_voided_listeners: list[Callable[[int], None]] = []
+
+
+def invoice_voided_listen(listener: Callable[[int], None]) -> None:
+    """Call `listener(invoice_id)` after each commit that voided an invoice (registered once)."""
+    if listener not in _invoice_voided_listeners:
+        _invoice_voided_listeners.append(listener)
+
+
+def invoice_voided_notify(*, invoice_id: int) -> None:
+    for listener in _invoice_voided_listeners:
+        transaction.on_commit(lambda listener=listener: listener(invoice_id), robust=True)

@@ -341,6 +341,7 @@ def invoice_void(*, invoice: Invoice) -> Invoice:
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = timezone.now()
     invoice.save(update_fields=["status", "voided_at"])
+    hooks.invoice_voided_notify(invoice_id=invoice.pk)
     return invoice
 
 

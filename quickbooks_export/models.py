@@ -588,6 +588,8 @@ class QuickBooksMappingAudit(models.Model):
         UPDATE_CUSTOMER = "update_customer", "Sent FieldSync's change to QuickBooks"
         # ... or not sent, because QuickBooks changed the same details since (a person decides which is right).
         CHANGE_CONFLICT = "change_conflict", "Changed on both sides: not sent"
+        # Voided in FieldSync and then in QuickBooks (voids.py); the link stays, to the voided QuickBooks invoice.
+        VOID = "void", "Voided in QuickBooks"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -718,6 +720,8 @@ class QuickBooksChange(models.Model):
         VOIDED = "voided", "Voided in QuickBooks"
         AMOUNT = "amount", "Amount changed in QuickBooks"
         CUSTOMER = "customer", "Customer changed in QuickBooks"
+        # Voided in FieldSync, but QuickBooks cannot void it as it is (payments still applied, deposited): a person.
+        VOID_BLOCKED = "void_held", "Voided in FieldSync, not in QuickBooks"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"

@@ -87,6 +87,7 @@ Kind = QuickBooksMapping.Kind
 REFUND_RECORDING_KIND = "refund"  # QuickBooksRequest.kind of "Record it in QuickBooks for me" (refund_recording.py)
 UNDO_KIND = "undo"  # QuickBooksRequest.kind of the voids of an undone export (undo.py)
 UPDATE_KIND = "update"  # QuickBooksRequest.kind of sparse updates after export (updates.py)
+VOID_KIND = "void"  # QuickBooksRequest.kind of voids of invoices voided in FieldSync (voids.py)
 CHUNK_SIZE = 30  # payments claimed at a time; also QuickBooks' batch size
 BATCH_SIZE = 30
 # Waits between attempts of one request that QuickBooks throttled or could not answer, within one run.
@@ -924,7 +925,7 @@ def _replay_outbox(run: _Run) -> None:
     the company's later exports. Afterwards no create of this company is in doubt."""
     pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING).exclude(
         # re-sent by their own click (refund_recording.py) or task (undo.py, updates.py), never by the runner
-        kind__in=(REFUND_RECORDING_KIND, UNDO_KIND, UPDATE_KIND)
+        kind__in=(REFUND_RECORDING_KIND, UNDO_KIND, UPDATE_KIND, VOID_KIND)
     )
     stale_before = timezone.now() - timedelta(seconds=settings.EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS)
     for request in pending.order_by("id"):

@@ -109,3 +109,20 @@ def cdc_sweep_task() -> int:
     from .cdc import cdc_sweep
 
     return cdc_sweep()
+
+
+def invoice_void_push_task(invoice_id: int) -> str:
+    """An invoice was voided in FieldSync: void it in QuickBooks, or flag why not (voids.py)."""
+    from .voids import VOID_TASK, invoice_void_push
+
+    result = invoice_void_push(invoice_id=invoice_id)
+    if result == "busy":  # an export of the company runs: try again shortly
+        Schedule.objects.create(
+            func=VOID_TASK,
+            args=repr(invoice_id),
+            schedule_type=Schedule.ONCE,
+            repeats=1,
+            next_run=timezone.now() + timedelta(seconds=30),
+            name=f"invoice-void-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
+        )
+    return result
