@@ -509,7 +509,9 @@ class Books:
             raise faults.unsupported_operation(f"Create for {name}")
         fields = self._writable(name, body)
         fields = self._prepare(name, fields, None)
-        return {name: self._write(name, fields, None)}
+        written = self._write(name, fields, None)
+        self.company.events.append((name, written["Id"], "Create", self.now))
+        return {name: written}
 
     def update(self, name: str, body: dict) -> dict:
         body = normalize(body)
@@ -530,7 +532,9 @@ class Books:
                 merged.update(fields)
                 fields = merged
         fields = self._prepare(name, fields, existing)
-        return {name: self._write(name, fields, existing)}
+        written = self._write(name, fields, existing)
+        self.company.events.append((name, written["Id"], "Update", self.now))
+        return {name: written}
 
     def delete(self, name: str, body: dict) -> dict:
         if name not in DELETABLE:
@@ -544,6 +548,7 @@ class Books:
             )
         del self.entities(name)[existing["Id"]]
         self.company.deleted.setdefault(name, {})[existing["Id"]] = self.now  # for Change Data Capture
+        self.company.events.append((name, existing["Id"], "Delete", self.now))
         _index_unique(self.company, name, existing, None)
         self._after_write(name, existing, None)
         return {name: {"status": "Deleted", "domain": "QBO", "Id": existing["Id"]}}
@@ -571,7 +576,9 @@ class Books:
                 if isinstance(detail, dict) and "Qty" in detail:
                     detail["Qty"] = ZERO
             fields["TxnTaxDetail"] = {"TotalTax": ZERO}
-        return {name: self._write(name, fields, existing)}
+        written = self._write(name, fields, existing)
+        self.company.events.append((name, written["Id"], "Void", self.now))
+        return {name: written}
 
     def cdc(self, entities: str, changed_since: str) -> dict:
         """GET /cdc?entities=Payment,Invoice&changedSince=<ISO time> (Intuit, "Change data capture"): every object

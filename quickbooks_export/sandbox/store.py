@@ -102,6 +102,8 @@ class Company:
         self.unique: dict[str, dict[str, str]] = {}
         # Deleted transactions, for Change Data Capture: entity -> {id: when (epoch)}.
         self.deleted: dict[str, dict[str, float]] = {}
+        # Changes not yet notified by webhook: (entity, id, operation, when). Not persisted.
+        self.events: list[tuple[str, str, str, float]] = []
         self.stats = CompanyStats()
 
     def next_id(self, sequence: str) -> str:
