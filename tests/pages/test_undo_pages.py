@@ -87,3 +87,12 @@ def test_undo_needs_the_csrf_token(office_user, qbo_company):
     strict.force_login(office_user)
     assert strict.post(reverse("exports:batch_undo", args=[batch.pk])).status_code == 403
     assert not ExportUndo.objects.exists()
+
+
+def test_the_payment_page_offers_undo_of_its_export(office_client, qbo_company):
+    _, [payment] = exported_batch(1)
+    detail = reverse("exports:payment_detail", args=[payment.pk])
+    html = office_client.get(detail).content.decode()
+    assert f'href="{reverse("exports:payment_undo", args=[payment.pk])}" id="payment-undo-link"' in html
+    html = office_client.get(reverse("exports:payment_undo", args=[payment.pk])).content.decode()
+    assert "Void 1 payment and 1 invoice in QuickBooks" in html
