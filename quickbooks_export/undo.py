@@ -258,6 +258,11 @@ def export_undo_start(*, user, batch_id: int | None = None, payment_id: int | No
             "Cannot undo: " + " ".join(plan.refusals), code="undo_refused", extra={"reasons": plan.refusals}
         )
     with transaction.atomic():
+        # Two clicks at once: the batch's (or payment's) row lock makes the second see the first's undo.
+        if batch_id is not None:
+            list(ExportBatch.objects.select_for_update().filter(pk=batch_id).values_list("pk", flat=True))
+        else:
+            list(Payment.objects.select_for_update().filter(pk=payment_id).values_list("pk", flat=True))
         if ExportUndo.objects.filter(
             batch_id=batch_id, payment_id=payment_id, state__in=[ExportUndo.State.QUEUED, ExportUndo.State.RUNNING]
         ).exists():

@@ -1,4 +1,4 @@
-"""Automatic export with real row locks and a real django-q2 worker (PostgreSQL only, like test_workers.py)."""
+"""Automatic export and undo with real row locks and a real django-q2 worker (PostgreSQL only, like test_workers.py)."""
 
 import signal
 
@@ -6,11 +6,12 @@ import pytest
 
 from billing.models import Payment
 from quickbooks_export.auto_export import auto_export_settings_update, auto_export_start
-from quickbooks_export.models import AutoExportSettings, ExportBatch, ExportBatchItem
+from quickbooks_export.models import AutoExportSettings, ExportBatch, ExportBatchItem, QuickBooksRequest
+from quickbooks_export.undo import export_undo_run, export_undo_start
 from tests.concurrency import run_at_once
 from tests.factories import CustomerFactory, issued_invoice, pay
 
-from .conftest import connect
+from .conftest import connect, export
 from .test_workers import kill, start_worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -57,3 +58,21 @@ def test_a_payment_that_settles_an_invoice_is_exported_by_the_worker_by_itself(c
     assert (qbo_invoice["DocNumber"], str(qbo_invoice["Balance"])) == ("INV-3100", "0")
     assert len(company.entities("Payment")) == 2
     assert Payment.objects.filter(export_status=S.EXPORTED).count() == 2
+
+
+def test_two_undos_of_one_export_at_the_same_moment_record_one_and_void_each_object_once(company):
+    payments = [pay(issued_invoice(amount="30.00"), "30.00") for _ in range(3)]
+    batch = export(*payments)
+
+    started = run_at_once(*[lambda: export_undo_start(user=None, batch_id=batch.pk) for _ in range(2)])
+    undos = [r for r in started if not isinstance(r, Exception)]
+    assert len(undos) == 1, started
+    assert "already being undone" in str(next(r for r in started if isinstance(r, Exception)))
+
+    results = run_at_once(*[lambda: export_undo_run(undo_id=undos[0].pk) for _ in range(2)])  # a task delivered twice
+    assert "done" in results, results
+    if "busy" in results:  # the other waited for the company's lease: run it as its retry would
+        assert export_undo_run(undo_id=undos[0].pk) == "done"
+    assert QuickBooksRequest.objects.filter(kind="undo").count() == 6  # 3 payments + 3 invoices, once each
+    assert all(str(p["TotalAmt"]) == "0" for p in company.entities("Payment"))
+    assert Payment.objects.filter(export_status=S.NOT_EXPORTED).count() == 3
