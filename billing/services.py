@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from fieldsync.exceptions import ApplicationError, ConflictError
 
+from . import hooks
 from .models import (
     Customer,
     Invoice,
@@ -49,6 +50,7 @@ EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
     ExportStatus.ON_HOLD: frozenset({ExportStatus.NOT_EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.EXCLUDED}),
     ExportStatus.FAILED: frozenset({ExportStatus.QUEUED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.EXCLUDED}),
     ExportStatus.EXCLUDED: frozenset({ExportStatus.NOT_EXPORTED}),
+    # (EXPORTED -> NOT_EXPORTED happens only in payment_export_undone, after QuickBooks voided the payment.)
     ExportStatus.EXPORTED: frozenset(),
     ExportStatus.EXPORTED_MANUALLY: frozenset(),
 }
@@ -134,6 +136,8 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         setattr(customer, field, value.lower() if field == "email" else value)
     _full_clean(customer)
     customer.save(update_fields=list(changes) or None)
+    if changes:
+        hooks.customer_changed_notify(customer_id=customer.pk)
     return customer
 
 
@@ -337,6 +341,7 @@ def invoice_void(*, invoice: Invoice) -> Invoice:
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = timezone.now()
     invoice.save(update_fields=["status", "voided_at"])
+    hooks.invoice_voided_notify(invoice_id=invoice.pk)
     return invoice
 
 
@@ -349,6 +354,8 @@ def _invoice_sync_paid_status(invoice: Invoice) -> None:
     if status != invoice.status:
         invoice.status = status
         invoice.save(update_fields=["status"])
+        if status == Invoice.Status.PAID:
+            hooks.invoice_paid_notify(invoice_id=invoice.pk)
 
 
 # --- Payments -----------------------------------------------------------------------------------------------------
@@ -788,6 +795,31 @@ def payment_export_status_transition(
         payment=payment, from_status=current, to_status=to_status, note=note[:500], by=user
     )
     _refund_items_follow_export(payment=payment, from_status=current)
+    return payment
+
+
+@transaction.atomic
+def payment_export_undone(*, payment_id: int, note: str, user=None) -> Payment:
+    """EXPORTED -> NOT_EXPORTED, for the export app only once QuickBooks has voided the payment (an undone export):
+    QuickBooks keeps it only as a void, so it may be exported again. Deliberately not in EXPORT_TRANSITIONS, so no
+    other path (a page, the API, the admin) can take a payment out of "exported". Raises IllegalExportTransition
+    when the payment is not EXPORTED."""
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    if payment.export_status != ExportStatus.EXPORTED:
+        raise IllegalExportTransition(
+            f"Payment #{payment_id} is {payment.get_export_status_display().lower()}, not exported.",
+            extra={"current": payment.export_status},
+        )
+    payment.export_status, payment.export_reference = ExportStatus.NOT_EXPORTED, ""
+    payment.export_status_changed_at = timezone.now()
+    payment.save(update_fields=["export_status", "export_reference", "export_status_changed_at"])
+    PaymentExportTransition.objects.create(
+        payment=payment,
+        from_status=ExportStatus.EXPORTED,
+        to_status=ExportStatus.NOT_EXPORTED,
+        note=note[:500],
+        by=user,
+    )
     return payment
 
 

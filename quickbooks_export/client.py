@@ -566,6 +566,24 @@ class QuickBooksClient:
                 return rows
             start += page_size
 
+    def cdc(self, entities: list[str], *, changed_since: str) -> dict[str, list[dict]]:
+        """Change Data Capture: entity -> the objects changed since `changed_since` (ISO time), deleted ones as
+        {"Id", "status": "Deleted"}. QuickBooks answers at most 1,000 objects and looks back at most 30 days."""
+        for entity in entities:
+            self._check_entity(entity)
+
+        def send(qb: QuickBooks):
+            url = f"{qb.api_url}/company/{qb.company_id}/cdc"
+            return qb.get(url, params={"entities": ",".join(entities), "changedSince": changed_since})
+
+        answer = self._call(send)
+        result: dict[str, list[dict]] = {entity: [] for entity in entities}
+        for block in answer.get("CDCResponse") or []:
+            for response in block.get("QueryResponse") or []:
+                for entity in entities:
+                    result[entity].extend(response.get(entity) or [])
+        return result
+
     def batch(self, items: list[dict], *, request_id: str | None) -> list[dict]:
         """Send up to 30 items in QBO's batch wire format (`{"bId", "operation", "Payment": {...}}` or
         `{"bId", "Query": "..."}`); returns the BatchItemResponse items (order not guaranteed; match on bId).

@@ -1,7 +1,12 @@
 from django import forms
 
 from quickbooks_export.connection import MappingChoices, QboChoice
-from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS, QuickBooksMappingSettings
+from quickbooks_export.models import (
+    PAYMENT_METHOD_KEYS,
+    PAYMENT_METHOD_LABELS,
+    AutoExportSettings,
+    QuickBooksMappingSettings,
+)
 
 NONE_CHOICE = ("", "— none —")
 QUICKBOOKS_DEFAULT_DEPOSIT = ("", "QuickBooks default (Undeposited Funds)")
@@ -91,3 +96,25 @@ class TaxCodeMappingForm(forms.Form):
 
     def per_rate(self) -> dict[int, str]:
         return {rate.pk: self.cleaned_data.get(f"rate_{rate.pk}", "") for rate in self.rates}
+
+
+class AutoExportForm(forms.Form):
+    """When FieldSync exports by itself (auto_export.py)."""
+
+    mode = forms.ChoiceField(
+        label="Export to QuickBooks automatically",
+        choices=AutoExportSettings.Mode.choices,
+        widget=forms.RadioSelect,
+    )
+    nightly_at = forms.TimeField(
+        label="Time of the nightly export",
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text="Only for “Every night”. The company's local time.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("mode") == AutoExportSettings.Mode.NIGHTLY and cleaned.get("nightly_at") is None:
+            self.add_error("nightly_at", "Choose the time of the nightly export, e.g. 22:00.")
+        return cleaned

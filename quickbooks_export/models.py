@@ -364,6 +364,8 @@ class ExportBatch(models.Model):
         API = "api", "API"
         COMMAND = "command", "Command line"
         RETRY = "retry", "Retry"
+        # Started by FieldSync itself: an invoice became fully paid, or the hourly / nightly schedule (auto_export.py).
+        AUTOMATIC = "automatic", "Automatic"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -580,6 +582,14 @@ class QuickBooksMappingAudit(models.Model):
         UPDATE_INVOICE = "update_invoice", "Updated the QuickBooks invoice to match FieldSync"
         REACTIVATE = "reactivate", "Made active again in QuickBooks"
         CHECK_AGAIN = "check_again", "Checked again"
+        # The QuickBooks object was voided by an undo of the export that created it (undo.py); the link is gone.
+        UNDO = "undo", "Voided in QuickBooks by an undo"
+        # A change made in FieldSync after the export, sent to QuickBooks as a sparse update (updates.py) ...
+        UPDATE_CUSTOMER = "update_customer", "Sent FieldSync's change to QuickBooks"
+        # ... or not sent, because QuickBooks changed the same details since (a person decides which is right).
+        CHANGE_CONFLICT = "change_conflict", "Changed on both sides: not sent"
+        # Voided in FieldSync and then in QuickBooks (voids.py); the link stays, to the voided QuickBooks invoice.
+        VOID = "void", "Voided in QuickBooks"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -597,3 +607,174 @@ class QuickBooksMappingAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.kind} {self.local_key} by {self.by_id or 'system'}"
+
+
+class AutoExportSettings(models.Model):
+    """When FieldSync exports by itself (per QuickBooks company; off until someone turns it on).
+
+    Changed only through auto_export.auto_export_settings_update, which keeps the django-q2 schedules in step."""
+
+    class Mode(models.TextChoices):
+        OFF = "off", "Off: export only when someone asks"
+        WHEN_PAID = "when_paid", "As soon as an invoice is fully paid"
+        HOURLY = "hourly", "Every hour"
+        NIGHTLY = "nightly", "Every night at a chosen time"
+
+    realm_id = models.CharField("realm id", max_length=32, unique=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.OFF)
+    # Local time (settings.TIME_ZONE) of the nightly export; only used in NIGHTLY mode.
+    nightly_at = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "automatic export settings"
+        verbose_name_plural = "automatic export settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(mode="nightly") | Q(nightly_at__isnull=False), name="auto_export_nightly_has_time"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Automatic export for realm {self.realm_id}: {self.get_mode_display()}"
+
+
+class ExportUndo(models.Model):
+    """Undoing an export (a batch, or one payment): what was to be voided in QuickBooks, by whom, and how it ended.
+
+    `plan` is what the confirmation page showed, checked against QuickBooks just before: one entry per object, in the
+    order QuickBooks needs (payments, then invoices), each {entity, qbo_id, sync_token, local_key, label, amount}.
+    Each void goes through the outbox with a request id per QuickBooks object, so an object is voided once whatever
+    runs twice (undo.py)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Voiding in QuickBooks"
+        DONE = "done", "Done"
+        STOPPED = "stopped", "Stopped: needs a person"
+
+    realm_id = models.CharField(max_length=32)
+    batch = models.ForeignKey(ExportBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="undos")
+    payment = models.ForeignKey("billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    plan = models.JSONField(encoder=DjangoJSONEncoder)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    # Why it stopped, in plain words, with QuickBooks' code when QuickBooks refused.
+    message = models.TextField(blank=True)
+    voided_payments = models.PositiveIntegerField(default=0)
+    voided_invoices = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(batch__isnull=False) | Q(payment__isnull=False), name="export_undo_has_a_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = f"Export #{self.batch_id}" if self.batch_id else f"payment #{self.payment_id}"
+        return f"Undo of {what} ({self.state})"
+
+
+class QuickBooksEvent(models.Model):
+    """One change notification from Intuit's webhooks, kept once (event_id is unique: Intuit may deliver an event
+    more than once) until the change it names has been checked (webhooks.py)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be checked"
+        CHECKED = "checked", "Checked"
+        IGNORED = "ignored", "Not about anything FieldSync exported"
+
+    # CloudEvents' `id`; for the older eventNotifications format (no id), realm|entity|id|operation|lastUpdated.
+    event_id = models.CharField(max_length=200, unique=True)
+    realm_id = models.CharField(max_length=32)
+    entity = models.CharField(max_length=30)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    operation = models.CharField(max_length=20)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.qbo_id} {self.operation} ({self.state})"
+
+
+class QuickBooksChange(models.Model):
+    """Something FieldSync exported that is no longer as exported in QuickBooks: deleted, voided, another amount or
+    another customer. One open row per object and kind of change; both versions kept for a person to compare."""
+
+    class Change(models.TextChoices):
+        DELETED = "deleted", "Deleted in QuickBooks"
+        VOIDED = "voided", "Voided in QuickBooks"
+        AMOUNT = "amount", "Amount changed in QuickBooks"
+        CUSTOMER = "customer", "Customer changed in QuickBooks"
+        # Voided in FieldSync, but QuickBooks cannot void it as it is (payments still applied, deposited): a person.
+        VOID_BLOCKED = "void_held", "Voided in FieldSync, not in QuickBooks"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    class Resolution(models.TextChoices):
+        ACCEPT = "accept", "QuickBooks' version accepted"
+        RESEND = "resend", "FieldSync's sent again"
+        IGNORE = "ignore", "Ignored"
+
+    realm_id = models.CharField(max_length=32)
+    kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
+    local_key = models.CharField(max_length=200)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    change = models.CharField(max_length=10, choices=Change.choices)
+    ours = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    theirs = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # How it was found: "webhook" or "cdc".
+    found_by = models.CharField(max_length=10)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    # What a person decided (changes.change_resolve), who and when: the audit of the "Changed in QuickBooks" page.
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["realm_id", "kind", "qbo_id", "change"],
+                condition=Q(state="open"),
+                name="qbo_change_one_open_per_object",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_change_display()}: {self.kind} {self.local_key} (QuickBooks {self.qbo_id})"
+
+
+class QuickBooksCdcCheckpoint(models.Model):
+    """Where the Change Data Capture sweep of one company and entity continues from (cdc.py)."""
+
+    realm_id = models.CharField(max_length=32)
+    entity = models.CharField(max_length=30)
+    changed_since = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["realm_id", "entity"], name="qbo_cdc_checkpoint_unique")]
+
+    def __str__(self) -> str:
+        return f"CDC {self.entity} of {self.realm_id} since {self.changed_since:%Y-%m-%d %H:%M}"

@@ -86,6 +86,9 @@ Outcome = ExportBatchItem.Outcome
 Kind = QuickBooksMapping.Kind
 
 REFUND_RECORDING_KIND = "refund"  # QuickBooksRequest.kind of "Record it in QuickBooks for me" (refund_recording.py)
+UNDO_KIND = "undo"  # QuickBooksRequest.kind of the voids of an undone export (undo.py)
+UPDATE_KIND = "update"  # QuickBooksRequest.kind of sparse updates after export (updates.py)
+VOID_KIND = "void"  # QuickBooksRequest.kind of voids of invoices voided in FieldSync (voids.py)
 CHUNK_SIZE = 30  # payments claimed at a time; also QuickBooks' batch size
 BATCH_SIZE = 30
 # Waits between attempts of one request that QuickBooks throttled or could not answer, within one run.
@@ -949,7 +952,8 @@ def _replay_outbox(run: _Run) -> None:
     answer cannot be recorded (a permanent error) is closed with the reason and its payments fail: it never blocks
     the company's later exports. Afterwards no create of this company is in doubt."""
     pending = QuickBooksRequest.objects.filter(realm_id=run.realm_id, state=QuickBooksRequest.State.PENDING).exclude(
-        kind=REFUND_RECORDING_KIND  # re-sent by their own click (refund_recording.py), never by the runner
+        # re-sent by their own click (refund_recording.py) or task (undo.py, updates.py), never by the runner
+        kind__in=(REFUND_RECORDING_KIND, UNDO_KIND, UPDATE_KIND, VOID_KIND)
     )
     stale_before = timezone.now() - timedelta(seconds=settings.EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS)
     for request in pending.order_by("id"):
@@ -1670,6 +1674,14 @@ def _hold_invoice(run: _Run, invoice: Invoice, qbo_id: str, problem, *, amount_t
 
 def _invoice_mismatch(invoice: Invoice, row: dict, customer_id: str | None) -> str:
     theirs_total = Decimal(str(row.get("TotalAmt", "0")))
+    if theirs_total == 0 and str(row.get("PrivateNote", "")).startswith("Voided") and invoice.total != 0:
+        # Voided (by a person, or by undoing an export): QuickBooks keeps the number on the void and refuses a
+        # second invoice with it (6140) while the company uses its own invoice numbers.
+        return (
+            f"QuickBooks invoice {row['Id']} with number {invoice.number} is voided, and QuickBooks will not take a "
+            "second invoice with the same number. Renumber the voided invoice in QuickBooks (e.g. add “-void”), "
+            "then retry."
+        )
     theirs_customer = str((row.get("CustomerRef") or {}).get("value", ""))
     if customer_id is not None and theirs_customer != str(customer_id):
         return (

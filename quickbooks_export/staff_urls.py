@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from quickbooks_export import change_views, undo_views
 from quickbooks_export import staff_views as views
 
 app_name = "exports"
@@ -28,6 +29,11 @@ urlpatterns = [
     path("exports/<int:batch_id>/progress/", views.batch_progress, name="batch_progress"),
     path("exports/<int:batch_id>/records/<str:outcome>/", views.batch_items, name="batch_items"),
     path("exports/<int:batch_id>/retry/", views.batch_retry_failed, name="batch_retry_failed"),
+    path("exports/<int:batch_id>/undo/", undo_views.batch_undo, name="batch_undo"),
+    path("payments/<int:payment_id>/undo/", undo_views.payment_undo, name="payment_undo"),
+    path("undos/<int:undo_id>/", undo_views.undo_detail, name="undo_detail"),
+    path("quickbooks-changes/", change_views.change_list, name="changes"),
+    path("quickbooks-changes/<int:change_id>/<slug:resolution>/", change_views.change_action, name="change_action"),
     path("manual-handling/", views.manual_items, name="manual_items"),
     path("manual-handling/<int:item_id>/record/", views.manual_item_record, name="manual_item_record"),
 ]

@@ -62,3 +62,81 @@ def export_sweep_task() -> int:
     for realm_id in realms:
         enqueue_export_run(realm_id)
     return len(realms)
+
+
+def auto_export_task(trigger: str = "") -> int | None:
+    """Automatic export (on payment, hourly or nightly): queue what is newly ready; returns the batch id or None."""
+    from .auto_export import auto_export_start
+
+    batch = auto_export_start()
+    logger.info("Automatic export (%s): %s", trigger or "asked", f"Export #{batch.pk}" if batch else "nothing new")
+    return batch.pk if batch is not None else None
+
+
+def auto_export_summary_task() -> int:
+    """Daily: e-mail what failed or is held to the people who may export; returns how many were e-mailed."""
+    from .auto_export import auto_export_summary_send
+
+    return auto_export_summary_send()
+
+
+UNDO_TASK = "quickbooks_export.tasks.export_undo_run_task"
+
+
+def export_undo_run_task(undo_id: int) -> str:
+    from .undo import export_undo_run
+
+    return export_undo_run(undo_id=undo_id)
+
+
+def enqueue_undo_run(undo_id: int, *, delay: float = 0.0) -> None:
+    """Queue the voids of an undo now, or after `delay` seconds (the company's exporter was busy, or QuickBooks)."""
+    if delay <= 0:
+        async_task(UNDO_TASK, undo_id, task_name=f"undo-{undo_id}-{timezone.now():%H%M%S%f}")
+        return
+    Schedule.objects.create(
+        func=UNDO_TASK,
+        args=repr(undo_id),
+        schedule_type=Schedule.ONCE,
+        repeats=1,
+        next_run=timezone.now() + timedelta(seconds=delay),
+        name=f"undo-{undo_id}-retry-{timezone.now():%H%M%S%f}",
+    )
+
+
+def customer_update_push_task(customer_id: int) -> str:
+    """A customer's details changed in FieldSync: send them to QuickBooks when that is safe (updates.py)."""
+    from .updates import customer_update_push
+
+    return customer_update_push(customer_id=customer_id)
+
+
+def webhook_events_check_task() -> int:
+    """QuickBooks notified changes: check the objects they name against QuickBooks and FieldSync (changes.py)."""
+    from .changes import webhook_events_check
+
+    return webhook_events_check()
+
+
+def cdc_sweep_task() -> int:
+    """Every 15 minutes: what changed in QuickBooks since the last sweep (cdc.py), in case a webhook was lost."""
+    from .cdc import cdc_sweep
+
+    return cdc_sweep()
+
+
+def invoice_void_push_task(invoice_id: int) -> str:
+    """An invoice was voided in FieldSync: void it in QuickBooks, or flag why not (voids.py)."""
+    from .voids import VOID_TASK, invoice_void_push
+
+    result = invoice_void_push(invoice_id=invoice_id)
+    if result == "busy":  # an export of the company runs: try again shortly
+        Schedule.objects.create(
+            func=VOID_TASK,
+            args=repr(invoice_id),
+            schedule_type=Schedule.ONCE,
+            repeats=1,
+            next_run=timezone.now() + timedelta(seconds=30),
+            name=f"invoice-void-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
+        )
+    return result

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from quickbooks_export import views
+from quickbooks_export import views, webhooks
 
 app_name = "quickbooks_export"
 urlpatterns = [
@@ -11,4 +11,6 @@ urlpatterns = [
     path("mapping/", views.mapping_update, name="mapping"),
     path("company/refresh/", views.company_refresh, name="company_refresh"),
     path("tax-codes/", views.tax_codes_update, name="tax_codes"),
+    path("automatic-export/", views.auto_export_update, name="auto_export"),
+    path("webhooks/", webhooks.webhook_receive, name="webhooks"),
 ]

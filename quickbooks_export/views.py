@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import TaxRate
 from fieldsync.exceptions import ApplicationError
+from quickbooks_export.auto_export import auto_export_settings_get, auto_export_settings_update
 from quickbooks_export.company import company_profile_get, company_profile_refresh, tax_code_mapping_update
 from quickbooks_export.connection import (
     connection_authorization_cancel,
@@ -18,7 +19,7 @@ from quickbooks_export.connection import (
     mapping_settings_update,
 )
 from quickbooks_export.errors import QuickBooksError
-from quickbooks_export.forms import MappingSettingsForm, TaxCodeMappingForm
+from quickbooks_export.forms import AutoExportForm, MappingSettingsForm, TaxCodeMappingForm
 from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS, QuickBooksTaxCodeMapping
 
 MANAGE_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
@@ -40,7 +41,12 @@ def _tax_form(realm_id: str, profile, mapping, data=None) -> TaxCodeMappingForm 
 
 
 def _render_settings(
-    request, *, form: MappingSettingsForm | None = None, tax_form: TaxCodeMappingForm | None = None, status: int = 200
+    request,
+    *,
+    form: MappingSettingsForm | None = None,
+    tax_form: TaxCodeMappingForm | None = None,
+    auto_form: AutoExportForm | None = None,
+    status: int = 200,
 ):
     connection = connection_get_latest()
     current = connection if connection is not None and connection.is_current else None
@@ -57,7 +63,12 @@ def _render_settings(
     profile = company_profile_get(realm_id=current.realm_id) if current else None
     if tax_form is None and can_manage and current is not None:
         tax_form = _tax_form(current.realm_id, profile, mapping)
+    auto = auto_export_settings_get(realm_id=current.realm_id) if current else None
+    if auto_form is None and can_manage and auto is not None:
+        auto_form = AutoExportForm(initial={"mode": auto.mode, "nightly_at": auto.nightly_at})
     context = {
+        "auto": auto,
+        "auto_form": auto_form,
         "profile": profile,
         "tax_form": tax_form,
         "connection": connection,
@@ -220,3 +231,34 @@ def tax_codes_update(request):
     else:
         messages.success(request, "Tax codes saved.")
     return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def auto_export_update(request):
+    connection = connection_get_latest()
+    if connection is None or not connection.is_current:
+        messages.error(request, "Connect QuickBooks before choosing automatic export.")
+        return redirect("quickbooks_export:settings")
+    form = AutoExportForm(request.POST)
+    if not form.is_valid():
+        return _render_settings(request, auto_form=form, status=400)
+    row = auto_export_settings_update(
+        realm_id=connection.realm_id,
+        mode=form.cleaned_data["mode"],
+        nightly_at=form.cleaned_data["nightly_at"],
+        user=request.user,
+    )
+    messages.success(request, f"Automatic export: {_auto_words(row)}.")
+    return redirect("quickbooks_export:settings")
+
+
+def _auto_words(row) -> str:
+    if row.mode == row.Mode.NIGHTLY:
+        return f"every night at {row.nightly_at:%H:%M}"
+    return {
+        row.Mode.OFF: "off",
+        row.Mode.WHEN_PAID: "as soon as an invoice is fully paid",
+        row.Mode.HOURLY: "every hour",
+    }[row.mode]

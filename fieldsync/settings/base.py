@@ -234,6 +234,8 @@ QBO_DISCOVERY_URL = env.str(
 QBO_API_BASE_URL = env.str("QBO_API_BASE_URL", default=QBO_SANDBOX_URL if _qbo_local else "")
 QBO_MINOR_VERSION = env.int("QBO_MINOR_VERSION", default=75)
 QBO_HTTP_TIMEOUT_SECONDS = env.float("QBO_HTTP_TIMEOUT_SECONDS", default=30.0)
+# Intuit's webhook verifier token (developer portal → Webhooks → Show token); without it every webhook is refused.
+QBO_WEBHOOK_VERIFIER_TOKEN = env.str("QBO_WEBHOOK_VERIFIER_TOKEN", default="")
 
 # Keys for encrypting OAuth tokens at rest (MultiFernet: the first key encrypts, every key decrypts, so keys can be
 # rotated by putting a new one first). Generate one with:
@@ -255,6 +257,9 @@ EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
 EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS = env.float("EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS", default=900.0)
 # The longest wait for a throttled request inside one run; longer waits hand over to a later run.
 EXPORT_MAX_RETRY_AFTER_SECONDS = env.float("EXPORT_MAX_RETRY_AFTER_SECONDS", default=60.0)
+# Automatic export's daily summary e-mail goes through Django's e-mail: printed to the console unless configured.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="fieldsync@localhost")
 
 # --- REST API (fieldsync.api) -------------------------------------------------------------------------------------
 # The largest request body the API reads (bytes); larger ones get 413 request_too_large without being read.

@@ -20,6 +20,7 @@ from .store import ENTITY_NAMES, Company, qbo_datetime, qbo_time
 
 MAX_BATCH_ITEMS = 30
 MAX_BATCH_ID_WITH_REQUESTID = 10  # Intuit: "For each batch ID, only 10 characters are allowed when RequestID is..."
+MAX_CDC_OBJECTS = 1000  # Intuit: a Change Data Capture answer holds at most 1,000 objects
 SYSTEM_FIELDS = frozenset({"Id", "SyncToken", "MetaData", "domain", "sparse", "status", "time"})
 DECIMAL_KEYS = frozenset({
     "Amount", "TotalAmt", "UnitPrice", "Qty", "TotalTax", "Balance", "UnappliedAmt", "Deposit", "ExchangeRate",
@@ -508,7 +509,9 @@ class Books:
             raise faults.unsupported_operation(f"Create for {name}")
         fields = self._writable(name, body)
         fields = self._prepare(name, fields, None)
-        return {name: self._write(name, fields, None)}
+        written = self._write(name, fields, None)
+        self.company.events.append((name, written["Id"], "Create", self.now))
+        return {name: written}
 
     def update(self, name: str, body: dict) -> dict:
         body = normalize(body)
@@ -529,7 +532,9 @@ class Books:
                 merged.update(fields)
                 fields = merged
         fields = self._prepare(name, fields, existing)
-        return {name: self._write(name, fields, existing)}
+        written = self._write(name, fields, existing)
+        self.company.events.append((name, written["Id"], "Update", self.now))
+        return {name: written}
 
     def delete(self, name: str, body: dict) -> dict:
         if name not in DELETABLE:
@@ -542,6 +547,8 @@ class Books:
                 f"Invoice {existing['Id']} has payments applied; delete or change those payments first."
             )
         del self.entities(name)[existing["Id"]]
+        self.company.deleted.setdefault(name, {})[existing["Id"]] = self.now  # for Change Data Capture
+        self.company.events.append((name, existing["Id"], "Delete", self.now))
         _index_unique(self.company, name, existing, None)
         self._after_write(name, existing, None)
         return {name: {"status": "Deleted", "domain": "QBO", "Id": existing["Id"]}}
@@ -569,7 +576,48 @@ class Books:
                 if isinstance(detail, dict) and "Qty" in detail:
                     detail["Qty"] = ZERO
             fields["TxnTaxDetail"] = {"TotalTax": ZERO}
-        return {name: self._write(name, fields, existing)}
+        written = self._write(name, fields, existing)
+        self.company.events.append((name, written["Id"], "Void", self.now))
+        return {name: written}
+
+    def cdc(self, entities: str, changed_since: str) -> dict:
+        """GET /cdc?entities=Payment,Invoice&changedSince=<ISO time> (Intuit, "Change data capture"): every object
+        of those entities changed since then, deleted ones as {"Id", "status": "Deleted", "MetaData"}. Intuit:
+        changedSince may go back at most 30 days, and one answer holds at most 1,000 objects. Which ones a capped
+        answer keeps, and the code of the 30-day refusal, are *unconfirmed*: the sandbox keeps the oldest 1,000 (by
+        LastUpdatedTime) and answers 6000."""
+        from datetime import datetime, timedelta
+
+        try:
+            since = datetime.fromisoformat(changed_since.replace("Z", "+00:00"))
+        except ValueError:
+            raise faults.invalid_property(f"changedSince {changed_since!r} is not a date and time") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=qbo_datetime(self.now).tzinfo)
+        if since < qbo_datetime(self.now) - timedelta(days=30):
+            raise faults.business_validation("changedSince must be within the last 30 days.")
+        names = [n for n in ENTITY_NAMES for wanted in entities.split(",") if n.casefold() == wanted.strip().casefold()]
+        if not names:
+            raise faults.required_param_missing("entities")
+        found: list[tuple[datetime, str, dict]] = []
+        for name in names:
+            for entity in self.entities(name).values():
+                updated = datetime.fromisoformat(entity["MetaData"]["LastUpdatedTime"])
+                if updated >= since:
+                    found.append((updated, name, entity))
+            for entity_id, when in self.company.deleted.get(name, {}).items():
+                updated = qbo_datetime(when)
+                if updated >= since:
+                    tombstone = {"Id": entity_id, "status": "Deleted", "domain": "QBO"}
+                    tombstone["MetaData"] = {"LastUpdatedTime": qbo_time(when)}
+                    found.append((updated, name, tombstone))
+        found.sort(key=lambda item: item[0])
+        found = found[:MAX_CDC_OBJECTS]
+        responses = []
+        for name in names:
+            rows = [copy.deepcopy(entity) for _, n, entity in found if n == name]
+            responses.append({name: rows, "startPosition": 1, "maxResults": len(rows)})
+        return {"CDCResponse": [{"QueryResponse": responses}]}
 
     def query(self, text: str) -> dict:
         parsed = query.parse(text)

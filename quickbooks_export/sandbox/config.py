@@ -38,6 +38,15 @@ class SandboxConfig:
     # /_sandbox/companies endpoint or authorize() without a realm get when they do not name one.
     company_profile: str = "us-ast"
     company_seed: str | None = None
+    # Webhooks (sandbox/webhooks.py): where to POST signed change notifications ("" = none), the verifier token that
+    # signs them, the format ("cloudevents" or "legacy" eventNotifications), and switches to send them late, twice, or
+    # not at all (what Intuit's delivery can do).
+    webhook_url: str = ""
+    webhook_verifier_token: str = ""
+    webhook_format: str = "cloudevents"
+    webhook_delay: float = 0.0
+    webhook_duplicate: bool = False
+    webhook_drop: bool = False
 
 
 class ManualClock:

@@ -21,7 +21,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from . import faults, pages, profiles
+from . import faults, pages, profiles, webhooks
 from .accounting import ENTITY_BY_PATH, Books, rebuild_indexes, seed_company
 from .config import Clock, SandboxConfig
 from .faults import QboFault
@@ -144,6 +144,11 @@ class SandboxApp:
     def changed(self) -> None:
         if self.data_file is not None:
             self.data_file.mark_dirty()
+        for company in self.store.all():
+            with company.lock:
+                events, company.events = company.events, []
+            if events and self.config.webhook_url:
+                webhooks.emit(self.config, company.realm_id, events)
 
     def close(self) -> None:
         if self.data_file is not None:
@@ -579,6 +584,8 @@ class SandboxApp:
                 }
                 return {"BatchItemResponse": [{"bId": first.get("bId", ""), "Fault": fault}, *answers]}
             return books.batch(body, requestid)
+        if head == "cdc" and len(parts) == 1 and request.method == "GET":
+            return books.cdc(request.query.get("entities", ""), request.query.get("changedSince", ""))
         name = ENTITY_BY_PATH.get(head)
         if name == "Preferences" and len(parts) == 1 and request.method == "GET":
             return books.preferences()  # python-quickbooks: Preferences.get(qb=...) -> GET /preferences

@@ -100,6 +100,10 @@ class Company:
         self.applications: dict[str, dict[str, Decimal]] = {}
         # Derived: entity -> {casefolded unique name or DocNumber: id}, so uniqueness checks stay O(1).
         self.unique: dict[str, dict[str, str]] = {}
+        # Deleted transactions, for Change Data Capture: entity -> {id: when (epoch)}.
+        self.deleted: dict[str, dict[str, float]] = {}
+        # Changes not yet notified by webhook: (entity, id, operation, when). Not persisted.
+        self.events: list[tuple[str, str, str, float]] = []
         self.stats = CompanyStats()
 
     def next_id(self, sequence: str) -> str:
@@ -122,6 +126,7 @@ class Company:
                 "counters": dict(self.counters),
                 "next_doc_number": self.next_doc_number,
                 "requestids": [[key, status, body.decode()] for key, (status, body) in self.requestids.items()],
+                "deleted": copy.deepcopy(self.deleted),
             }
 
     @classmethod
@@ -133,6 +138,7 @@ class Company:
         company.next_doc_number = data["next_doc_number"]
         for key, status, body in data["requestids"]:
             company.requestids[key] = (status, body.encode())
+        company.deleted = data.get("deleted", {})
         return company
 
 

@@ -50,10 +50,10 @@ def test_user_without_permission_sees_the_page_read_only(viewer_client):
     assert "Acme Plumbing" in html and "9130350000000001" in html and "badge ok" in html
     for action in ("Connect to QuickBooks", "Reconnect", "Disconnect", "Save mapping", "<select"):
         assert action not in html
-    # Ours: the connection (page), the mapping (page), the company profile (page, issue 9) and the connection state
-    # (banner, context processor).
+    # Ours: the connection (page), the mapping (page), the company profile (page, issue 9), the automatic export
+    # setting (page, issue 13) and the connection state (banner, context processor).
     ours = [q["sql"] for q in queries.captured_queries if "quickbooks_export_" in q["sql"]]
-    assert len(ours) == 4
+    assert len(ours) == 5
 
 
 @pytest.mark.django_db

@@ -1,0 +1,58 @@
+"""The "Changed in QuickBooks" page: each difference found by webhook or by the sweep, both versions side by side,
+and a person's decision (POST + CSRF, audited). Thin: the rules are in changes.py."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from fieldsync.exceptions import ApplicationError
+from quickbooks_export.changes import RESENDABLE, change_resolve
+from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
+
+EXPORT_PERMISSION = "quickbooks_export.export_payments"
+view_required = permission_required("quickbooks_export.view_exportbatch", raise_exception=True)
+export_required = permission_required(EXPORT_PERMISSION, raise_exception=True)
+LIMIT = 200
+
+
+@login_required
+@view_required
+@require_GET
+def change_list(request: HttpRequest) -> HttpResponse:
+    """Open changes first, then the latest decided ones (one query, whatever the number)."""
+    open_changes = list(
+        QuickBooksChange.objects.filter(state=QuickBooksChange.State.OPEN).order_by("-detected_at", "-id")[:LIMIT]
+    )
+    decided = list(
+        QuickBooksChange.objects.filter(state=QuickBooksChange.State.RESOLVED)
+        .select_related("resolved_by")
+        .order_by("-resolved_at", "-id")[:50]
+    )
+    for change in open_changes:
+        change.resendable = change.kind == QuickBooksMapping.Kind.PAYMENT and change.change in RESENDABLE
+    context = {
+        "nav": "changes",
+        "open_changes": open_changes,
+        "decided": decided,
+        "can_export": request.user.has_perm(EXPORT_PERMISSION),
+    }
+    return render(request, "exports/changes.html", context)
+
+
+@login_required
+@export_required
+@require_POST
+def change_action(request: HttpRequest, change_id: int, resolution: str) -> HttpResponse:
+    try:
+        change = change_resolve(
+            change_id=change_id, resolution=resolution, user=request.user, note=request.POST.get("note", "")
+        )
+    except QuickBooksChange.DoesNotExist:
+        messages.error(request, "That change is no longer listed.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{change.get_resolution_display()}: {change.get_kind_display()} {change.local_key}.")
+    return redirect("exports:changes")
