@@ -129,13 +129,22 @@ def invoice_paid_listener(invoice_id: int) -> None:
         async_task(AUTO_EXPORT_TASK, Mode.WHEN_PAID, task_name=f"auto-export-invoice-{invoice_id}")
 
 
+def _exports_go_to_desktop() -> bool:
+    """Automatic export drives QuickBooks Online. When the installation exports to QuickBooks Desktop instead, the
+    Web Connector's own schedule is what runs exports, and an automatic run must never post to the Online company
+    that may still be connected."""
+    from quickbooks_desktop.services import desktop_is_target  # the Desktop app builds on this one: import late
+
+    return desktop_is_target()
+
+
 def auto_export_start() -> ExportBatch | None:
     """Queue, in one batch with source AUTOMATIC, every payment that is ready and was never tried.
 
     Returns the batch, or None when automatic export is off, no company is connected, or nothing is new. Safe to run
     any number of times at once (see the module docstring)."""
     realm_id = _current_realm()
-    if realm_id is None:
+    if realm_id is None or _exports_go_to_desktop():
         return None
     with transaction.atomic():
         row = AutoExportSettings.objects.select_for_update().filter(realm_id=realm_id).first()

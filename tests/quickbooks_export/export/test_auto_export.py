@@ -91,6 +91,20 @@ def test_automatic_runs_queue_each_payment_once_however_often_they_run(qbo_compa
     assert len(qbo_company.entities("Payment")) == 1
 
 
+def test_automatic_runs_never_post_to_online_while_exports_go_to_desktop(qbo_company):
+    from quickbooks_desktop.models import DesktopConnection
+
+    auto_export_settings_update(realm_id=qbo_company.realm_id, mode=Mode.HOURLY, nightly_at=None, user=None)
+    DesktopConnection.objects.create(use_desktop=True)
+    invoice = issued_invoice(amount="80.00")
+    payment = pay(invoice, "80.00")
+
+    assert auto_export_start() is None
+    payment.refresh_from_db()
+    assert payment.export_status == S.NOT_EXPORTED
+    assert not ExportBatch.objects.exists() and qbo_company.entities("Payment") == []
+
+
 def test_automatic_runs_leave_failed_payments_to_a_person(qbo_company):
     """A payment that failed is not retried by itself every hour: it waits for someone (and the summary says so)."""
     auto_export_settings_update(realm_id=qbo_company.realm_id, mode=Mode.HOURLY, nightly_at=None, user=None)
