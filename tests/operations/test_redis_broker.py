@@ -16,6 +16,7 @@ import pytest
 import redis
 from django.db import connection
 from django_q.brokers.redis_broker import Redis as RedisBroker
+from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
@@ -80,7 +81,12 @@ def redis_broker(cluster_name: str) -> RedisBroker:
     return broker
 
 
-def test_a_qcluster_on_redis_exports_and_the_sweep_recovers_a_lost_task(qbo_sandbox_factory, settings, cluster_name):
+def test_a_qcluster_on_redis_exports_and_the_sweep_recovers_a_lost_task(
+    qbo_sandbox_factory, settings, cluster_name, monkeypatch
+):
+    # django-q2 signs every task with the cluster's name as salt: the web process and the worker share
+    # FIELDSYNC_Q_CLUSTER_NAME in a deployment, so this test process signs with the worker's name too.
+    monkeypatch.setattr(Conf, "PREFIX", cluster_name)
     company = connect(qbo_sandbox_factory(latency_ms=5), settings)
     first = paid_invoices(20, customers=5)
     second = paid_invoices(20, customers=5)
