@@ -5,12 +5,14 @@ The admin is for looking and for fixing master data (customers' names and addres
 not a side door: invoices, payments, refunds and manual-handling items have export consequences (what QuickBooks
 receives, "exported is final", a payment's customer = its invoices' customer), so they are created and changed only
 through billing.services — on the staff pages and the API — and are view-only here, with no "Add" and no delete.
-A job's number and customer are fixed once it exists (invoices point at it).
+A job's number and customer are fixed once it exists (invoices point at it); so is a customer's business unit (its
+records and QuickBooks company follow it), and a job's unit is its customer's.
 """
 
 from django.contrib import admin
 
 from .models import (
+    BusinessUnit,
     Customer,
     Invoice,
     InvoiceLine,
@@ -61,10 +63,24 @@ class TaxRateAdmin(admin.ModelAdmin):
         return False  # billing.services.tax_rate_create (API / seed) validates the percentage
 
 
+@admin.register(BusinessUnit)
+class BusinessUnitAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its records are PROTECTed; a unit is never deleted to "fix" books
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["display_name", "company_name", "email", "phone", "billing_city"]
+    list_display = ["display_name", "company_name", "email", "phone", "billing_city", "business_unit"]
+    list_filter = ["business_unit"]
+    list_select_related = ["business_unit"]
     search_fields = ["display_name", "company_name", "email", "phone"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["business_unit"] if obj is not None else []
 
     def has_delete_permission(self, request, obj=None):
         return False  # a customer may be in QuickBooks already; nothing is deleted to "fix" books
@@ -81,6 +97,13 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Invoices of this job belong to its customer and QuickBooks knows it by number: both are fixed once saved.
         return ["number", "customer"] if obj is not None else []
+
+    def get_exclude(self, request, obj=None):
+        return ["business_unit"]  # always the customer's
+
+    def save_model(self, request, obj, form, change):
+        obj.business_unit_id = obj.customer.business_unit_id
+        super().save_model(request, obj, form, change)
 
     def has_delete_permission(self, request, obj=None):
         return False

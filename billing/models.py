@@ -40,7 +40,40 @@ def _default_currency() -> str:
     return settings.FIELDSYNC_CURRENCY
 
 
+class BusinessUnit(models.Model):
+    """A store, franchise or location that keeps its own books: one QuickBooks company per unit.
+
+    Customers, jobs, invoices and payments belong to exactly one unit (a job's, invoice's and payment's unit is always
+    its customer's; billing.services keeps that true). Everything QuickBooks-side follows from the unit's connection
+    (mappings, settings, limits, export log are keyed by its company's realm). An installation starts with one unit,
+    and with one unit nothing about units shows anywhere.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _clean_unit_is_customers(instance) -> None:
+    """A job's, invoice's or payment's unit is its customer's (the database cannot say it across two tables)."""
+    if (
+        instance.customer_id
+        and instance.business_unit_id
+        and instance.business_unit_id != instance.customer.business_unit_id
+    ):
+        raise ValidationError(
+            {"business_unit": f"{instance.customer} belongs to {instance.customer.business_unit}; so must this."}
+        )
+
+
 class Customer(models.Model):
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="customers")
     display_name = models.CharField(max_length=200)
     company_name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
@@ -69,6 +102,7 @@ class Job(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="jobs")
     number = models.CharField(max_length=30, unique=True)
     title = models.CharField(max_length=200)
     service_address = models.CharField(max_length=300, blank=True)
@@ -85,6 +119,7 @@ class Job(models.Model):
 
     def clean(self) -> None:
         _clean_number(self)
+        _clean_unit_is_customers(self)
 
 
 class TaxRate(models.Model):
@@ -117,6 +152,7 @@ class Invoice(models.Model):
         VOID = "void", "Void"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="invoices")
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True)
     # QuickBooks' DocNumber holds 21 characters at most, and ours becomes it.
     number = models.CharField(max_length=21, unique=True)
@@ -145,6 +181,7 @@ class Invoice(models.Model):
 
     def clean(self) -> None:
         _clean_number(self)
+        _clean_unit_is_customers(self)
 
 
 class InvoiceLine(models.Model):
@@ -193,6 +230,7 @@ class Payment(models.Model):
         ON_HOLD = "on_hold", "On hold"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3, default=_default_currency)
     method = models.CharField(max_length=10, choices=Method.choices)
@@ -218,6 +256,9 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"Payment #{self.pk} {self.amount} {self.currency}"
+
+    def clean(self) -> None:
+        _clean_unit_is_customers(self)
 
 
 class PaymentApplication(models.Model):

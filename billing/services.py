@@ -13,11 +13,13 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from fieldsync.exceptions import ApplicationError, ConflictError
 
 from . import hooks
 from .models import (
+    BusinessUnit,
     Customer,
     Invoice,
     InvoiceCredit,
@@ -76,11 +78,42 @@ def _full_clean(instance) -> None:
         ) from None
 
 
+# --- Business units -----------------------------------------------------------------------------------------------
+
+# The unit migration 0004 puts existing data in; also made again when a database emptied after migrating has none.
+DEFAULT_UNIT_NAME, DEFAULT_UNIT_SLUG = "Main", "main"
+
+
+def business_unit_create(*, name: str) -> BusinessUnit:
+    name = name.strip()
+    unit = BusinessUnit(name=name, slug=slugify(name))
+    _full_clean(unit)
+    unit.save()
+    return unit
+
+
+def business_unit_default() -> BusinessUnit:
+    """The unit a customer goes into when nobody names one: the only unit (made, as "Main", if there is none yet).
+
+    Raises ApplicationError(code="business_unit_required") when there are several: then the caller must say which."""
+    units = list(BusinessUnit.objects.order_by("pk")[:2])
+    if len(units) == 1:
+        return units[0]
+    if units:
+        raise ApplicationError(
+            "This installation has several business units; say which one the customer belongs to.",
+            code="business_unit_required",
+        )
+    unit, _ = BusinessUnit.objects.get_or_create(slug=DEFAULT_UNIT_SLUG, defaults={"name": DEFAULT_UNIT_NAME})
+    return unit
+
+
 # --- Customers and jobs -------------------------------------------------------------------------------------------
 
 
 def customer_create(
     *,
+    business_unit: BusinessUnit | None = None,
     display_name: str,
     company_name: str = "",
     email: str = "",
@@ -92,7 +125,9 @@ def customer_create(
     billing_postal_code: str = "",
     billing_country: str = "US",
 ) -> Customer:
+    """Create a customer in `business_unit` (default: the only unit, see business_unit_default)."""
     customer = Customer(
+        business_unit=business_unit or business_unit_default(),
         display_name=display_name.strip(),
         company_name=company_name.strip(),
         email=email.strip().lower(),
@@ -153,6 +188,7 @@ def job_create(
 ) -> Job:
     job = Job(
         customer=customer,
+        business_unit_id=customer.business_unit_id,  # always the customer's unit
         number=number.strip(),
         title=title.strip(),
         service_address=service_address,
@@ -240,6 +276,7 @@ def invoice_create(
         raise ApplicationError(f"The tax rate {tax_rate.name} is no longer in use.", code="tax_rate_inactive")
     invoice = Invoice(
         customer=customer,
+        business_unit_id=customer.business_unit_id,  # always the customer's unit
         job=job,
         number=number.strip(),
         issued_on=issued_on,
@@ -440,6 +477,7 @@ def payment_record(
         )
     payment = Payment(
         customer=customer,
+        business_unit_id=customer.business_unit_id,  # always the customer's unit
         amount=amount,
         currency=check_currency(currency),
         method=method,
