@@ -101,7 +101,7 @@ def business_unit_default() -> BusinessUnit:
         return units[0]
     if units:
         raise ApplicationError(
-            "This installation has several business units; say which one the customer belongs to.",
+            "This installation has several business units; say which one this is for.",
             code="business_unit_required",
         )
     unit, _ = BusinessUnit.objects.get_or_create(slug=DEFAULT_UNIT_SLUG, defaults={"name": DEFAULT_UNIT_NAME})

@@ -89,3 +89,19 @@ def test_migration_puts_existing_records_into_the_default_unit():
     assert Invoice.objects.get(pk=invoice.pk).business_unit == unit
     assert Job.objects.get().business_unit == unit
     assert Payment.objects.get().business_unit == unit
+
+
+def test_rows_saved_directly_without_a_unit_take_the_only_one_or_their_customers():
+    """Code and tests from before units write rows without naming one; with one unit that keeps working."""
+    customer = Customer.objects.create(display_name="Direct Co")
+    job = Job.objects.create(customer=customer, number="J-D", title="Direct job")
+
+    assert customer.business_unit == job.business_unit == BusinessUnit.objects.get()
+
+
+def test_with_several_units_a_row_saved_without_a_unit_is_refused():
+    services.business_unit_default()
+    BusinessUnitFactory(name="North")
+
+    with pytest.raises(ApplicationError, match="several business units"):
+        Customer.objects.create(display_name="Direct Co")
