@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import (
+    Case,
     DecimalField,
     Exists,
     ExpressionWrapper,
@@ -23,10 +24,20 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Round
 
-from .models import Invoice, InvoiceCredit, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
+from .models import (
+    BusinessUnit,
+    Invoice,
+    InvoiceCredit,
+    InvoiceLine,
+    ManualHandlingItem,
+    Payment,
+    PaymentApplication,
+    Refund,
+)
 from .money import ZERO, format_money
 
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -324,3 +335,31 @@ def payment_ids_with_invoice_partners(*, payment_ids: Iterable[int]) -> list[int
 def _chunks(values: list, size: int = 2000):
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+# --- Business units -------------------------------------------------------------------------------------------------
+
+BUSINESS_UNIT_SESSION_KEY = "business_unit_id"
+
+
+def business_unit_chosen(request) -> QuerySet:
+    """The business unit the staff pages act on, as a query of its id (one row at most) to compose into the page's
+    own queries, so it costs no query of its own: the unit chosen in this session, else the first by name (the only
+    one, in an installation with one)."""
+    chosen = getattr(request, "session", {}).get(BUSINESS_UNIT_SESSION_KEY)
+    first = [Case(When(pk=chosen, then=Value(0)), default=Value(1))] if isinstance(chosen, int) else []
+    return BusinessUnit.objects.order_by(*first, "name", "pk").values("pk")[:1]
+
+
+def business_unit_for_request(request) -> BusinessUnit:
+    """The unit itself (see business_unit_chosen), for pages that show or act on it. One query, once per request."""
+    cached = getattr(request, "_business_unit", None)
+    if cached is not None:
+        return cached
+    unit = BusinessUnit.objects.filter(pk__in=business_unit_chosen(request)).first()
+    if unit is None:  # a database emptied after migrating
+        from .services import business_unit_default  # services import this module
+
+        unit = business_unit_default()
+    request._business_unit = unit
+    return unit

@@ -26,31 +26,34 @@ CHUNK = 200
 def webhook_events_check() -> int:
     """Check the objects of pending events (a chunk at a time). Returns how many changes were found."""
     found = 0
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    # Each business unit's company: an event is checked with the connection of the company it is about.
+    connections = {c.realm_id: c for c in QuickBooksConnection.objects.filter(is_current=True)}
+    clients: dict[str, QuickBooksClient] = {}
     while True:
         events = list(QuickBooksEvent.objects.filter(state=QuickBooksEvent.State.PENDING).order_by("id")[:CHUNK])
         if not events:
             return found
         mapped = {}
-        if connection is not None:
-            for mapping in QuickBooksMapping.objects.filter(
-                realm_id=connection.realm_id,
-                kind__in=list(KIND_OF.values()),
-                qbo_id__in={e.qbo_id for e in events if e.realm_id == connection.realm_id},
-            ):
-                mapped[(mapping.kind, mapping.qbo_id)] = mapping
-        client = QuickBooksClient(connection) if connection is not None else None
+        wanted = {(e.realm_id, e.qbo_id) for e in events if e.realm_id in connections}
+        for mapping in QuickBooksMapping.objects.filter(
+            realm_id__in={realm for realm, _ in wanted},
+            kind__in=list(KIND_OF.values()),
+            qbo_id__in={qbo_id for _, qbo_id in wanted},
+        ):
+            mapped[(mapping.realm_id, mapping.kind, mapping.qbo_id)] = mapping
         checked, ignored, seen = [], [], set()
         for event in events:
-            mapping = mapped.get((KIND_OF.get(event.entity), event.qbo_id))
-            if mapping is None or event.realm_id != connection.realm_id:
+            mapping = mapped.get((event.realm_id, KIND_OF.get(event.entity), event.qbo_id))
+            if mapping is None:
                 ignored.append(event.pk)
                 continue
             checked.append(event.pk)
-            if (mapping.kind, mapping.qbo_id) in seen:
+            if (mapping.realm_id, mapping.kind, mapping.qbo_id) in seen:
                 continue  # duplicates and later events of the same object: one read says how it is now
-            seen.add((mapping.kind, mapping.qbo_id))
-            found += len(object_check(client=client, mapping=mapping, found_by="webhook"))
+            seen.add((mapping.realm_id, mapping.kind, mapping.qbo_id))
+            if mapping.realm_id not in clients:
+                clients[mapping.realm_id] = QuickBooksClient(connections[mapping.realm_id])
+            found += len(object_check(client=clients[mapping.realm_id], mapping=mapping, found_by="webhook"))
         now = timezone.now()
         QuickBooksEvent.objects.filter(pk__in=checked).update(state=QuickBooksEvent.State.CHECKED, checked_at=now)
         QuickBooksEvent.objects.filter(pk__in=ignored).update(state=QuickBooksEvent.State.IGNORED, checked_at=now)

@@ -102,8 +102,9 @@ IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY)
 # --- Starting exports ---------------------------------------------------------------------------------------------
 
 
-def _current_connection() -> QuickBooksConnection:
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+def _current_connection(business_unit_id: int) -> QuickBooksConnection:
+    """The connection of the unit whose payments are exported: each unit exports to its own company."""
+    connection = QuickBooksConnection.objects.filter(is_current=True, business_unit_id=business_unit_id).first()
     if connection is None:
         raise QuickBooksNotConnectedError(
             "QuickBooks is not connected. Connect a company on the QuickBooks page before exporting."
@@ -138,22 +139,31 @@ def export_batch_start(
 
     Each selected payment, and every payment sharing an invoice with it (an invoice goes to QuickBooks with all its
     payments), gets an item in the batch: held payments are SKIPPED with their reason, payments already in QuickBooks
-    are LINKED, the rest are queued. Raises QuickBooksNotConnectedError when no company is connected, and
-    ApplicationError for an empty selection.
+    are LINKED, the rest are queued. The batch goes to the QuickBooks company of the payments' business unit. Raises
+    QuickBooksNotConnectedError when that unit has no company connected, and ApplicationError for an empty selection
+    or payments of several units.
     """
-    connection = _current_connection()
     selected = _ids_of(payments)
     if not selected:
         raise ApplicationError("Select at least one payment to export.", code="empty_selection")
-    known = set()
+    known: dict[int, int] = {}
     for start in range(0, len(selected), 2000):
-        known.update(Payment.objects.filter(pk__in=selected[start : start + 2000]).values_list("pk", flat=True))
+        known.update(
+            Payment.objects.filter(pk__in=selected[start : start + 2000]).values_list("pk", "business_unit_id")
+        )
     if missing := [pk for pk in selected if pk not in known]:
         raise ApplicationError(
             f"No payment with id {', '.join(map(str, missing[:10]))}.",
             code="unknown_payment",
             extra={"missing": missing},
         )
+    if len(units := set(known.values())) > 1:
+        raise ApplicationError(
+            "These payments belong to several business units, each with its own QuickBooks company; export one "
+            "unit's payments at a time.",
+            code="several_business_units",
+        )
+    connection = _current_connection(units.pop())
 
     all_ids = billing_selectors.payment_ids_with_invoice_partners(payment_ids=selected)
     readiness = billing_selectors.payment_export_readiness_map(payment_ids=all_ids)

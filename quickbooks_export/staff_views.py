@@ -28,6 +28,7 @@ from billing.money import format_money
 from billing.selectors import (
     ExportReadiness,
     InvoiceState,
+    business_unit_for_request,
     invoice_get_with_balances,
     payment_export_readiness_map,
     payment_with_amounts,
@@ -811,7 +812,11 @@ QUICKBOOKS_TRANSACTION = {
 def manual_items(request: HttpRequest) -> HttpResponse:
     """Refunds of payments already in QuickBooks, with exactly what to do there; handled ones stay, with the note."""
     can_handle = request.user.has_perm(HANDLE_PERMISSION)
-    can_record = can_handle and request.user.has_perm(EXPORT_PERMISSION) and refund_recording.record_refunds_allowed()
+    can_record = (
+        can_handle
+        and request.user.has_perm(EXPORT_PERMISSION)
+        and refund_recording.record_refunds_allowed(business_unit_id=business_unit_for_request(request).pk)
+    )
     related = ("customer", "payment", "refund__application__invoice", "handled_by")
     open_items = ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.OPEN).select_related(*related)
     handled = Paginator(

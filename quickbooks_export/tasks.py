@@ -64,11 +64,12 @@ def export_sweep_task() -> int:
     return len(realms)
 
 
-def auto_export_task(trigger: str = "") -> int | None:
-    """Automatic export (on payment, hourly or nightly): queue what is newly ready; returns the batch id or None."""
+def auto_export_task(trigger: str = "", realm_id: str | None = None) -> int | None:
+    """Automatic export (on payment, hourly or nightly) of one company: queue what is newly ready; returns the batch id
+    or None."""
     from .auto_export import auto_export_start
 
-    batch = auto_export_start()
+    batch = auto_export_start(realm_id=realm_id)
     logger.info("Automatic export (%s): %s", trigger or "asked", f"Export #{batch.pk}" if batch else "nothing new")
     return batch.pk if batch is not None else None
 
