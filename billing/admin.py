@@ -67,6 +67,7 @@ class TaxRateAdmin(admin.ModelAdmin):
 class BusinessUnitAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
 
     def has_delete_permission(self, request, obj=None):
         return False  # its records are PROTECTed; a unit is never deleted to "fix" books

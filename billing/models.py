@@ -51,6 +51,9 @@ class BusinessUnit(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
+    # Staff who see and act on the unit's records (with their permissions). Superusers see every unit; while there
+    # is only one unit, every staff user acts on it (see billing.selectors.business_units_visible).
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="business_units")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

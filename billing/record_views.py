@@ -30,7 +30,7 @@ from .record_forms import (
     PaymentForm,
     add_service_error,
 )
-from .selectors import invoice_with_balances, payment_with_amounts
+from .selectors import business_unit_for_request, in_business_unit, invoice_with_balances, payment_with_amounts
 
 PAGE_SIZE = 50
 PAYMENT_PAGE = "exports:payment_detail"
@@ -74,7 +74,7 @@ def _pager(request: HttpRequest, page: int, has_next: bool, count: int) -> dict:
 @require_GET
 def customer_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:100]
-    customers = Customer.objects.order_by("display_name", "id")
+    customers = in_business_unit(Customer.objects, request).order_by("display_name", "id")
     if q:
         customers = customers.filter(
             Q(display_name__icontains=q) | Q(company_name__icontains=q) | Q(email__icontains=q) | Q(phone__icontains=q)
@@ -92,7 +92,7 @@ def customer_create(request: HttpRequest) -> HttpResponse:
     form = CustomerForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            customer = services.customer_create(**form.cleaned_data)
+            customer = services.customer_create(business_unit=business_unit_for_request(request), **form.cleaned_data)
         except ApplicationError as exc:
             add_service_error(form, exc)
         else:
@@ -106,7 +106,7 @@ def customer_create(request: HttpRequest) -> HttpResponse:
 @_required("change_customer")
 @require_http_methods(["GET", "POST"])
 def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     form = CustomerForm.for_customer(customer, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -126,7 +126,7 @@ def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
 def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
     """Everything about one customer: jobs, invoices with what is open, payments with unapplied credit, and (from the
     template) whether the customer is in QuickBooks yet."""
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     invoices = list(
         invoice_with_balances(customer.invoices.select_related("job")).order_by("-issued_on", "-id")[:PAGE_SIZE]
     )
@@ -171,7 +171,7 @@ def _credit_of(payment: Payment) -> dict:
 @_required("add_job")
 @require_http_methods(["GET", "POST"])
 def job_create(request: HttpRequest, customer_id: int) -> HttpResponse:
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     form = JobForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -196,7 +196,7 @@ INVOICE_STATUS_FILTERS = (("", "Any status"), *Invoice.Status.choices)
 def invoice_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
-    invoices = Invoice.objects.select_related("customer").order_by("-id")
+    invoices = in_business_unit(Invoice.objects, request).select_related("customer").order_by("-id")
     if q:
         invoices = invoices.filter(Q(number__icontains=q) | Q(customer__display_name__icontains=q))
     if status in Invoice.Status.values:
@@ -219,7 +219,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def invoice_create(request: HttpRequest, customer_id: int) -> HttpResponse:
     """A draft invoice with its lines. "Add a line" posts the form back with one more empty line (no script)."""
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     data = request.POST if request.method == "POST" else None
     initial = {"job": request.GET.get("job")} if request.GET.get("job", "").isdigit() else None
     form = InvoiceForm(data, customer=customer, initial=initial)
@@ -275,8 +275,9 @@ def _invoice_form_context(customer, form, lines) -> dict:
     return {"nav": "invoices", "customer": customer, "form": form, "lines": lines}
 
 
-def _invoice_or_404(invoice_id: int) -> Invoice:
-    return get_object_or_404(invoice_with_balances(Invoice.objects.select_related("customer", "job")), pk=invoice_id)
+def _invoice_or_404(request: HttpRequest, invoice_id: int) -> Invoice:
+    invoices = in_business_unit(Invoice.objects.select_related("customer", "job"), request)
+    return get_object_or_404(invoice_with_balances(invoices), pk=invoice_id)
 
 
 @login_required
@@ -284,7 +285,7 @@ def _invoice_or_404(invoice_id: int) -> Invoice:
 @require_GET
 def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
     """An invoice: its lines, the payments applied to it, and what is still open (with a button to record it)."""
-    invoice = _invoice_or_404(invoice_id)
+    invoice = _invoice_or_404(request, invoice_id)
     applications = list(invoice.applications.select_related("payment").prefetch_related("refunds").order_by("id"))
     credits = list(
         payment_with_amounts(Payment.objects.filter(customer_id=invoice.customer_id))
@@ -315,7 +316,7 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
 
 
 def _invoice_action(request: HttpRequest, invoice_id: int, action, done: str) -> HttpResponse:
-    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    invoice = get_object_or_404(in_business_unit(Invoice.objects, request), pk=invoice_id)
     try:
         invoice = action(invoice)
     except ApplicationError as exc:
@@ -363,7 +364,7 @@ def payment_create(request: HttpRequest, customer_id: int) -> HttpResponse:
 
     `?invoice=<id>&amount=<open>` fills the form in for "Record the remaining $50.00" (a held payment's page) and
     "Record a payment" (an invoice's page)."""
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     open_invoices = _open_invoices(customer)
     initial = {}
     invoice_id, amount = request.GET.get("invoice", ""), request.GET.get("amount", "")
@@ -398,7 +399,9 @@ def payment_create(request: HttpRequest, customer_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def payment_apply_credit(request: HttpRequest, payment_id: int) -> HttpResponse:
     """Apply a payment's unapplied credit to one of the customer's open invoices."""
-    payment = get_object_or_404(payment_with_amounts(Payment.objects.select_related("customer")), pk=payment_id)
+    payment = get_object_or_404(
+        payment_with_amounts(in_business_unit(Payment.objects, request).select_related("customer")), pk=payment_id
+    )
     open_invoices = _open_invoices(payment.customer)
     invoices = Invoice.objects.filter(pk__in=[invoice.pk for invoice in open_invoices]).order_by("issued_on", "id")
     initial = {"amount": payment.unapplied_credit}

@@ -3,13 +3,14 @@ and a person's decision (POST + CSRF, audited). Thin: the rules are in changes.p
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.changes import RESENDABLE, change_resolve
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
+from quickbooks_export.selectors import in_business_unit_companies
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 view_required = permission_required("quickbooks_export.view_exportbatch", raise_exception=True)
@@ -22,11 +23,10 @@ LIMIT = 200
 @require_GET
 def change_list(request: HttpRequest) -> HttpResponse:
     """Open changes first, then the latest decided ones (one query, whatever the number)."""
-    open_changes = list(
-        QuickBooksChange.objects.filter(state=QuickBooksChange.State.OPEN).order_by("-detected_at", "-id")[:LIMIT]
-    )
+    changes = QuickBooksChange.objects.filter(in_business_unit_companies(request))
+    open_changes = list(changes.filter(state=QuickBooksChange.State.OPEN).order_by("-detected_at", "-id")[:LIMIT])
     decided = list(
-        QuickBooksChange.objects.filter(state=QuickBooksChange.State.RESOLVED)
+        changes.filter(state=QuickBooksChange.State.RESOLVED)
         .select_related("resolved_by")
         .order_by("-resolved_at", "-id")[:50]
     )
@@ -45,6 +45,8 @@ def change_list(request: HttpRequest) -> HttpResponse:
 @export_required
 @require_POST
 def change_action(request: HttpRequest, change_id: int, resolution: str) -> HttpResponse:
+    if QuickBooksChange.objects.filter(pk=change_id).exclude(in_business_unit_companies(request)).exists():
+        raise Http404("No such change.")  # another business unit's
     try:
         change = change_resolve(
             change_id=change_id, resolution=resolution, user=request.user, note=request.POST.get("note", "")

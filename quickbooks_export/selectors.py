@@ -3,13 +3,24 @@
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from billing.models import Payment
+from billing.selectors import business_unit_chosen
 
-from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping
+from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksConnection, QuickBooksMapping
 
 Outcome = ExportBatchItem.Outcome
+
+
+def in_business_unit_companies(request, *, field: str = "realm_id") -> Q:
+    """A filter for rows keyed by company (batches, links, changes, undos) of the business unit the pages act on:
+    its companies' rows, and those of no other unit's company (QuickBooks Desktop's, a company never connected), so
+    with one unit every row. A subquery: no query of its own."""
+    chosen = business_unit_chosen(request)
+    mine = QuickBooksConnection.objects.filter(business_unit__in=chosen).values("realm_id")
+    others = QuickBooksConnection.objects.exclude(business_unit__in=chosen).values("realm_id")
+    return Q(**{f"{field}__in": mine}) | ~Q(**{f"{field}__in": others})
 
 
 def export_batch_counts(*, batch_id: int) -> dict[str, int]:
