@@ -722,6 +722,11 @@ class QuickBooksChange(models.Model):
         CUSTOMER = "customer", "Customer changed in QuickBooks"
         # Voided in FieldSync, but QuickBooks cannot void it as it is (payments still applied, deposited): a person.
         VOID_BLOCKED = "void_held", "Voided in FieldSync, not in QuickBooks"
+        # Changed in FieldSync after export (invoice_updates.py), not sent: changed on both sides, below QuickBooks'
+        # payments, or an item missing ...
+        EDIT_HELD = "edit_held", "Changed in FieldSync, not in QuickBooks"
+        # ... or sent, and QuickBooks computed another total (its own sales tax).
+        EDIT_DIFFERS = "edit_off", "Changed in FieldSync; QuickBooks' total differs"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"
