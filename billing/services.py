@@ -65,9 +65,9 @@ EXPORT_STATUSES_EDITABLE = frozenset(
 )
 
 
-def _full_clean(instance) -> None:
+def _full_clean(instance, **options) -> None:
     try:
-        instance.full_clean()
+        instance.full_clean(**options)
     except ValidationError as exc:
         raise ApplicationError(
             "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()),
@@ -391,7 +391,9 @@ def _planned_lines(invoice: Invoice, edits: list[LineEdit], existing: dict[int, 
         line.description = (edit.description or "").strip()
         line.quantity, line.unit_price, line.amount = quantity, unit_price, amount
         line.taxable = bool(edit.taxable)
-        _full_clean(line)
+        # The invoice is the locked one and the check constraints are what parse_amount just enforced (and the
+        # database enforces them again): validating the fields alone keeps an edit a constant number of queries.
+        _full_clean(line, exclude=["invoice"], validate_constraints=False)
         planned.append(line)
     return planned
 
@@ -490,10 +492,12 @@ def invoice_edit(
     if after == before:
         return invoice  # nothing to change, nothing to tell QuickBooks
 
-    kept = {line.pk for line in planned if line.pk is not None}
-    InvoiceLine.objects.filter(invoice=invoice).exclude(pk__in=kept).delete()
-    for line in planned:
-        line.save()
+    kept = [line for line in planned if line.pk is not None]
+    InvoiceLine.objects.filter(invoice=invoice).exclude(pk__in=[line.pk for line in kept]).delete()
+    InvoiceLine.objects.bulk_update(
+        kept, ["position", "service_name", "description", "quantity", "unit_price", "amount", "taxable"]
+    )
+    InvoiceLine.objects.bulk_create([line for line in planned if line.pk is None])
     invoice.tax_rate, invoice.sales_tax = rate, tax
     invoice.issued_on, invoice.due_on = new_issued_on, new_due_on
     fields = ["tax_rate", "sales_tax", "issued_on", "due_on"]
