@@ -286,8 +286,10 @@ def _compare(mapping: QuickBooksMapping, invoice: Invoice, current: dict, desire
         both = []
         for part in changed:
             ours = next((_views(row, desired)[part] for row in sent if PARTS[part] in row), None)
-            if part == "tax" and ours is None:
-                continue  # we never sent a tax amount: QuickBooks' is its own computation, not a person's change
+            if ours is None and part != "lines":
+                # Never sent by FieldSync: QuickBooks' value is its own (a due date from the terms, a tax it
+                # computed). Lines are always sent; none sent means a linked invoice, and then nothing is known.
+                continue
             if ours is None or ours != have.get(part):
                 both.append(PART_WORDS[part])
         if both:

@@ -283,3 +283,17 @@ def test_a_tax_added_after_export_reaches_quickbooks_and_its_total_is_compared(q
     )
     assert Decimal(str(row["Balance"])) == Decimal("8.00")
     assert not QuickBooksChange.objects.exists()
+
+
+def test_the_flag_and_its_reason_are_on_the_changed_in_quickbooks_page(qbo_company, exported_invoice, admin_client):
+    qbo_id = qbo_invoice(qbo_company, exported_invoice)["Id"]
+    qbo_company.server.edit_entity(qbo_company.realm_id, "Invoice", qbo_id, {"DueDate": "2026-12-24"})
+    billing_services.invoice_edit(invoice=exported_invoice, due_on=datetime.date(2026, 12, 15))
+    assert invoice_update_push(invoice_id=exported_invoice.pk) == "flagged"
+
+    from django.urls import reverse
+
+    html = admin_client.get(reverse("exports:changes")).content.decode()
+
+    assert "Changed in FieldSync, not in QuickBooks" in html
+    assert f"{exported_invoice.number} was changed in QuickBooks since FieldSync last sent it (due date)" in html
