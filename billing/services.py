@@ -125,8 +125,10 @@ CUSTOMER_EDITABLE_FIELDS = (
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, **changes) -> Customer:
-    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first."""
+def customer_update(*, customer: Customer, notify: bool = True, **changes) -> Customer:
+    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first.
+    Listeners hear of the change after the commit (the export app sends it to QuickBooks) unless `notify` is False:
+    the change came from QuickBooks itself, so there is nothing to send back."""
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"These customer fields cannot change: {', '.join(sorted(unknown))}.")
@@ -136,7 +138,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         setattr(customer, field, value.lower() if field == "email" else value)
     _full_clean(customer)
     customer.save(update_fields=list(changes) or None)
-    if changes:
+    if changes and notify:
         hooks.customer_changed_notify(customer_id=customer.pk)
     return customer
 
