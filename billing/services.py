@@ -265,7 +265,8 @@ def invoice_line_add(
 ) -> InvoiceLine:
     if invoice.status != Invoice.Status.DRAFT:
         raise ApplicationError(
-            f"{invoice.number} is {invoice.get_status_display().lower()}; only draft invoices can change.",
+            f"{invoice.number} is {invoice.get_status_display().lower()}; lines are added one by one only to a draft. "
+            "Change an issued invoice as a whole (“Change invoice”, or PATCH on the invoice).",
             code="invoice_not_draft",
         )
     quantity = parse_amount(quantity, field="quantity", maximum=MAX_QUANTITY)

@@ -22,7 +22,7 @@ Exactly once, like creates: the update is written to the outbox (QuickBooksReque
 from this installation, the customer's QuickBooks id, the SyncToken it applies to and a digest of its content,
 committed, then sent; a pending one is re-sent unchanged first. QuickBooks is never called inside a transaction.
 
-Not covered yet: invoice edits after export (lines, tax, dates) and display-name changes (QuickBooks' names are
+Invoices changed after export: invoice_updates.py. Not covered: display-name changes (QuickBooks' names are
 unique across customers, vendors and employees; the name FieldSync created may carry a suffix).
 """
 
