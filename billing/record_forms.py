@@ -147,7 +147,7 @@ class InvoiceEditForm(forms.Form):
     issued_on = forms.DateField(label="Invoice date", required=False, widget=DateInput())
     due_on = forms.DateField(label="Due", required=False, widget=DateInput())
     tax_rate = forms.ModelChoiceField(
-        label="Tax rate", queryset=TaxRate.objects.none(), required=False, empty_label="No rate: an amount"
+        label="Tax rate", queryset=TaxRate.objects.none(), required=False, empty_label="None"
     )
     sales_tax = MoneyField(label="Sales tax", required=False, allow_zero=True, help_text="Used when there is no rate.")
 
@@ -174,6 +174,11 @@ class InvoiceLineEditForm(InvoiceLineForm):
 
 
 class _LineEditFormSet(_LineFormSet):
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].label = "Remove"
+
     def lines(self) -> list[dict]:
         """The lines to keep, in order (a ticked "Remove" drops the line)."""
         return [form.cleaned_data for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")]

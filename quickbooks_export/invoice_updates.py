@@ -176,7 +176,8 @@ def _last_sent(realm_id: str, invoice_id: int) -> list[dict]:
     the batch item of this invoice). Empty for an invoice that was linked, not created."""
     bid = _batch_item_id(Kind.INVOICE, str(invoice_id))
     ours = Q(kind=UPDATE_KIND, local_key=f"invoice:{invoice_id}") | Q(kind=Kind.INVOICE, local_key=str(invoice_id))
-    # A batch's payload is searched as text for its item id: the JSON of both databases writes `"bId": "i42"`.
+    # A batch's payload is searched as text for its item id: the JSON of both databases writes `"bId": "i42"` (the
+    # closing quote keeps "i4" from matching "i42"; JSONField's `contains` would mean JSON containment).
     ours |= Q(operation="batch", payload__icontains=f'"bId": "{bid}"')
     sent = []
     for request in QuickBooksRequest.objects.filter(
