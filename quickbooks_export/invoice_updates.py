@@ -340,8 +340,8 @@ def _conclude(mapping: QuickBooksMapping, invoice: Invoice, request: QuickBooksR
             invoice,
             answer,
             f"QuickBooks took FieldSync's change to {invoice.number} but computed a total of {money(total)}; "
-            f"FieldSync has {money(invoice.total)} (QuickBooks may compute the sales tax itself). Check the tax in "
-            "QuickBooks.",
+            f"FieldSync has {money(invoice.total)}. QuickBooks computes the sales tax itself (automated sales tax, or "
+            "no tax code chosen for FieldSync's tax on the QuickBooks page): check the tax in QuickBooks.",
         )
         return "flagged"
     return "updated"
@@ -373,9 +373,12 @@ def _outbox(mapping: QuickBooksMapping, invoice_id: int, payload: dict) -> Quick
 
 def _flag(mapping: QuickBooksMapping, change: str, invoice: Invoice, row: dict, note: str) -> None:
     """One open flag per invoice and kind of change: a newer reason replaces the older one's figures."""
-    ours = {"total": invoice.total, "note": note}
-    theirs = {"total": invoice_checks.qbo_figures(row)[0] if row else None, "sync_token": str(row.get("SyncToken", ""))}
-    theirs["note"] = note
+    ours = {"total": f"{invoice.total:.2f}", "note": note}
+    theirs = {
+        "total": f"{invoice_checks.qbo_figures(row)[0]:.2f}" if row else None,
+        "sync_token": str(row.get("SyncToken", "")),
+        "note": note,
+    }
     updated = QuickBooksChange.objects.filter(
         realm_id=mapping.realm_id, kind=Kind.INVOICE, qbo_id=mapping.qbo_id, change=change, state="open"
     ).update(ours=ours, theirs=theirs, detected_at=timezone.now())

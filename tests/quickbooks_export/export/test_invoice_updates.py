@@ -297,3 +297,23 @@ def test_the_flag_and_its_reason_are_on_the_changed_in_quickbooks_page(qbo_compa
 
     assert "Changed in FieldSync, not in QuickBooks" in html
     assert f"{exported_invoice.number} was changed in QuickBooks since FieldSync last sent it (due date)" in html
+
+
+def test_a_total_quickbooks_computes_differently_is_flagged_after_the_update(qbo_sandbox, settings):
+    """A company with manual sales tax and no tax code chosen for FieldSync's tax: QuickBooks takes the new lines but
+    computes its own tax (none), so its TotalAmt differs from FieldSync's — compared, and flagged for a person."""
+    from .conftest import connect
+
+    company = connect(qbo_sandbox, settings, profile="us-manual-tax")
+    invoice = issued_invoice(amount="100.00")
+    export(pay(invoice, "100.00"))
+    billing_services.invoice_edit(invoice=invoice, sales_tax="8.00")
+
+    assert invoice_update_push(invoice_id=invoice.pk) == "flagged"
+
+    row = qbo_invoice(company, invoice)
+    assert Decimal(str(row["TotalAmt"])) == Decimal("100.00")  # QuickBooks' own computation, not ours echoed
+    change = QuickBooksChange.objects.get(state="open")
+    assert change.change == "edit_off" and change.ours["total"] == "108.00"
+    assert "computed a total of $100.00; FieldSync has $108.00" in change.theirs["note"]
+    assert QuickBooksRequest.objects.get(kind="update").state == "done"
