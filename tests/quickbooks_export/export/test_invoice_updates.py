@@ -317,3 +317,21 @@ def test_a_total_quickbooks_computes_differently_is_flagged_after_the_update(qbo
     assert change.change == "edit_off" and change.ours["total"] == "108.00"
     assert "computed a total of $100.00; FieldSync has $108.00" in change.theirs["note"]
     assert QuickBooksRequest.objects.get(kind="update").state == "done"
+
+
+def test_while_an_export_of_the_company_runs_the_task_waits_and_tries_again(qbo_company, exported_invoice):
+    from django_q.models import Schedule
+
+    from quickbooks_export.services import _lease_acquire, _lease_release
+    from quickbooks_export.tasks import invoice_update_push_task
+
+    with_extra_labor(exported_invoice)
+    assert _lease_acquire(qbo_company.realm_id, "an export runner")
+
+    assert invoice_update_push_task(exported_invoice.pk) == "busy"
+
+    [retry] = Schedule.objects.filter(func=PUSH_TASK)
+    assert retry.args == repr(exported_invoice.pk)
+    assert Decimal(str(qbo_invoice(qbo_company, exported_invoice)["TotalAmt"])) == Decimal("100.00")  # not sent
+    _lease_release(qbo_company.realm_id, "an export runner")
+    assert invoice_update_push_task(exported_invoice.pk) == "updated"
