@@ -145,6 +145,16 @@ class QuickBooksConnection(models.Model):
 class QuickBooksMappingSettings(models.Model):
     """How our payments land in one QuickBooks company (per realm, so reconnecting keeps the choices)."""
 
+    class CustomerDetailsWinner(models.TextChoices):
+        """Which side wins when a customer's details (company name, e-mail, phone, address) differ after export
+        (updates.py). An empty value never overwrites either side, whichever wins."""
+
+        # Changes made only in FieldSync are sent; a detail changed on both sides waits for a person (audited).
+        ASK = "ask", "Ask me when both changed (send FieldSync's changes; a detail changed on both sides waits)"
+        FIELDSYNC = "fieldsync", "FieldSync wins (send FieldSync's changes, also over a change made in QuickBooks)"
+        # Nothing is sent; a detail changed in QuickBooks is taken into FieldSync when FieldSync next compares.
+        QUICKBOOKS = "quickbooks", "QuickBooks wins (never send; take QuickBooks' changes into FieldSync)"
+
     realm_id = models.CharField("realm id", max_length=32, unique=True)
     # Where payments are deposited. Empty id means QuickBooks' own default (Undeposited Funds).
     deposit_account_id = models.CharField(max_length=32, blank=True)
@@ -159,6 +169,12 @@ class QuickBooksMappingSettings(models.Model):
         default=False,
         help_text="Shows “Record it in QuickBooks for me” on refunds whose QuickBooks transaction is unambiguous "
         "(a reversed payment).",
+    )
+    customer_details_winner = models.CharField(
+        "when customer details differ",
+        max_length=10,
+        choices=CustomerDetailsWinner.choices,
+        default=CustomerDetailsWinner.ASK,
     )
     # The QuickBooks TaxCode our taxed invoices use (US: the rate/group of TxnTaxDetail.TxnTaxCodeRef; elsewhere: the
     # TaxCodeRef of every line), and for other countries the code of untaxed lines (zero-rated / exempt).
@@ -590,6 +606,9 @@ class QuickBooksMappingAudit(models.Model):
         CHANGE_CONFLICT = "change_conflict", "Changed on both sides: not sent"
         # Voided in FieldSync and then in QuickBooks (voids.py); the link stays, to the voided QuickBooks invoice.
         VOID = "void", "Voided in QuickBooks"
+        # The company's setting says QuickBooks wins for customer details (updates.py): FieldSync's change was not
+        # sent, and what QuickBooks changed was taken into FieldSync.
+        QUICKBOOKS_WINS = "quickbooks_wins", "QuickBooks wins: not sent, QuickBooks' details taken"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -722,6 +741,11 @@ class QuickBooksChange(models.Model):
         CUSTOMER = "customer", "Customer changed in QuickBooks"
         # Voided in FieldSync, but QuickBooks cannot void it as it is (payments still applied, deposited): a person.
         VOID_BLOCKED = "void_held", "Voided in FieldSync, not in QuickBooks"
+        # Changed in FieldSync after export (invoice_updates.py), not sent: changed on both sides, below QuickBooks'
+        # payments, or an item missing ...
+        EDIT_HELD = "edit_held", "Changed in FieldSync, not in QuickBooks"
+        # ... or sent, and QuickBooks computed another total (its own sales tax).
+        EDIT_DIFFERS = "edit_off", "Changed in FieldSync; QuickBooks' total differs"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"

@@ -1,13 +1,16 @@
 """Reads of the export engine's records for pages and the API."""
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from billing.models import Payment
 
-from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping
+from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping, QuickBooksRequest
 
 Outcome = ExportBatchItem.Outcome
 
@@ -69,3 +72,28 @@ def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | 
 
 def payment_quickbooks_link(*, payment: Payment) -> str | None:
     return payment_quickbooks_links(payments=[payment])[payment.pk]
+
+
+def changes_sent_by_day(*, days: int = 30) -> list[dict]:
+    """What FieldSync changed in QuickBooks after export, per day, newest first, over the last `days` days (one query):
+    `day`, `customers_updated` and `invoices_updated` (sparse updates, updates.py / invoice_updates.py) and
+    `invoices_voided` (voids.py) — outbox rows QuickBooks answered, so an update re-sent after a lost answer counts
+    once. Days with nothing sent are left out."""
+    from .services import UPDATE_KIND, VOID_KIND
+
+    done = QuickBooksRequest.objects.filter(
+        state=QuickBooksRequest.State.DONE,
+        kind__in=(UPDATE_KIND, VOID_KIND),
+        completed_at__gte=timezone.now() - timedelta(days=days),
+    )
+    updates = Q(kind=UPDATE_KIND)
+    return list(
+        done.annotate(day=TruncDate("completed_at"))
+        .values("day")
+        .annotate(
+            customers_updated=Count("id", filter=updates & Q(local_key__startswith="customer:")),
+            invoices_updated=Count("id", filter=updates & Q(local_key__startswith="invoice:")),
+            invoices_voided=Count("id", filter=Q(kind=VOID_KIND)),
+        )
+        .order_by("-day")
+    )

@@ -753,6 +753,9 @@ def _batches_with_counts(queryset: QuerySet[ExportBatch]) -> QuerySet[ExportBatc
     )
 
 
+CHANGES_SENT_DAYS = 30  # the export log's "Changes sent to QuickBooks": updates and voids per day, this far back
+
+
 @login_required
 @view_exports_required
 @require_GET
@@ -776,6 +779,8 @@ def export_log(request: HttpRequest) -> HttpResponse:
         "nav": "log",
         "batches": batches,
         "failed": failed[:50],
+        "changes_sent": export_selectors.changes_sent_by_day(days=CHANGES_SENT_DAYS),
+        "changes_sent_days": CHANGES_SENT_DAYS,
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
     }
     return render(request, "exports/export_log.html", context)
