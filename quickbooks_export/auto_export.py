@@ -30,6 +30,7 @@ from billing import selectors as billing_selectors
 from billing.models import Payment
 from fieldsync.exceptions import ApplicationError
 
+from . import selectors as export_selectors
 from .models import AutoExportSettings, ExportAttempt, ExportBatch, InvoiceExportHold, QuickBooksConnection
 from .services import export_batch_start
 
@@ -155,13 +156,22 @@ def auto_export_start() -> ExportBatch | None:
             .order_by()
             .values_list("pk", flat=True)
         )
-        if not candidates:
+        # A $0.00 invoice with no payment is settled at issue: it goes on its own, once, when never tried before.
+        invoices = list(
+            export_selectors.invoices_to_export_alone(realm_id=realm_id, never_tried=True)
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+        if not candidates and not invoices:
             return None
         why = {Mode.WHEN_PAID: "fully paid invoices", Mode.HOURLY: "hourly", Mode.NIGHTLY: "nightly"}[row.mode]
-        count = len(candidates)
+        ready = [f"{len(candidates)} payment{'s' if len(candidates) != 1 else ''}"] if candidates else []
+        if invoices:
+            ready.append(f"{len(invoices)} invoice{'s' if len(invoices) != 1 else ''} with nothing to pay")
         return export_batch_start(
             payments=candidates,
-            selection=f"automatic ({why}): {count} payment{'s' if count != 1 else ''} ready",
+            invoices=invoices,
+            selection=f"automatic ({why}): {' and '.join(ready)} ready",
             source=ExportBatch.Source.AUTOMATIC,
         )
 

@@ -3,9 +3,11 @@
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import CharField, Count, Exists, OuterRef, QuerySet
+from django.db.models.functions import Cast
 
-from billing.models import Payment
+from billing import selectors as billing_selectors
+from billing.models import Invoice, Payment
 
 from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping
 
@@ -24,10 +26,27 @@ def export_batch_counts(*, batch_id: int) -> dict[str, int]:
 
 
 def export_batch_items(*, batch_id: int, outcome: str | None = None) -> QuerySet[ExportBatchItem]:
-    items = ExportBatchItem.objects.filter(batch_id=batch_id).select_related("payment", "payment__customer")
+    items = ExportBatchItem.objects.filter(batch_id=batch_id).select_related(
+        "payment", "payment__customer", "invoice", "invoice__customer"
+    )
     if outcome:
         items = items.filter(outcome=outcome)
     return items.order_by("id")
+
+
+def invoices_to_export_alone(*, realm_id: str, never_tried: bool = False) -> QuerySet[Invoice]:
+    """Invoices with nothing to pay (billing_selectors.invoice_filter_nothing_to_pay) that the company does not have
+    yet and no export is working on; with `never_tried`, only those no export ever asked for (automatic export: a
+    failed one waits for a person, like a failed payment)."""
+    mapped = QuickBooksMapping.objects.filter(
+        realm_id=realm_id,
+        kind=QuickBooksMapping.Kind.INVOICE,
+        local_key=Cast(OuterRef("pk"), output_field=CharField()),
+    )
+    asked = ExportBatchItem.objects.filter(invoice=OuterRef("pk"), batch__realm_id=realm_id)
+    if not never_tried:
+        asked = asked.filter(outcome=Outcome.PENDING)
+    return billing_selectors.invoice_filter_nothing_to_pay().exclude(Exists(mapped)).exclude(Exists(asked))
 
 
 def export_batch_list() -> QuerySet[ExportBatch]:
@@ -36,6 +55,11 @@ def export_batch_list() -> QuerySet[ExportBatch]:
 
 def payment_export_attempts(*, payment_id: int) -> QuerySet[ExportAttempt]:
     return ExportAttempt.objects.filter(payment_id=payment_id).order_by("-at", "-id")
+
+
+def invoice_export_attempts(*, invoice_id: int) -> QuerySet[ExportAttempt]:
+    """The calls made to QuickBooks for an invoice exported on its own."""
+    return ExportAttempt.objects.filter(invoice_id=invoice_id).order_by("-at", "-id")
 
 
 def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | None]:

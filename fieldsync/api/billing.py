@@ -498,7 +498,7 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def _invoice_or_404(number: str) -> Invoice:
+def invoice_or_404(number: str) -> Invoice:
     invoice = Invoice.objects.filter(number=number).first() if _storable(number) else None
     if invoice is None:
         raise Http404
@@ -533,7 +533,7 @@ class InvoiceIssueApi(ApiView):
     def post(self, request, number: str):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        invoice = services.invoice_issue(invoice=_invoice_or_404(number), **serializer.validated_data)
+        invoice = services.invoice_issue(invoice=invoice_or_404(number), **serializer.validated_data)
         return _invoice_response(invoice.number)
 
 
@@ -545,7 +545,7 @@ class InvoiceVoidApi(ApiView):
     @extend_schema(operation_id="invoices_void", request=None, responses={200: InvoiceOutputSerializer})
     @idempotent
     def post(self, request, number: str):
-        invoice = services.invoice_void(invoice=_invoice_or_404(number))
+        invoice = services.invoice_void(invoice=invoice_or_404(number))
         return _invoice_response(invoice.number)
 
 
