@@ -40,6 +40,12 @@ from .models import (
 from .services import REFUND_RECORDING_KIND
 
 RECORDABLE_KINDS = frozenset({Refund.Kind.REVERSAL})
+# How a handled item's note begins when FieldSync voided the whole payment (pages say so: recorded_as_void).
+VOID_NOTE = "Recorded in QuickBooks by FieldSync: the whole payment was reversed, so"
+
+
+def recorded_as_void(item: ManualHandlingItem) -> bool:
+    return item.handled_note.startswith(VOID_NOTE)
 
 
 def refund_recording_blocker(*, item: ManualHandlingItem, allowed: bool) -> str:
@@ -284,10 +290,7 @@ def manual_item_record_in_quickbooks(*, item_id: int, user) -> ManualHandlingIte
         handled = None
         for settled in items:
             if voiding:
-                note = (
-                    f"Recorded in QuickBooks by FieldSync: the whole payment was reversed, so QuickBooks payment "
-                    f"{answer['Id']} was voided (request {request.request_id})."
-                )
+                note = f"{VOID_NOTE} QuickBooks payment {answer['Id']} was voided (request {request.request_id})."
             else:
                 note = (
                     f"Recorded in QuickBooks by FieldSync: payment {answer['Id']} lowered by "

@@ -891,10 +891,12 @@ def manual_item_record(request: HttpRequest, item_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, f"Not recorded in QuickBooks: {exc.message}")
     else:
+        if refund_recording.recorded_as_void(item):
+            what = "the whole payment was reversed, so it was voided there (its invoices are open again)"
+        else:
+            what = f"refund of {format_money(item.amount, item.payment.currency)} to {item.customer}"
         messages.success(
-            request,
-            f"Recorded in QuickBooks (payment {item.handled_quickbooks_id}): refund of "
-            f"{format_money(item.amount, item.payment.currency)} to {item.customer}. Marked handled.",
+            request, f"Recorded in QuickBooks (payment {item.handled_quickbooks_id}): {what}. Marked handled."
         )
     return redirect("exports:manual_items")
 
