@@ -49,6 +49,18 @@ def invoices_to_export_alone(*, realm_id: str, never_tried: bool = False) -> Que
     return billing_selectors.invoice_filter_nothing_to_pay().exclude(Exists(mapped)).exclude(Exists(asked))
 
 
+def invoice_items_failed_waiting() -> QuerySet[ExportBatchItem]:
+    """The latest failed record of each invoice exported on its own that no later export put in QuickBooks or
+    tried again: what waits for a person."""
+    later = ExportBatchItem.objects.filter(invoice=OuterRef("invoice"), id__gt=OuterRef("id"))
+    return (
+        ExportBatchItem.objects.filter(invoice__isnull=False, outcome=Outcome.FAILED)
+        .exclude(Exists(later))
+        .select_related("invoice__customer")
+        .order_by("-id")
+    )
+
+
 def export_batch_list() -> QuerySet[ExportBatch]:
     return ExportBatch.objects.select_related("created_by").order_by("-created_at", "-id")
 

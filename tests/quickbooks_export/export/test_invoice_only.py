@@ -11,7 +11,12 @@ from billing import services as billing_services
 from billing.models import Invoice
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export import tasks
-from quickbooks_export.auto_export import AUTO_EXPORT_TASK, auto_export_settings_update, auto_export_start
+from quickbooks_export.auto_export import (
+    AUTO_EXPORT_TASK,
+    auto_export_settings_update,
+    auto_export_start,
+    auto_export_summary_build,
+)
 from quickbooks_export.models import (
     AutoExportSettings,
     ExportAttempt,
@@ -148,11 +153,14 @@ def test_a_voided_quickbooks_invoice_with_the_number_is_not_linked(qbo_company):
     item = ExportBatchItem.objects.get(batch=batch)
     assert item.outcome == "failed" and "is voided" in item.message
     assert len(qbo_invoices(qbo_company, "INV-W5")) == 1
+    subject, body = auto_export_summary_build()  # the morning e-mail lists it for a person
+    assert subject.startswith("FieldSync: 1 failed") and "invoice INV-W5 (nothing to pay)" in body
 
     # Renumbered in QuickBooks as the message says; the batch's retry sends it again.
     qbo_company.server.edit_entity(qbo_company.realm_id, "Invoice", row["Id"], {"DocNumber": "INV-W5-void"})
     retry = export_batch_retry_failed(batch_id=batch.pk)
     drain(retry.realm_id)
+    assert auto_export_summary_build() is None
     [new_row] = qbo_invoices(qbo_company, "INV-W5")
     assert new_row["Id"] != row["Id"] and Decimal(str(new_row["TotalAmt"])) == 0
     assert ExportBatchItem.objects.get(batch=retry).outcome == "created"
