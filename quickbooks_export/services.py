@@ -1825,8 +1825,8 @@ def _export_invoices(run: _Run, invoice_ids: list[int]) -> None:
     ExportBatch.objects.filter(pk__in=set(run.batch_by_invoice.values()), status=ExportBatch.Status.QUEUED).update(
         status=ExportBatch.Status.RUNNING, started_at=timezone.now()
     )
-    # Changed since it was asked for (voided, or a line added before issue is impossible; voided is the case): not
-    # exported, with the reason. One QuickBooks already has stays linked, whatever now.
+    # No longer one with nothing to pay (voided since it was asked for): skipped, with the reason. One QuickBooks
+    # already has is checked and linked, whatever now.
     mapped_before = _mapped(run, Kind.INVOICE, [str(pk) for pk in invoice_ids])
     refusals = billing_selectors.invoice_only_export_refusals(invoice_ids=invoice_ids)
     for invoice_id, reason in refusals.items():
