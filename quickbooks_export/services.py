@@ -29,6 +29,10 @@ How exactly-once holds, whatever fails:
   without the payment in QuickBooks, billing takes the hand-over back (the refund is netted, the item closes
   itself, with the reason).
 
+- An invoice with nothing to pay ($0.00, no payment) goes on its own (an item with `invoice` instead of `payment`):
+  after the company's pending payments, through the same customer, item and invoice steps, its QuickBooks TotalAmt
+  checked to be 0.00. Its claim is the runner's lease plus the mapping (docs/invoices_with_nothing_to_pay.md).
+
 QuickBooks is never called inside a database transaction, and no row lock is held across a call.
 """
 
