@@ -262,8 +262,13 @@ def export_payment_start(*, payment_id: int, user=None, api_client=None, source=
 
 def export_invoice_start(*, invoice_id: int, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
     """Export one invoice with nothing to pay ($0.00, no payment) on its own: customer, items, the invoice."""
+    number = Invoice.objects.filter(pk=invoice_id).values_list("number", flat=True).first()
     return export_batch_start(
-        invoices=[invoice_id], selection=f"invoice #{invoice_id}", user=user, api_client=api_client, source=source
+        invoices=[invoice_id],
+        selection=f"invoice {number or f'#{invoice_id}'} (nothing to pay)",
+        user=user,
+        api_client=api_client,
+        source=source,
     )
 
 
