@@ -315,6 +315,8 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
         ],
         "credits": [(payment, format_money(payment.unapplied_credit, payment.currency)) for payment in credits],
         "can_issue": invoice.status == Invoice.Status.DRAFT,
+        # Settled at issue with nothing to pay (warranty work): it goes to QuickBooks on its own, invoice-only.
+        "nothing_to_pay": invoice.status == Invoice.Status.PAID and invoice.total == 0 and not applications,
         "can_void": invoice.status != Invoice.Status.VOID and invoice.amount_paid == 0,
         "can_edit": invoice.status != Invoice.Status.VOID,
     }

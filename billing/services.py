@@ -308,23 +308,23 @@ def _lock_invoices(invoice_ids: Iterable[int]) -> dict[int, Invoice]:
 
 @transaction.atomic
 def invoice_issue(*, invoice: Invoice, issued_on: date | None = None, due_on: date | None = None) -> Invoice:
-    """Draft → open. The invoice needs at least one line and a total above zero."""
+    """Draft → open. The invoice needs at least one line. A $0.00 invoice (warranty work, a free call-out) has nothing
+    to pay: it is settled at issue (PAID at once, and the invoice_paid listeners run on commit), and goes to
+    QuickBooks on its own, invoice-only."""
     invoice = _lock_invoices([invoice.pk])[invoice.pk]
     if invoice.status != Invoice.Status.DRAFT:
         raise ConflictError(
             f"{invoice.number} is already {invoice.get_status_display().lower()}.", code="invoice_not_draft"
         )
-    balances = invoice_get_with_balances(invoice_id=invoice.pk)
     if not invoice.lines.exists():
         raise ApplicationError(f"{invoice.number} has no lines; add what was sold first.", code="invoice_empty")
-    if balances.total <= 0:
-        raise ApplicationError(f"{invoice.number} totals {format_money(balances.total)}.", code="invoice_zero")
     invoice.issued_on = issued_on or invoice.issued_on or timezone.localdate()
     invoice.due_on = due_on or invoice.due_on
     if invoice.due_on and invoice.due_on < invoice.issued_on:
         raise ApplicationError("The due date cannot be before the issue date.", code="invalid_dates")
     invoice.status = Invoice.Status.OPEN
     invoice.save(update_fields=["issued_on", "due_on", "status"])
+    _invoice_sync_paid_status(invoice)  # a $0.00 invoice is settled at once
     return invoice
 
 

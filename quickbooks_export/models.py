@@ -414,7 +414,8 @@ class ExportBatch(models.Model):
 
 
 class ExportBatchItem(models.Model):
-    """What happened to one payment in one batch. The batch's counters are counts of these, never stored twice."""
+    """What happened to one payment in one batch, or to one invoice with nothing to pay (a $0.00 invoice, exported
+    on its own: services.export_invoices_start). The batch's counters are counts of these, never stored twice."""
 
     class Outcome(models.TextChoices):
         PENDING = "pending", "Waiting"
@@ -427,7 +428,13 @@ class ExportBatchItem(models.Model):
         HELD = "held", "On hold"
 
     batch = models.ForeignKey(ExportBatch, on_delete=models.CASCADE, related_name="items")
-    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, related_name="export_items")
+    # Exactly one of the two (export_item_payment_or_invoice).
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="export_items"
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="export_items"
+    )
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     # The reason for skipped and failed records, in plain words; QuickBooks' code and message for failures.
     message = models.TextField(blank=True)
@@ -439,11 +446,24 @@ class ExportBatchItem(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment")]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment"),
+            models.UniqueConstraint(fields=["batch", "invoice"], name="export_item_unique_invoice"),
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, invoice__isnull=True)
+                | Q(payment__isnull=True, invoice__isnull=False),
+                name="export_item_payment_or_invoice",
+            ),
+        ]
         indexes = [models.Index(fields=["batch", "outcome"]), models.Index(fields=["outcome", "id"])]
 
     def __str__(self) -> str:
-        return f"Payment #{self.payment_id} in Export #{self.batch_id}: {self.outcome}"
+        return f"{self.subject_label} in Export #{self.batch_id}: {self.outcome}"
+
+    @property
+    def subject_label(self) -> str:
+        """ "Payment #12" or "Invoice #7" (an invoice exported on its own)."""
+        return f"Payment #{self.payment_id}" if self.payment_id else f"Invoice #{self.invoice_id}"
 
 
 class ExportAttempt(models.Model):
@@ -455,7 +475,13 @@ class ExportAttempt(models.Model):
         ERROR = "error", "Error"
 
     at = models.DateTimeField(auto_now_add=True)
-    payment = models.ForeignKey("billing.Payment", on_delete=models.CASCADE, related_name="export_attempts")
+    # Made for a payment, or for an invoice exported on its own (exactly one: export_attempt_payment_or_invoice).
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.CASCADE, related_name="export_attempts"
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.CASCADE, related_name="export_attempts"
+    )
     batch = models.ForeignKey(ExportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # e.g. "create Customer", "find Customer by e-mail", "create Payment (batch)".
     operation = models.CharField(max_length=60)
@@ -469,10 +495,18 @@ class ExportAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["payment", "-at"])]
+        indexes = [models.Index(fields=["payment", "-at"]), models.Index(fields=["invoice", "-at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, invoice__isnull=True)
+                | Q(payment__isnull=True, invoice__isnull=False),
+                name="export_attempt_payment_or_invoice",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.operation} for payment #{self.payment_id}: {self.outcome}"
+        what = f"payment #{self.payment_id}" if self.payment_id else f"invoice #{self.invoice_id}"
+        return f"{self.operation} for {what}: {self.outcome}"
 
 
 class ExportRunnerLease(models.Model):

@@ -502,7 +502,7 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def _invoice_or_404(number: str) -> Invoice:
+def invoice_or_404(number: str) -> Invoice:
     invoice = Invoice.objects.filter(number=number).first() if _storable(number) else None
     if invoice is None:
         raise Http404
@@ -583,7 +583,7 @@ class InvoiceDetailApi(ApiView):
             data["lines"] = [
                 services.LineEdit(line_id=line.pop("id"), **line) for line in (dict(row) for row in data["lines"])
             ]
-        invoice = services.invoice_edit(invoice=_invoice_or_404(number), **data)
+        invoice = services.invoice_edit(invoice=invoice_or_404(number), **data)
         return _invoice_response(invoice.number)
 
 
@@ -604,7 +604,7 @@ class InvoiceIssueApi(ApiView):
     def post(self, request, number: str):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        invoice = services.invoice_issue(invoice=_invoice_or_404(number), **serializer.validated_data)
+        invoice = services.invoice_issue(invoice=invoice_or_404(number), **serializer.validated_data)
         return _invoice_response(invoice.number)
 
 
@@ -616,7 +616,7 @@ class InvoiceVoidApi(ApiView):
     @extend_schema(operation_id="invoices_void", request=None, responses={200: InvoiceOutputSerializer})
     @idempotent
     def post(self, request, number: str):
-        invoice = services.invoice_void(invoice=_invoice_or_404(number))
+        invoice = services.invoice_void(invoice=invoice_or_404(number))
         return _invoice_response(invoice.number)
 
 

@@ -23,14 +23,14 @@ def changes_sent(client) -> str:
     return html.split('id="changes-sent-heading"')[1]
 
 
-def void_sent(n: int, *, days_ago: int = 0) -> None:
-    """Outbox rows of invoice voids QuickBooks answered, as voids.py leaves them."""
+def void_sent(n: int, *, days_ago: int = 0, operation: str = "Invoice.void", kind: str = "void") -> None:
+    """Outbox rows of voids QuickBooks answered, as voids.py (invoices) and refund_recording.py (payments) leave."""
     for i in range(n):
         request = QuickBooksRequest.objects.create(
             realm_id="1",
-            request_id=f"void-{days_ago}-{i}",
-            operation="Invoice.void",
-            kind="void",
+            request_id=f"{kind}-{operation}-{days_ago}-{i}",
+            operation=operation,
+            kind=kind,
             local_key=str(1000 + i),
             payload={"Id": str(i), "SyncToken": "1"},
             state=QuickBooksRequest.State.DONE,
@@ -51,13 +51,16 @@ def test_updates_and_voids_sent_are_counted_per_day(office_client, qbo_company):
     billing_services.invoice_edit(invoice=invoice, due_on=datetime.date(2026, 12, 2))
     assert invoice_update_push(invoice_id=invoice.pk) == "updated"
     void_sent(3)
+    void_sent(2, operation="Payment.void", kind="refund")  # whole reversals
+    void_sent(1, operation="Payment.void", kind="undo")  # an undone export: counted on its undo, not here
+    void_sent(1, operation="Payment.update", kind="refund")  # a partial reversal lowers the payment: not a void
     void_sent(1, days_ago=45)  # older than the summary
 
     html = changes_sent(office_client)
 
     row = html.split("<tbody>")[1].split("</tr>")[0]
-    cells = [cell.split(">")[-1] for cell in row.split("</td>")[1:4]]
-    assert cells == ["1", "2", "3"]  # customers updated, invoices updated, invoices voided
+    cells = [cell.split(">")[-1] for cell in row.split("</td>")[1:5]]
+    assert cells == ["1", "2", "3", "2"]  # customers updated, invoices updated, invoices voided, payments voided
     assert html.count("<tr>") == 2  # the header and today: the 45-day-old void is outside the period
 
 
