@@ -483,7 +483,8 @@ def _compare_payment(
         problem = (
             Problem.MISSING,
             f"{name} ({money(record.amount)}, {record.customer}) is no longer in QuickBooks (QuickBooks payment "
-            f"{record.qbo_id} was deleted there). Decide on the Changed in QuickBooks page whether to send it again.",
+            f"{record.qbo_id} was deleted there). If the Changed in QuickBooks page lists it, decide there whether to "
+            "send it again; otherwise enter it in QuickBooks again.",
         )
         return _row(run, record, [problem], **ours)
     total = qbo_figures(row)[0]
@@ -493,8 +494,8 @@ def _compare_payment(
     if voided_in_quickbooks(row):
         problem = (
             Problem.VOIDED,
-            f"{name} ({money(record.amount)}, {record.customer}) was voided in QuickBooks. Decide on the Changed "
-            "in QuickBooks page whether to send it again.",
+            f"{name} ({money(record.amount)}, {record.customer}) was voided in QuickBooks. If the Changed in "
+            "QuickBooks page lists it, decide there whether to send it again; otherwise enter it in QuickBooks again.",
         )
         return _row(run, record, [problem], **ours, **theirs)
     problems = []
