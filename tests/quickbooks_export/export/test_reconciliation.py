@@ -11,10 +11,10 @@ from django_q.models import OrmQ, Schedule
 from fieldsync.exceptions import ApplicationError, ConflictError
 from quickbooks_export import client as client_module
 from quickbooks_export.client import QuickBooksClient, id_chunks
-from quickbooks_export.models import ReconciliationRun
+from quickbooks_export.models import QuickBooksMapping, ReconciliationRun
 from quickbooks_export.reconciliation import reconciliation_nightly, reconciliation_run, reconciliation_start
 from quickbooks_export.tasks import RECONCILIATION_TASK
-from tests.factories import issued_invoice, pay
+from tests.factories import CustomerFactory, issued_invoice, pay
 
 from .conftest import export
 
@@ -156,3 +156,27 @@ def test_the_nightly_run_covers_the_last_35_days(qbo_company, exported):
     in_range = [i for i in exported[0] if run.date_from <= i.issued_on <= run.date_to]
     assert run.state == "done" and run.invoices_checked == len(in_range)
     assert Schedule.objects.filter(func="quickbooks_export.tasks.reconciliation_nightly_task").count() == 1
+
+
+def test_an_invoice_moved_to_another_customer_in_quickbooks_is_found(qbo_company):
+    ada, bo = CustomerFactory(display_name="Ada Plumbing"), CustomerFactory(display_name="Bo Heating")
+    moved = issued_invoice(customer=ada, amount="40.00")
+    payment = pay(moved, "40.00")
+    export(payment, pay(issued_invoice(customer=bo, amount="30.00"), "30.00"))
+    payment.refresh_from_db()
+    bo_qbo_id = QuickBooksMapping.objects.get(kind="customer", local_key=str(bo.pk)).qbo_id
+    # QuickBooks moves an invoice to another customer only once no payment is applied to it.
+    qbo_company.server.delete_entity(qbo_company.realm_id, "Payment", payment.export_reference)
+    qbo_company.server.edit_entity(
+        qbo_company.realm_id, "Invoice", qbo_invoice_id(qbo_company, moved), {"CustomerRef": {"value": bo_qbo_id}}
+    )
+
+    run = run_now()
+
+    found = {row.label: row for row in run.rows.filter(ok=False)}
+    assert {label: row.problems for label, row in found.items()} == {
+        moved.number: ["balance", "customer"],
+        f"Payment #{payment.pk}": ["missing"],
+    }
+    row = found[moved.number]
+    assert "FieldSync's Ada Plumbing" in row.explanation and f"QuickBooks customer {bo_qbo_id}" in row.explanation
