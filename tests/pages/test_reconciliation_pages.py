@@ -49,8 +49,11 @@ def test_reconcile_now_queues_a_run_whose_page_lists_discrepancies_first(
     run = start(office_client, django_capture_on_commit_callbacks)
     assert [row.task["func"] for row in OrmQ.objects.all()] == [RECONCILIATION_TASK]
     detail = reverse("exports:reconciliation_detail", args=[run.pk])
+    progress = reverse("exports:reconciliation_progress", args=[run.pk])
     assert "Waiting to start" in office_client.get(detail).content.decode()
+    assert f'hx-get="{progress}"' in office_client.get(progress).content.decode()  # polls while not finished
     reconciliation_run(run_id=run.pk)  # what the worker does
+    assert "hx-get" not in office_client.get(progress).content.decode()
 
     html = office_client.get(detail).content.decode()
     assert 'id="discrepancy-count">2<' in html and 'id="read-count">2<' in html
