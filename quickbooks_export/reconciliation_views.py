@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,7 +37,7 @@ def reconciliation_list(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if not can_start:
-            return HttpResponse("You may not start a reconciliation.", status=403)
+            raise PermissionDenied("Starting a reconciliation needs the permission to export payments.")
         if form.is_valid():
             try:
                 run = reconciliation_start(
