@@ -152,7 +152,7 @@ def test_a_started_run_is_queued_after_commit_and_a_second_delivery_does_nothing
 
 def test_the_nightly_schedule_reconciles_the_last_35_days(qbo_company, exported):
     # The data migration's schedule (re-created here: a transactional test elsewhere may have flushed the table).
-    importlib.import_module("quickbooks_export.migrations.0009_reconciliation").add_schedule(apps, None)
+    importlib.import_module("quickbooks_export.migrations.0010_reconciliation").add_schedule(apps, None)
     schedule = Schedule.objects.get(name="quickbooks-reconciliation-nightly")
     assert (schedule.schedule_type, schedule.repeats) == (Schedule.DAILY, -1)
     assert timezone.localtime(schedule.next_run).time() == datetime.time(3, 0)

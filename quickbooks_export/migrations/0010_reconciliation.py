@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
-        ('quickbooks_export', '0008_changes_after_export'),
+        ('quickbooks_export', '0009_merge_invoice_only_and_changes_after_export'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
