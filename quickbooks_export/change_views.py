@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.changes import RESENDABLE, change_resolve
+from quickbooks_export.inbound import change_bring_in
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
@@ -45,10 +46,12 @@ def change_list(request: HttpRequest) -> HttpResponse:
 @export_required
 @require_POST
 def change_action(request: HttpRequest, change_id: int, resolution: str) -> HttpResponse:
+    note = request.POST.get("note", "")
     try:
-        change = change_resolve(
-            change_id=change_id, resolution=resolution, user=request.user, note=request.POST.get("note", "")
-        )
+        if resolution == QuickBooksChange.Resolution.BRING_IN:
+            change = change_bring_in(change_id=change_id, user=request.user, note=note)
+        else:
+            change = change_resolve(change_id=change_id, resolution=resolution, user=request.user, note=note)
     except QuickBooksChange.DoesNotExist:
         messages.error(request, "That change is no longer listed.")
     except ApplicationError as exc:

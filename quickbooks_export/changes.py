@@ -13,6 +13,7 @@ from django.utils import timezone
 from billing import selectors as billing_selectors
 from billing.models import Payment, Refund
 
+from . import inbound
 from .client import QuickBooksClient
 from .errors import QuickBooksObjectNotFoundError
 from .models import QuickBooksChange, QuickBooksConnection, QuickBooksEvent, QuickBooksMapping
@@ -40,9 +41,19 @@ def webhook_events_check() -> int:
             ):
                 mapped[(mapping.kind, mapping.qbo_id)] = mapping
         client = QuickBooksClient(connection) if connection is not None else None
-        checked, ignored, seen = [], [], set()
+        checked, ignored, seen, unmapped_payments = [], [], set(), {}
         for event in events:
             mapping = mapped.get((KIND_OF.get(event.entity), event.qbo_id))
+            if (
+                mapping is None
+                and connection is not None
+                and event.realm_id == connection.realm_id
+                and event.entity == "Payment"
+                and event.operation.lower().startswith(("create", "update"))
+            ):
+                # Maybe a payment keyed in QuickBooks against one of our invoices (inbound.py): read below.
+                unmapped_payments.setdefault(event.qbo_id, []).append(event.pk)
+                continue
             if mapping is None or event.realm_id != connection.realm_id:
                 ignored.append(event.pk)
                 continue
@@ -51,6 +62,12 @@ def webhook_events_check() -> int:
                 continue  # duplicates and later events of the same object: one read says how it is now
             seen.add((mapping.kind, mapping.qbo_id))
             found += len(object_check(client=client, mapping=mapping, found_by="webhook"))
+        if unmapped_payments:
+            rows = inbound.payments_read(client, list(unmapped_payments))
+            relevant = inbound.payments_consider(realm_id=connection.realm_id, rows=rows, found_by="webhook")
+            found += len(relevant)
+            for qbo_id, event_ids in unmapped_payments.items():
+                (checked if qbo_id in relevant else ignored).extend(event_ids)
         now = timezone.now()
         QuickBooksEvent.objects.filter(pk__in=checked).update(state=QuickBooksEvent.State.CHECKED, checked_at=now)
         QuickBooksEvent.objects.filter(pk__in=ignored).update(state=QuickBooksEvent.State.IGNORED, checked_at=now)
@@ -153,6 +170,11 @@ def change_resolve(*, change_id: int, resolution: str, user, note: str = "") -> 
         raise ConflictError("Someone already dealt with this change.", code="change_resolved")
     if resolution not in Resolution.values:
         raise ApplicationError(f"“{resolution}” is not a decision this page offers.", code="invalid_resolution")
+    if resolution == Resolution.BRING_IN or (change.change == Change.RECORDED and resolution == Resolution.ACCEPT):
+        raise ApplicationError(
+            "A payment recorded in QuickBooks is brought in with “Bring it into FieldSync” (or ignored).",
+            code="use_bring_in",
+        )
     if resolution == Resolution.RESEND:
         if change.kind != Kind.PAYMENT or change.change not in RESENDABLE:
             raise ApplicationError(

@@ -63,7 +63,7 @@ view_manual_items_required = permission_required("billing.view_manualhandlingite
 ExportStatus = Payment.ExportStatus
 Outcome = ExportBatchItem.Outcome
 # Payments already in QuickBooks: shown, never selectable for export.
-IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY)
+IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.IN_QUICKBOOKS)
 
 PAGE_SIZES = (25, 50, 100, 200, 500)
 DEFAULT_PAGE_SIZE = 50
