@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from fieldsync.exceptions import ApplicationError
-from quickbooks_export.changes import RESENDABLE, change_resolve
+from quickbooks_export.changes import RESENDABLE, accept_explained, change_resolve
 from quickbooks_export.inbound import change_bring_in
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
 
@@ -33,6 +33,8 @@ def change_list(request: HttpRequest) -> HttpResponse:
     )
     for change in open_changes:
         change.resendable = change.kind == QuickBooksMapping.Kind.PAYMENT and change.change in RESENDABLE
+        change.acceptable, change.accept_explanation = accept_explained(change)
+        change.bringable = change.change == QuickBooksChange.Change.RECORDED
     context = {
         "nav": "changes",
         "open_changes": open_changes,

@@ -151,11 +151,112 @@ Resolution = QuickBooksChange.Resolution
 RESENDABLE = frozenset({Change.DELETED, Change.VOIDED})
 
 
+def accept_explained(change: QuickBooksChange) -> tuple[bool, str]:
+    """Whether "Accept QuickBooks' version" can make FieldSync match QuickBooks for this change, and what it does
+    (or, when it cannot safely, what the person must do instead). No queries: the page calls it for every row."""
+    if change.change == Change.RECORDED:
+        return False, "Bring it into FieldSync, or ignore it."
+    if change.kind == Kind.PAYMENT and change.change in RESENDABLE:
+        return True, (
+            "FieldSync records the payment as reversed (what is left of it comes off its invoices, which open "
+            "again, as in QuickBooks) and forgets the QuickBooks payment; nothing is sent to QuickBooks."
+        )
+    if change.change == Change.VOID_BLOCKED:
+        return True, "Closes this: FieldSync leaves the invoice void here and sends nothing."
+    if change.change == Change.AMOUNT:
+        return False, (
+            "FieldSync cannot take another amount from QuickBooks safely: correct the amount in QuickBooks (or send "
+            "ours again once it is deleted there), or record the difference in FieldSync (a refund or another "
+            "payment), then ignore this."
+        )
+    if change.change == Change.CUSTOMER:
+        return False, (
+            "FieldSync cannot move a payment or invoice to another customer: put it back under the right customer "
+            "in QuickBooks, or record it again in FieldSync under the other customer, then ignore this."
+        )
+    return False, (
+        "FieldSync cannot take this from QuickBooks safely: void the invoice in FieldSync once nothing is paid on "
+        "it (refund its payments first), then ignore this."
+    )
+
+
+def _accept_payment_gone(change: QuickBooksChange, user) -> None:
+    """A payment deleted or voided in QuickBooks, accepted: QuickBooks no longer holds the money, so FieldSync
+    records what is left of it as reversed (a reversal out of each invoice, which opens again as QuickBooks' did;
+    the unapplied credit given back), closes the hand-overs those refunds open at once (QuickBooks has done it
+    already), and removes the link to the gone QuickBooks payment (audited), so nothing is compared or sent again.
+    Both books then show the invoices open by the same amounts."""
+    from billing import selectors as billing_selectors
+    from billing import services as billing_services
+    from billing.models import ManualHandlingItem
+
+    from .models import QuickBooksMappingAudit
+
+    payment = billing_selectors.payment_with_amounts(Payment.objects.filter(pk=int(change.local_key))).get()
+    display = change.get_change_display()
+    how = display[0].lower() + display[1:]  # "deleted in QuickBooks"
+    reason = f"{change.get_change_display()} (QuickBooks payment {change.qbo_id}); QuickBooks' version accepted"
+    today = timezone.localdate()
+    method = payment.method if payment.method in Refund.Method.values else Refund.Method.OTHER
+    refunds = []
+    for application in payment.applications.select_related("invoice").prefetch_related("refunds"):
+        left = application.amount - sum((r.amount for r in application.refunds.all()), Decimal("0.00"))
+        if left > 0:
+            refunds.append(
+                billing_services.refund_record(
+                    payment=payment,
+                    amount=left,
+                    reason=reason,
+                    refunded_on=today,
+                    method=method,
+                    kind=Refund.Kind.REVERSAL,
+                    invoice=application.invoice,
+                    user=user,
+                )
+            )
+    credit = billing_selectors.payment_with_amounts(Payment.objects.filter(pk=payment.pk)).get().unapplied_credit
+    if credit > 0:
+        refunds.append(
+            billing_services.refund_record(
+                payment=payment,
+                amount=credit,
+                reason=reason,
+                refunded_on=today,
+                method=method,
+                kind=Refund.Kind.UNAPPLIED_CREDIT,
+                user=user,
+            )
+        )
+    for item in ManualHandlingItem.objects.filter(
+        refund__in=refunds, status=ManualHandlingItem.Status.OPEN
+    ).select_related(None):
+        billing_services.manual_item_mark_handled(
+            item=item,
+            user=user,
+            note=f"Nothing to enter: the payment was {how} already (change #{change.pk}).",
+        )
+    mapping = QuickBooksMapping.objects.filter(
+        realm_id=change.realm_id, kind=Kind.PAYMENT, local_key=change.local_key, qbo_id=change.qbo_id
+    ).first()
+    if mapping is not None:
+        QuickBooksMappingAudit.objects.create(
+            realm_id=change.realm_id,
+            kind=Kind.PAYMENT,
+            local_key=change.local_key,
+            action=QuickBooksMappingAudit.Action.UNLINK,
+            before={"qbo_id": mapping.qbo_id, "sync_token": mapping.sync_token},
+            note=f"{change.get_change_display()}; recorded as reversed in FieldSync (change #{change.pk})",
+            by=user,
+        )
+        mapping.delete()
+
+
 @transaction.atomic
 def change_resolve(*, change_id: int, resolution: str, user, note: str = "") -> QuickBooksChange:
     """Close an open change with a person's decision (who, when, note: the audit).
 
-    - accept: QuickBooks' version stands; FieldSync's records are left for the person to adjust (nothing is sent).
+    - accept: FieldSync takes QuickBooks' version where that is safe (accept_explained says what it does, or what to
+      do instead): a payment deleted or voided there is recorded as reversed here; nothing is sent.
     - resend: only for a payment deleted or voided in QuickBooks: FieldSync forgets the QuickBooks payment (link
       removed, audited) and the payment is "not exported" again, so the next export (or automatic export) sends it.
     - ignore: nothing changes anywhere.
@@ -175,6 +276,12 @@ def change_resolve(*, change_id: int, resolution: str, user, note: str = "") -> 
             "A payment recorded in QuickBooks is brought in with “Bring it into FieldSync” (or ignored).",
             code="use_bring_in",
         )
+    if resolution == Resolution.ACCEPT:
+        available, explanation = accept_explained(change)
+        if not available:
+            raise ApplicationError(explanation, code="accept_unavailable")
+        if change.kind == Kind.PAYMENT and change.change in RESENDABLE:
+            _accept_payment_gone(change, user)
     if resolution == Resolution.RESEND:
         if change.kind != Kind.PAYMENT or change.change not in RESENDABLE:
             raise ApplicationError(

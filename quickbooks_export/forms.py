@@ -25,6 +25,10 @@ class MappingSettingsForm(forms.Form):
         label="Let FieldSync record reversed payments in QuickBooks (“Record it in QuickBooks for me”)",
         required=False,
     )
+    bring_in_quickbooks_payments = forms.BooleanField(
+        label="Bring in payments recorded in QuickBooks (keyed there against invoices FieldSync exported)",
+        required=False,
+    )
 
     def __init__(self, *args, choices: MappingChoices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,6 +55,7 @@ class MappingSettingsForm(forms.Form):
             "deposit_account": mapping.deposit_account_id,
             "income_account": mapping.income_account_id,
             "record_refunds_for_me": mapping.record_refunds_for_me,
+            "bring_in_quickbooks_payments": mapping.bring_in_quickbooks_payments,
         }
         for row in mapping.payment_methods.all():
             initial[_field_name(row.method)] = row.qbo_payment_method_id
