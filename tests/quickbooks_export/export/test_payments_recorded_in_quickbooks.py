@@ -78,13 +78,20 @@ def deliver(client, received: list, *, payment_created: str, copies: int = 2, ti
     """Once the sandbox has notified the creation of QuickBooks payment `payment_created` (`copies` times: its
     duplicate switch), hand everything it notified to FieldSync's endpoint, in the order it came."""
 
-    def notified() -> int:
-        return sum(
-            1
-            for _, body in list(received)
-            for event in json.loads(body)
-            if event["type"] == "qbo.payment.created.v1" and event["intuitentityid"] == payment_created
+    def created(body: bytes) -> bool:
+        payload = json.loads(body)
+        if isinstance(payload, list):  # CloudEvents
+            return any(
+                e["type"] == "qbo.payment.created.v1" and e["intuitentityid"] == payment_created for e in payload
+            )
+        return any(
+            e["name"] == "Payment" and e["operation"] == "Create" and e["id"] == payment_created
+            for n in payload["eventNotifications"]
+            for e in n["dataChangeEvent"]["entities"]
         )
+
+    def notified() -> int:
+        return sum(1 for _, body in list(received) if created(body))
 
     deadline = time.monotonic() + timeout
     while notified() < copies and time.monotonic() < deadline:
@@ -104,10 +111,17 @@ def brought_in() -> list[Payment]:
     return list(Payment.objects.filter(origin=Payment.Origin.QUICKBOOKS))
 
 
-def test_a_payment_keyed_in_quickbooks_is_brought_in_once_by_webhook(receiver, qbo_sandbox_factory, settings, client):  # noqa: F811
+@pytest.mark.parametrize("fmt", ["cloudevents", "legacy"])
+def test_a_payment_keyed_in_quickbooks_is_brought_in_once_by_webhook(
+    fmt,
+    receiver,  # noqa: F811 - the fixture imported above
+    qbo_sandbox_factory,
+    settings,
+    client,
+):
     settings.QBO_WEBHOOK_VERIFIER_TOKEN = TOKEN
     server = qbo_sandbox_factory(
-        webhook_url=receiver.url, webhook_verifier_token=TOKEN, webhook_format="cloudevents", webhook_duplicate=True
+        webhook_url=receiver.url, webhook_verifier_token=TOKEN, webhook_format=fmt, webhook_duplicate=True
     )
     company = connect(server, settings)
     bring_in(company, True)
@@ -226,3 +240,61 @@ def test_a_payment_that_would_overpay_our_invoice_is_listed_not_brought_in(qbo_s
     assert change.qbo_id == keyed["Id"]
     assert "more than the $0.00 open on INV-7002" in change.ours["reason"]
     assert QuickBooksChange.objects.get(change="deleted").local_key == str(ours.pk)  # the deletion, as before
+
+
+def test_a_payment_carrying_fieldsyncs_marker_is_never_brought_in(qbo_sandbox_factory, settings):
+    """A create of FieldSync's whose answer was lost carries the marker: the export adopts it; it is not new."""
+    clock = ManualClock()
+    company = connect(qbo_sandbox_factory(clock=clock), settings)
+    bring_in(company, True)
+    invoice = exported_then_bounced(company)
+    clock.advance(5)
+    keyed = key_in_quickbooks(company, invoice)
+    company.server.edit_entity(company.realm_id, "Payment", keyed["Id"], {"PrivateNote": "FieldSync payment #4242"})
+
+    cdc_sweep()
+
+    assert brought_in() == []
+    assert not QuickBooksChange.objects.filter(change="recorded").exists()
+
+
+def test_a_payment_that_also_pays_an_invoice_fieldsync_did_not_export_is_listed(qbo_sandbox_factory, settings):
+    clock = ManualClock()
+    company = connect(qbo_sandbox_factory(clock=clock), settings)
+    bring_in(company, True)
+    invoice = exported_then_bounced(company)
+    ours = QuickBooksMapping.objects.get(realm_id=company.realm_id, kind="invoice", local_key=str(invoice.pk))
+    theirs = company.server.create_entity(
+        company.realm_id,
+        "Invoice",
+        {
+            "CustomerRef": {"value": company.entities("Invoice")[0]["CustomerRef"]["value"]},
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": "30.00",
+                    "SalesItemLineDetail": {"ItemRef": {"value": company.entities("Item")[0]["Id"]}},
+                }
+            ],
+        },
+    )
+    clock.advance(5)
+    keyed = company.server.create_entity(
+        company.realm_id,
+        "Payment",
+        {
+            "CustomerRef": theirs["CustomerRef"],
+            "TotalAmt": "130.00",
+            "Line": [
+                {"Amount": "100.00", "LinkedTxn": [{"TxnId": ours.qbo_id, "TxnType": "Invoice"}]},
+                {"Amount": "30.00", "LinkedTxn": [{"TxnId": theirs["Id"], "TxnType": "Invoice"}]},
+            ],
+        },
+    )
+
+    cdc_sweep()
+
+    assert brought_in() == []
+    [change] = QuickBooksChange.objects.filter(change="recorded")
+    assert change.qbo_id == keyed["Id"]
+    assert f"also pays QuickBooks invoice {theirs['Id']}, which FieldSync did not export" in change.ours["reason"]
