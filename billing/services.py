@@ -127,8 +127,11 @@ CUSTOMER_EDITABLE_FIELDS = (
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, **changes) -> Customer:
-    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first."""
+def customer_update(*, customer: Customer, notify: bool = True, **changes) -> Customer:
+    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first.
+
+    `notify=False` when the change comes from the books the listeners keep in step (QuickBooks' version accepted):
+    they are not told, so nothing is sent back where it came from."""
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"These customer fields cannot change: {', '.join(sorted(unknown))}.")
@@ -138,7 +141,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         setattr(customer, field, value.lower() if field == "email" else value)
     _full_clean(customer)
     customer.save(update_fields=list(changes) or None)
-    if changes:
+    if changes and notify:
         hooks.customer_changed_notify(customer_id=customer.pk)
     return customer
 

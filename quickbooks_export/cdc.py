@@ -21,7 +21,7 @@ from .changes import mapped_objects, object_check
 from .client import QuickBooksClient
 from .models import QuickBooksCdcCheckpoint, QuickBooksConnection
 
-ENTITIES = ("Payment", "Invoice")
+ENTITIES = ("Payment", "Invoice", "Customer")
 CAP = 1000
 MAX_ROUNDS = 10
 WINDOW = timedelta(days=30) - timedelta(minutes=5)  # inside Intuit's 30 days, with room for clock differences

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from fieldsync.exceptions import ApplicationError
-from quickbooks_export.changes import RESENDABLE, accept_explained, change_resolve
+from quickbooks_export.changes import RESENDABLE, accept_explained, change_resolve, details_side_by_side
 from quickbooks_export.inbound import change_bring_in
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
 
@@ -35,6 +35,7 @@ def change_list(request: HttpRequest) -> HttpResponse:
         change.resendable = change.kind == QuickBooksMapping.Kind.PAYMENT and change.change in RESENDABLE
         change.acceptable, change.accept_explanation = accept_explained(change)
         change.bringable = change.change == QuickBooksChange.Change.RECORDED
+        change.details = details_side_by_side(change) if change.change == QuickBooksChange.Change.DETAILS else []
     context = {
         "nav": "changes",
         "open_changes": open_changes,

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
-from billing.models import Payment, Refund
+from billing.models import Customer, Payment, Refund
 
 from . import inbound
 from .client import QuickBooksClient
@@ -20,7 +20,7 @@ from .models import QuickBooksChange, QuickBooksConnection, QuickBooksEvent, Qui
 
 Kind = QuickBooksMapping.Kind
 Change = QuickBooksChange.Change
-KIND_OF = {"Payment": Kind.PAYMENT, "Invoice": Kind.INVOICE}
+KIND_OF = {"Payment": Kind.PAYMENT, "Invoice": Kind.INVOICE, "Customer": Kind.CUSTOMER}
 CHUNK = 200
 
 
@@ -90,8 +90,10 @@ def mapped_objects(realm_id: str, entity: str, qbo_ids: list[str]) -> dict[str, 
 def object_check(
     *, client: QuickBooksClient | None, mapping: QuickBooksMapping, found_by: str, row: dict | None = None
 ) -> list[QuickBooksChange]:
-    """Compare one exported Payment or Invoice as QuickBooks has it (`row` from a Change Data Capture answer, or
-    read now with `client`) with FieldSync's, and record each difference."""
+    """Compare one exported Payment, Invoice or Customer as QuickBooks has it (`row` from a Change Data Capture
+    answer, or read now with `client`) with FieldSync's, and record each difference."""
+    if mapping.kind == Kind.CUSTOMER:
+        return _customer_check(client=client, mapping=mapping, found_by=found_by, row=row)
     entity = "Payment" if mapping.kind == Kind.PAYMENT else "Invoice"
     if mapping.kind == Kind.PAYMENT:
         local = Payment.objects.get(pk=int(mapping.local_key))
@@ -124,6 +126,111 @@ def object_check(
     if ours["customer"] and theirs["customer"] != ours["customer"]:
         changes += _record(mapping, Change.CUSTOMER, ours, theirs, found_by)
     return changes
+
+
+# --- Customer details ----------------------------------------------------------------------------------------------
+# The details FieldSync keeps in QuickBooks (updates.FIELDS), in FieldSync's terms: (field, label, QuickBooks' value).
+CUSTOMER_DETAILS = (
+    ("company_name", "Company", lambda c: c.get("CompanyName")),
+    ("email", "E-mail", lambda c: (c.get("PrimaryEmailAddr") or {}).get("Address")),
+    ("phone", "Phone", lambda c: (c.get("PrimaryPhone") or {}).get("FreeFormNumber")),
+    ("billing_line1", "Address", lambda c: (c.get("BillAddr") or {}).get("Line1")),
+    ("billing_line2", "Address (line 2)", lambda c: (c.get("BillAddr") or {}).get("Line2")),
+    ("billing_city", "City", lambda c: (c.get("BillAddr") or {}).get("City")),
+    ("billing_region", "State / region", lambda c: (c.get("BillAddr") or {}).get("CountrySubDivisionCode")),
+    ("billing_postal_code", "Postal code", lambda c: (c.get("BillAddr") or {}).get("PostalCode")),
+    ("billing_country", "Country", lambda c: (c.get("BillAddr") or {}).get("Country")),
+)
+DETAIL_LABELS = {field: label for field, label, _ in CUSTOMER_DETAILS}
+
+
+def _customer_check(
+    *, client: QuickBooksClient | None, mapping: QuickBooksMapping, found_by: str, row: dict | None
+) -> list[QuickBooksChange]:
+    """A customer's details changed in QuickBooks by someone else than FieldSync (its SyncToken moved since FieldSync
+    last wrote or linked it) and now differ from FieldSync's: one open "Customer details changed" change with both
+    versions of the fields that differ. Only fields QuickBooks holds a value for count: an emptied field is never
+    copied over FieldSync's (as FieldSync's empty fields never blank QuickBooks', updates.py)."""
+    if row is None:
+        try:
+            row = client.read("Customer", mapping.qbo_id)
+        except QuickBooksObjectNotFoundError:
+            return []  # QuickBooks makes customers inactive; it does not delete them
+    token = str(row.get("SyncToken", ""))
+    if token == mapping.sync_token or mapping.stale_reason:
+        return []  # as FieldSync last left it (its own update's notification, say)
+    customer = Customer.objects.get(pk=int(mapping.local_key))
+    ours, theirs = {}, {}
+    for field, _label, read in CUSTOMER_DETAILS:
+        value = str(read(row) or "").strip()
+        if field == "email":
+            value = value.lower()
+        if value and value != getattr(customer, field):
+            ours[field], theirs[field] = getattr(customer, field), value
+    if not theirs:
+        return []
+    theirs["sync_token"] = token
+    decided = QuickBooksChange.objects.filter(
+        realm_id=mapping.realm_id,
+        kind=Kind.CUSTOMER,
+        qbo_id=mapping.qbo_id,
+        change=Change.DETAILS,
+        state=QuickBooksChange.State.RESOLVED,
+        theirs__sync_token=token,
+    )
+    if decided.exists():
+        return []  # a person already decided about this very version
+    recorded = _record(mapping, Change.DETAILS, ours, theirs, found_by)
+    if not recorded:  # already listed: keep the newest version of both sides for the person deciding
+        QuickBooksChange.objects.filter(
+            realm_id=mapping.realm_id,
+            kind=Kind.CUSTOMER,
+            qbo_id=mapping.qbo_id,
+            change=Change.DETAILS,
+            state=QuickBooksChange.State.OPEN,
+        ).update(ours=ours, theirs=theirs)
+    return recorded
+
+
+def details_side_by_side(change: QuickBooksChange) -> list[tuple[str, str, str]]:
+    """(label, FieldSync's, QuickBooks') for each customer detail of a DETAILS change (no queries)."""
+    return [
+        (DETAIL_LABELS[field], change.ours.get(field, ""), value)
+        for field, value in change.theirs.items()
+        if field in DETAIL_LABELS
+    ]
+
+
+def _accept_customer_details(change: QuickBooksChange, user) -> None:
+    """Copy QuickBooks' details into the FieldSync customer, through billing, without telling the export app (so no
+    push back to QuickBooks: what FieldSync would send is what QuickBooks holds). The mapping's SyncToken becomes
+    QuickBooks', so FieldSync's next edit of this customer is sent as usual and this version is not listed again."""
+    from billing import services as billing_services
+
+    from .models import QuickBooksMappingAudit
+
+    details = {field: value for field, value in change.theirs.items() if field in DETAIL_LABELS}
+    if len(details.get("billing_country", "XX")) != 2:
+        details.pop("billing_country")  # FieldSync keeps two-letter country codes; QuickBooks' free text stays there
+    customer = Customer.objects.get(pk=int(change.local_key))
+    billing_services.customer_update(customer=customer, notify=False, **details)
+    mapping = QuickBooksMapping.objects.filter(
+        realm_id=change.realm_id, kind=Kind.CUSTOMER, local_key=change.local_key, qbo_id=change.qbo_id
+    ).first()
+    if mapping is not None:
+        before = {"qbo_id": mapping.qbo_id, "sync_token": mapping.sync_token}
+        mapping.sync_token = change.theirs.get("sync_token", mapping.sync_token)
+        mapping.save(update_fields=["sync_token", "updated_at"])
+        QuickBooksMappingAudit.objects.create(
+            realm_id=change.realm_id,
+            kind=Kind.CUSTOMER,
+            local_key=change.local_key,
+            action=QuickBooksMappingAudit.Action.ACCEPT_CUSTOMER,
+            before={**before, **{f: change.ours.get(f, "") for f in details}},
+            after={"qbo_id": mapping.qbo_id, "sync_token": mapping.sync_token, **details},
+            note=f"QuickBooks' version accepted (change #{change.pk})",
+            by=user,
+        )
 
 
 def _record(mapping: QuickBooksMapping, change: str, ours: dict, theirs: dict, found_by: str) -> list[QuickBooksChange]:
@@ -161,6 +268,8 @@ def accept_explained(change: QuickBooksChange) -> tuple[bool, str]:
             "FieldSync records the payment as reversed (what is left of it comes off its invoices, which open "
             "again, as in QuickBooks) and forgets the QuickBooks payment; nothing is sent to QuickBooks."
         )
+    if change.change == Change.DETAILS:
+        return True, ("FieldSync copies QuickBooks' details into its customer; nothing is sent back to QuickBooks.")
     if change.change == Change.VOID_BLOCKED:
         return True, "Closes this: FieldSync leaves the invoice void here and sends nothing."
     if change.change == Change.AMOUNT:
@@ -282,6 +391,8 @@ def change_resolve(*, change_id: int, resolution: str, user, note: str = "") -> 
             raise ApplicationError(explanation, code="accept_unavailable")
         if change.kind == Kind.PAYMENT and change.change in RESENDABLE:
             _accept_payment_gone(change, user)
+        elif change.change == Change.DETAILS:
+            _accept_customer_details(change, user)
     if resolution == Resolution.RESEND:
         if change.kind != Kind.PAYMENT or change.change not in RESENDABLE:
             raise ApplicationError(

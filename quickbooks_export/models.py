@@ -600,6 +600,8 @@ class QuickBooksMappingAudit(models.Model):
         VOID = "void", "Voided in QuickBooks"
         # A payment keyed in QuickBooks, brought into FieldSync (inbound.py): the link keeps it from coming twice.
         BRING_IN = "bring_in", "Brought in from QuickBooks"
+        # QuickBooks' customer details copied into FieldSync ("Accept QuickBooks' version", changes.py).
+        ACCEPT_CUSTOMER = "accept_customer", "Copied QuickBooks' details into FieldSync"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -735,6 +737,8 @@ class QuickBooksChange(models.Model):
         # A payment FieldSync did not export, keyed in QuickBooks against an invoice it did (inbound.py); local_key
         # is empty until it is brought in, then the FieldSync payment's id.
         RECORDED = "recorded", "Payment recorded in QuickBooks"
+        # A customer's details (company, e-mail, phone, billing address) changed in QuickBooks by someone else.
+        DETAILS = "details", "Customer details changed in QuickBooks"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"
