@@ -8,7 +8,13 @@ from django.urls import reverse
 
 from billing.models import Invoice, ManualHandlingItem, Payment
 from quickbooks_export.changes import webhook_events_check
-from quickbooks_export.models import QuickBooksChange, QuickBooksEvent, QuickBooksMapping, QuickBooksMappingAudit
+from quickbooks_export.models import (
+    QuickBooksChange,
+    QuickBooksEvent,
+    QuickBooksMapping,
+    QuickBooksMappingAudit,
+    QuickBooksMappingSettings,
+)
 from tests.quickbooks_export.export.test_payments_recorded_in_quickbooks import exported_then_bounced, key_in_quickbooks
 
 from .test_changed_in_quickbooks import deleted_in_quickbooks
@@ -96,3 +102,34 @@ def test_accept_is_unavailable_for_another_amount_and_says_what_to_do(office_cli
     change.refresh_from_db()
     assert change.state == "open"
     assert not payment.refunds.exists()
+
+
+def test_a_payment_brought_in_shows_where_it_was_recorded_and_offers_no_export(office_client, qbo_company):
+    QuickBooksMappingSettings.objects.filter(realm_id=qbo_company.realm_id).update(bring_in_quickbooks_payments=True)
+    [keyed] = recorded_in_quickbooks(qbo_company)
+    payment = Payment.objects.get(origin="quickbooks")
+
+    html = office_client.get(reverse("exports:payment_detail", args=[payment.pk])).content.decode()
+
+    assert "Recorded in QuickBooks" in html
+    assert f"Keyed in QuickBooks (payment {keyed['Id']}) and brought into FieldSync; never exported." in html
+    assert reverse("exports:payment_export", args=[payment.pk]) not in html
+    assert reverse("exports:payment_undo", args=[payment.pk]) not in html
+    assert "Needs manual handling" in html  # a refund of it would be entered in QuickBooks
+
+
+def test_the_bring_in_setting_is_on_the_quickbooks_page(client, qbo_company, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    from quickbooks_export.forms import MappingSettingsForm
+
+    assert "bring_in_quickbooks_payments" in MappingSettingsForm.base_fields
+    settings_row = QuickBooksMappingSettings.objects.get(realm_id=qbo_company.realm_id)
+    assert settings_row.bring_in_quickbooks_payments is False  # off by default
+    admin = django_user_model.objects.create_user("owner", password="pw")
+    admin.user_permissions.add(
+        *Permission.objects.filter(codename__in=["manage_quickbooks_connection", "view_quickbooksconnection"])
+    )
+    client.force_login(admin)
+    html = client.get(reverse("quickbooks_export:settings")).content.decode()
+    assert "Bring in payments recorded in QuickBooks" in html
