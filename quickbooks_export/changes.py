@@ -41,7 +41,7 @@ def webhook_events_check() -> int:
             ):
                 mapped[(mapping.kind, mapping.qbo_id)] = mapping
         client = QuickBooksClient(connection) if connection is not None else None
-        checked, ignored, seen, unmapped_payments = [], [], set(), {}
+        checked, ignored, seen, unmapped_payments, customers = [], [], set(), {}, {}
         for event in events:
             mapping = mapped.get((KIND_OF.get(event.entity), event.qbo_id))
             if (
@@ -61,9 +61,15 @@ def webhook_events_check() -> int:
             if (mapping.kind, mapping.qbo_id) in seen:
                 continue  # duplicates and later events of the same object: one read says how it is now
             seen.add((mapping.kind, mapping.qbo_id))
+            if mapping.kind == Kind.CUSTOMER:
+                customers[mapping.qbo_id] = mapping  # read together below (a customer is never deleted)
+                continue
             found += len(object_check(client=client, mapping=mapping, found_by="webhook"))
+        for row in inbound.read_by_ids(client, "Customer", list(customers)) if customers else []:
+            mapping = customers[str(row["Id"])]
+            found += len(object_check(client=client, mapping=mapping, found_by="webhook", row=row))
         if unmapped_payments:
-            rows = inbound.payments_read(client, list(unmapped_payments))
+            rows = inbound.read_by_ids(client, "Payment", list(unmapped_payments))
             relevant = inbound.payments_consider(realm_id=connection.realm_id, rows=rows, found_by="webhook")
             found += len(relevant)
             for qbo_id, event_ids in unmapped_payments.items():

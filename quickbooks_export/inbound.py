@@ -83,15 +83,16 @@ def _linked_invoices(row: dict) -> dict[str, Decimal]:
     return applied
 
 
-def payments_read(client: QuickBooksClient, qbo_ids: list[str]) -> list[dict]:
-    """The QuickBooks payments of `qbo_ids`, read together (one query per READ_CHUNK Ids; gone ones are absent)."""
+def read_by_ids(client: QuickBooksClient, entity: str, qbo_ids: list[str]) -> list[dict]:
+    """The QuickBooks objects of `entity` with `qbo_ids`, read together (one query per READ_CHUNK Ids, so one
+    metered read for a round of notifications; gone ones are absent)."""
     rows: list[dict] = []
     ids = sorted({str(i) for i in qbo_ids if str(i).isdigit()}, key=int)
     for start in range(0, len(ids), READ_CHUNK):
         chunk = ids[start : start + READ_CHUNK]
         quoted = ", ".join(f"'{qbo_id}'" for qbo_id in chunk)
         # QuickBooks' query language, not SQL; the Ids are digits only (checked above).
-        statement = f"SELECT * FROM Payment WHERE Id IN ({quoted}) MAXRESULTS {READ_CHUNK}"  # noqa: S608
+        statement = f"SELECT * FROM {entity} WHERE Id IN ({quoted}) MAXRESULTS {READ_CHUNK}"  # noqa: S608
         rows.extend(client.query(statement))
     return rows
 

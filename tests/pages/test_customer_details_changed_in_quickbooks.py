@@ -137,3 +137,25 @@ def test_the_sweep_finds_details_changed_with_no_webhook(qbo_sandbox_factory, se
 
     change = QuickBooksChange.objects.get()
     assert (change.change, change.found_by, change.theirs["phone"]) == ("details", "cdc", "555-0177")
+
+
+def test_the_customers_of_one_round_of_notifications_are_read_in_one_request(qbo_company):
+    customers = [CustomerFactory(phone=f"555-010{n}") for n in range(3)]
+    export(*[pay(issued_invoice(customer=c, amount="10.00"), "10.00") for c in customers])
+    for customer in customers:
+        qbo_company.server.edit_entity(
+            qbo_company.realm_id, "Customer", qbo_id(customer), {"PrimaryPhone": {"FreeFormNumber": "555-0999"}}
+        )
+        QuickBooksEvent.objects.create(
+            event_id=f"r{customer.pk}",
+            realm_id=qbo_company.realm_id,
+            entity="Customer",
+            qbo_id=qbo_id(customer),
+            operation="Update",
+        )
+    requests_before = qbo_company.server.stats(qbo_company.realm_id)["requests"]
+
+    webhook_events_check()
+
+    assert qbo_company.server.stats(qbo_company.realm_id)["requests"] - requests_before == 1
+    assert QuickBooksChange.objects.filter(change="details").count() == 3

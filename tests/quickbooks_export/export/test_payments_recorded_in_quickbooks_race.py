@@ -5,7 +5,7 @@ import pytest
 
 from billing.models import Payment
 from quickbooks_export.client import QuickBooksClient
-from quickbooks_export.inbound import payments_consider, payments_read
+from quickbooks_export.inbound import payments_consider, read_by_ids
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
 from quickbooks_export.sandbox.config import ManualClock
 from tests.concurrency import run_at_once
@@ -23,7 +23,7 @@ def test_found_by_several_at_once_it_is_brought_in_once(qbo_sandbox_factory, set
     for round_ in range(3):  # a race lost by luck once must not pass: repeat it
         invoice = exported_then_bounced(company, number=f"INV-90{round_}")
         keyed = key_in_quickbooks(company, invoice)
-        [row] = payments_read(QuickBooksClient.for_current_connection(), [keyed["Id"]])
+        [row] = read_by_ids(QuickBooksClient.for_current_connection(), "Payment", [keyed["Id"]])
 
         def consider(found_by, row=row):
             return payments_consider(realm_id=company.realm_id, rows=[row], found_by=found_by)
