@@ -406,6 +406,12 @@ def change_resolve(*, change_id: int, resolution: str, user, note: str = "") -> 
                 "QuickBooks or accept its version.",
                 code="not_resendable",
             )
+        if Payment.objects.filter(pk=int(change.local_key), origin=Payment.Origin.QUICKBOOKS).exists():
+            raise ApplicationError(
+                "This payment was recorded in QuickBooks, not sent from FieldSync, so there is nothing of ours to "
+                "send; accept QuickBooks' version (FieldSync records it as reversed) or ignore it.",
+                code="not_resendable",
+            )
         mapping = QuickBooksMapping.objects.filter(
             realm_id=change.realm_id, kind=Kind.PAYMENT, local_key=change.local_key, qbo_id=change.qbo_id
         ).first()

@@ -133,3 +133,28 @@ def test_the_bring_in_setting_is_on_the_quickbooks_page(client, qbo_company, dja
     client.force_login(admin)
     html = client.get(reverse("quickbooks_export:settings")).content.decode()
     assert "Bring in payments recorded in QuickBooks" in html
+
+
+def test_a_payment_brought_in_then_deleted_in_quickbooks_can_be_accepted_not_sent(office_client, qbo_company):
+    QuickBooksMappingSettings.objects.filter(realm_id=qbo_company.realm_id).update(bring_in_quickbooks_payments=True)
+    [keyed] = recorded_in_quickbooks(qbo_company)
+    payment = Payment.objects.get(origin="quickbooks")
+    qbo_company.server.delete_entity(qbo_company.realm_id, "Payment", keyed["Id"])
+    QuickBooksEvent.objects.create(
+        event_id="gone", realm_id=qbo_company.realm_id, entity="Payment", qbo_id=keyed["Id"], operation="Delete"
+    )
+    webhook_events_check()
+    change = QuickBooksChange.objects.get(change="deleted", local_key=str(payment.pk))
+
+    html = office_client.get(URL).content.decode()
+    assert reverse("exports:change_action", args=[change.pk, "resend"]) not in html
+    response = office_client.post(reverse("exports:change_action", args=[change.pk, "resend"]), follow=True)
+    assert "nothing of ours to send" in response.content.decode()
+    assert QuickBooksChange.objects.get(pk=change.pk).state == "open"
+
+    office_client.post(reverse("exports:change_action", args=[change.pk, "accept"]))
+
+    [refund] = payment.refunds.all()
+    assert (refund.kind, refund.amount) == ("reversal", payment.amount)
+    assert Invoice.objects.get(applications__payment=payment).status == Invoice.Status.OPEN
+    assert not QuickBooksMapping.objects.filter(kind="payment", qbo_id=keyed["Id"]).exists()
