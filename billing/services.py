@@ -53,11 +53,13 @@ EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
     # (EXPORTED -> NOT_EXPORTED happens only in payment_export_undone, after QuickBooks voided the payment.)
     ExportStatus.EXPORTED: frozenset(),
     ExportStatus.EXPORTED_MANUALLY: frozenset(),
+    # Keyed in QuickBooks and brought in (payment_record_from_quickbooks): born there, never exported from here.
+    ExportStatus.IN_QUICKBOOKS: frozenset(),
 }
 
 # A refund of a payment in one of these states may already be in QuickBooks: a person must handle it there.
 EXPORT_STATUSES_IN_QUICKBOOKS = frozenset(
-    {ExportStatus.EXPORTING, ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY}
+    {ExportStatus.EXPORTING, ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.IN_QUICKBOOKS}
 )
 # Applying a payment changes what QuickBooks would receive, so only payments not yet on their way may change.
 EXPORT_STATUSES_EDITABLE = frozenset(
@@ -590,6 +592,72 @@ def payment_record(
     applications: Iterable[ApplicationInput] = (),
 ) -> Payment:
     """Record money received and apply it to invoices, all or nothing. What is not applied is unapplied credit."""
+    return _payment_record(
+        customer=customer,
+        amount=amount,
+        method=method,
+        received_on=received_on,
+        reference=reference,
+        currency=currency,
+        memo=memo,
+        applications=applications,
+    )
+
+
+@transaction.atomic
+def payment_record_from_quickbooks(
+    *,
+    customer: Customer,
+    amount: Decimal | str,
+    method: str,
+    received_on: date,
+    quickbooks_id: str,
+    reference: str = "",
+    currency: str | None = None,
+    memo: str = "",
+    applications: Iterable[ApplicationInput] = (),
+    user=None,
+) -> Payment:
+    """A payment keyed in QuickBooks against invoices FieldSync exported, brought in: recorded with the same checks
+    as payment_record (all or nothing; never more than an invoice's open balance, never on a void invoice or in
+    another currency: ApplicationError, nothing changes), origin QUICKBOOKS and export status IN_QUICKBOOKS from the
+    start (it is in QuickBooks already, so nothing ever exports it), `quickbooks_id` as its export reference, and a
+    history row saying where it came from. The caller keeps it from being brought in twice (its mapping table)."""
+    payment = _payment_record(
+        customer=customer,
+        amount=amount,
+        method=method,
+        received_on=received_on,
+        reference=reference,
+        currency=currency,
+        memo=memo,
+        applications=applications,
+        origin=Payment.Origin.QUICKBOOKS,
+        export_reference=quickbooks_id,
+    )
+    PaymentExportTransition.objects.create(
+        payment=payment,
+        from_status=ExportStatus.IN_QUICKBOOKS,
+        to_status=ExportStatus.IN_QUICKBOOKS,
+        note=f"Recorded in QuickBooks (payment {quickbooks_id}) and brought into FieldSync"[:500],
+        by=user,
+    )
+    return payment
+
+
+def _payment_record(
+    *,
+    customer: Customer,
+    amount: Decimal | str,
+    method: str,
+    received_on: date,
+    reference: str,
+    currency: str | None,
+    memo: str,
+    applications: Iterable[ApplicationInput],
+    origin: str = Payment.Origin.FIELDSYNC,
+    export_reference: str = "",
+) -> Payment:
     applications = list(applications)
     if method not in Payment.Method.values:
         raise ApplicationError(
@@ -616,6 +684,10 @@ def payment_record(
         reference=reference.strip(),
         received_on=received_on,
         memo=memo,
+        origin=origin,
+        export_status=ExportStatus.IN_QUICKBOOKS if origin == Payment.Origin.QUICKBOOKS else ExportStatus.NOT_EXPORTED,
+        export_status_changed_at=timezone.now() if origin == Payment.Origin.QUICKBOOKS else None,
+        export_reference=export_reference,
     )
     _full_clean(payment)
     payment.save()

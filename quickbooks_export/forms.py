@@ -32,6 +32,10 @@ class MappingSettingsForm(forms.Form):
         required=False,  # left out of a post: the company keeps its choice
         help_text="An empty detail never overwrites the other side.",
     )
+    bring_in_quickbooks_payments = forms.BooleanField(
+        label="Bring in payments recorded in QuickBooks (keyed there against invoices FieldSync exported)",
+        required=False,
+    )
 
     def __init__(self, *args, choices: MappingChoices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -59,6 +63,7 @@ class MappingSettingsForm(forms.Form):
             "income_account": mapping.income_account_id,
             "record_refunds_for_me": mapping.record_refunds_for_me,
             "customer_details_winner": mapping.customer_details_winner,
+            "bring_in_quickbooks_payments": mapping.bring_in_quickbooks_payments,
         }
         for row in mapping.payment_methods.all():
             initial[_field_name(row.method)] = row.qbo_payment_method_id

@@ -176,6 +176,14 @@ class QuickBooksMappingSettings(models.Model):
         choices=CustomerDetailsWinner.choices,
         default=CustomerDetailsWinner.ASK,
     )
+    # Payments keyed in QuickBooks against invoices FieldSync exported: brought in as FieldSync payments ("recorded in
+    # QuickBooks") when on; otherwise listed on "Changed in QuickBooks" for a person (inbound.py). Off by default.
+    bring_in_quickbooks_payments = models.BooleanField(
+        "bring in payments recorded in QuickBooks",
+        default=False,
+        help_text="A payment keyed in QuickBooks against an invoice FieldSync exported becomes a FieldSync payment "
+        "marked “recorded in QuickBooks” (never exported back). Off: it is listed under Changed in QuickBooks.",
+    )
     # The QuickBooks TaxCode our taxed invoices use (US: the rate/group of TxnTaxDetail.TxnTaxCodeRef; elsewhere: the
     # TaxCodeRef of every line), and for other countries the code of untaxed lines (zero-rated / exempt).
     sales_tax_code_id = models.CharField(max_length=32, blank=True)
@@ -643,6 +651,10 @@ class QuickBooksMappingAudit(models.Model):
         # The company's setting says QuickBooks wins for customer details (updates.py): FieldSync's change was not
         # sent, and what QuickBooks changed was taken into FieldSync.
         QUICKBOOKS_WINS = "quickbooks_wins", "QuickBooks wins: not sent, QuickBooks' details taken"
+        # A payment keyed in QuickBooks, brought into FieldSync (inbound.py): the link keeps it from coming twice.
+        BRING_IN = "bring_in", "Brought in from QuickBooks"
+        # QuickBooks' customer details copied into FieldSync ("Accept QuickBooks' version", changes.py).
+        ACCEPT_CUSTOMER = "accept_customer", "Copied QuickBooks' details into FieldSync"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -780,6 +792,11 @@ class QuickBooksChange(models.Model):
         EDIT_HELD = "edit_held", "Changed in FieldSync, not in QuickBooks"
         # ... or sent, and QuickBooks computed another total (its own sales tax).
         EDIT_DIFFERS = "edit_off", "Changed in FieldSync; QuickBooks' total differs"
+        # A payment FieldSync did not export, keyed in QuickBooks against an invoice it did (inbound.py); local_key
+        # is empty until it is brought in, then the FieldSync payment's id.
+        RECORDED = "recorded", "Payment recorded in QuickBooks"
+        # A customer's details (company, e-mail, phone, billing address) changed in QuickBooks by someone else.
+        DETAILS = "details", "Customer details changed in QuickBooks"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"
@@ -789,10 +806,11 @@ class QuickBooksChange(models.Model):
         ACCEPT = "accept", "QuickBooks' version accepted"
         RESEND = "resend", "FieldSync's sent again"
         IGNORE = "ignore", "Ignored"
+        BRING_IN = "bring_in", "Brought into FieldSync"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
-    local_key = models.CharField(max_length=200)
+    local_key = models.CharField(max_length=200, blank=True)
     qbo_id = models.CharField("QuickBooks Id", max_length=32)
     change = models.CharField(max_length=10, choices=Change.choices)
     ours = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)

@@ -101,7 +101,7 @@ RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
 
 # Statuses from which a payment may be queued for export.
 QUEUEABLE = (ExportStatus.NOT_EXPORTED, ExportStatus.FAILED)
-IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY)
+IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.IN_QUICKBOOKS)
 
 
 # --- Starting exports ---------------------------------------------------------------------------------------------

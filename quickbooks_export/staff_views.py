@@ -73,7 +73,7 @@ RETRYABLE = Q(payment__export_status=ExportStatus.FAILED) | (
     )
 )
 # Payments already in QuickBooks: shown, never selectable for export.
-IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY)
+IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.IN_QUICKBOOKS)
 
 PAGE_SIZES = (25, 50, 100, 200, 500)
 DEFAULT_PAGE_SIZE = 50
@@ -117,6 +117,12 @@ def export_status_badge(payment: Payment, readiness: ExportReadiness | None, fai
         return Badge("Exported", "done", detail)
     if status == ExportStatus.EXPORTED_MANUALLY:
         return Badge("Exported by hand", "done", "Entered in QuickBooks by a person.")
+    if status == ExportStatus.IN_QUICKBOOKS:
+        return Badge(
+            "Recorded in QuickBooks",
+            "done",
+            f"Keyed in QuickBooks (payment {payment.export_reference}) and brought into FieldSync; never exported.",
+        )
     if status == ExportStatus.FAILED:
         return Badge("Failed", "bad", failure or "QuickBooks refused it; open the payment to see why and retry.")
     if status == ExportStatus.ON_HOLD:

@@ -155,7 +155,8 @@ def export_undo_plan(*, batch_id: int | None = None, payment_id: int | None = No
     invoices = {i.pk: i for i in Invoice.objects.filter(pk__in=invoice_ids)}
     in_quickbooks_by_invoice: dict[int, set[int]] = {}
     for pay_id, inv_id in PaymentApplication.objects.filter(
-        invoice_id__in=invoice_ids, payment__export_status__in=[ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY]
+        invoice_id__in=invoice_ids,
+        payment__export_status__in=[ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.IN_QUICKBOOKS],
     ).values_list("payment_id", "invoice_id"):
         in_quickbooks_by_invoice.setdefault(inv_id, set()).add(pay_id)
     invoice_mappings = {
