@@ -195,7 +195,26 @@ def _customer_check(
             change=Change.DETAILS,
             state=QuickBooksChange.State.OPEN,
         ).update(ours=ours, theirs=theirs)
+    elif _quickbooks_wins(mapping.realm_id):
+        # The company said QuickBooks wins for customer details: accepted at once, kept on the list as decided.
+        recorded = [
+            change_resolve(
+                change_id=recorded[0].pk,
+                resolution=Resolution.ACCEPT,
+                user=None,
+                note="Taken automatically: QuickBooks wins for customer details (the company's setting).",
+            )
+        ]
     return recorded
+
+
+def _quickbooks_wins(realm_id: str) -> bool:
+    from .models import QuickBooksMappingSettings
+
+    winner = QuickBooksMappingSettings.CustomerDetailsWinner
+    return QuickBooksMappingSettings.objects.filter(
+        realm_id=realm_id, customer_details_winner=winner.QUICKBOOKS
+    ).exists()
 
 
 def details_side_by_side(change: QuickBooksChange) -> list[tuple[str, str, str]]:

@@ -159,3 +159,24 @@ def test_the_customers_of_one_round_of_notifications_are_read_in_one_request(qbo
 
     assert qbo_company.server.stats(qbo_company.realm_id)["requests"] - requests_before == 1
     assert QuickBooksChange.objects.filter(change="details").count() == 3
+
+
+def test_when_quickbooks_wins_its_details_are_taken_at_once(qbo_company, exported_customer):
+    from quickbooks_export.models import QuickBooksMappingSettings
+
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=qbo_company.realm_id, defaults={"customer_details_winner": "quickbooks"}
+    )
+    edited = edited_in_quickbooks(qbo_company, exported_customer)
+    notified(qbo_company, exported_customer, 1)
+
+    exported_customer.refresh_from_db()
+    assert (exported_customer.phone, exported_customer.billing_city) == ("555-0177", "Round Rock")
+    [change] = QuickBooksChange.objects.all()
+    assert (change.state, change.resolution) == ("resolved", "accept")
+    assert "QuickBooks wins" in change.note
+    assert pushes_queued() == []  # nothing sent back
+    [in_quickbooks] = [c for c in qbo_company.entities("Customer") if c["Id"] == edited["Id"]]
+    assert in_quickbooks["SyncToken"] == edited["SyncToken"]
+    notified(qbo_company, exported_customer, 2)  # the same version again: nothing new
+    assert QuickBooksChange.objects.count() == 1
