@@ -123,6 +123,8 @@ def object_check(
         return _record(mapping, Change.DELETED, ours, {}, found_by)
     theirs = {"total": Decimal(str(row.get("TotalAmt", "0"))), "customer": (row.get("CustomerRef") or {}).get("value")}
     theirs["sync_token"] = str(row.get("SyncToken", ""))
+    if mapping.sync_token and theirs["sync_token"] == mapping.sync_token:
+        return []  # as FieldSync last left it (its own void or update, announced like anyone's): nobody else changed it
     changes = []
     if voided_in_quickbooks(row):
         return _record(mapping, Change.VOIDED, ours, theirs, found_by)

@@ -195,3 +195,26 @@ def test_a_lost_answer_then_a_second_click_voids_once(company):
     with pytest.raises(ApplicationError):
         manual_item_record_in_quickbooks(item_id=item.pk, user=UserFactory())  # already handled: nothing sent
     assert qbo(company, "Payment", payment.export_reference)["SyncToken"] == "1"
+
+
+def test_fieldsyncs_own_void_is_not_listed_as_changed_in_quickbooks(company):
+    """The void FieldSync sent is announced by QuickBooks like anyone's (a Payment Void notification, the sweep):
+    the payment is as FieldSync last left it (its SyncToken), so nothing is listed on Changed in QuickBooks."""
+    from quickbooks_export.cdc import cdc_sweep
+    from quickbooks_export.changes import webhook_events_check
+    from quickbooks_export.models import QuickBooksChange, QuickBooksEvent
+
+    invoice, payment = exported_payment()
+    manual_item_record_in_quickbooks(item_id=reverse(payment, invoice, "200.00").pk, user=UserFactory())
+    QuickBooksEvent.objects.create(
+        event_id="void-1",
+        realm_id=company.realm_id,
+        entity="Payment",
+        qbo_id=payment.export_reference,
+        operation="Void",
+    )
+
+    webhook_events_check()
+    cdc_sweep()
+
+    assert list(QuickBooksChange.objects.values_list("kind", "change")) == []
