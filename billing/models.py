@@ -189,6 +189,10 @@ class Invoice(models.Model):
     memo = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # When its lines, tax or dates last changed after it was issued (billing.services.invoice_edit). For an invoice
+    # already in QuickBooks this is "changed since export": the export app, told after the commit, sends the change
+    # (or flags why it cannot; docs/changes_after_export.md).
+    changed_at = models.DateTimeField("changed after issue", null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -254,6 +258,14 @@ class Payment(models.Model):
         # QuickBooks' invoice cannot take the payment as it is (another total, too small a balance, gone): nothing of
         # the invoice was posted, and a person decides (see quickbooks_export.models.InvoiceExportHold).
         ON_HOLD = "on_hold", "On hold"
+        # Keyed in QuickBooks and brought into FieldSync from there (origin QUICKBOOKS): it is in QuickBooks already,
+        # so it is never exported. Final, like EXPORTED.
+        IN_QUICKBOOKS = "in_quickbooks", "Recorded in QuickBooks"
+
+    class Origin(models.TextChoices):
+        FIELDSYNC = "fieldsync", "Recorded in FieldSync"
+        # Keyed in QuickBooks against an invoice FieldSync exported, and brought in from there.
+        QUICKBOOKS = "quickbooks", "Recorded in QuickBooks"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="payments")
@@ -271,10 +283,20 @@ class Payment(models.Model):
     export_status_changed_at = models.DateTimeField(null=True, blank=True)
     # Where the payment lives in QuickBooks once exported (its QuickBooks Id), for people and refund flags.
     export_reference = models.CharField(max_length=100, blank=True)
+    # Where the payment was recorded. One brought in from QuickBooks is IN_QUICKBOOKS from the start and stays so.
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.FIELDSYNC)
 
     class Meta:
         ordering = ["-received_on", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            # Recorded in QuickBooks <=> never exported from here: the two fields can never disagree.
+            models.CheckConstraint(
+                condition=(Q(origin="quickbooks") & Q(export_status="in_quickbooks"))
+                | (Q(origin="fieldsync") & ~Q(export_status="in_quickbooks")),
+                name="payment_origin_matches_export_status",
+            ),
+        ]
         indexes = [
             models.Index(fields=["export_status"]),
             models.Index(fields=["received_on", "id"]),

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from . import inbound
 from .changes import mapped_objects, object_check
 from .client import QuickBooksClient
 from .errors import QuickBooksError
 from .models import QuickBooksCdcCheckpoint, QuickBooksConnection
 
-ENTITIES = ("Payment", "Invoice")
+ENTITIES = ("Payment", "Invoice", "Customer")
 CAP = 1000
 MAX_ROUNDS = 10
 WINDOW = timedelta(days=30) - timedelta(minutes=5)  # inside Intuit's 30 days, with room for clock differences
@@ -85,4 +86,8 @@ def _compare(realm_id: str, entity: str, rows: list[dict]) -> int:
         mapping = mappings.get(str(row.get("Id")))
         if mapping is not None:
             found += len(object_check(client=None, mapping=mapping, found_by="cdc", row=row))
+    if entity == "Payment":
+        # Payments keyed in QuickBooks against our invoices (inbound.py), from the answer itself.
+        unmapped = [row for row in rows if str(row.get("Id")) not in mappings]
+        found += len(inbound.payments_consider(realm_id=realm_id, rows=unmapped, found_by="cdc"))
     return found

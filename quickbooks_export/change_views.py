@@ -7,8 +7,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.models import Payment
 from fieldsync.exceptions import ApplicationError
-from quickbooks_export.changes import RESENDABLE, change_resolve
+from quickbooks_export.changes import RESENDABLE, accept_explained, change_resolve, details_side_by_side
+from quickbooks_export.inbound import change_bring_in
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
 from quickbooks_export.selectors import in_business_unit_companies
 
@@ -30,8 +32,27 @@ def change_list(request: HttpRequest) -> HttpResponse:
         .select_related("resolved_by")
         .order_by("-resolved_at", "-id")[:50]
     )
+    payment_keys = [int(c.local_key) for c in open_changes if c.kind == QuickBooksMapping.Kind.PAYMENT and c.local_key]
+    # Payments recorded in QuickBooks are not FieldSync's to send (one query, whatever the number of rows).
+    from_quickbooks = (
+        {
+            str(pk)
+            for pk in Payment.objects.filter(pk__in=payment_keys, origin=Payment.Origin.QUICKBOOKS).values_list(
+                "pk", flat=True
+            )
+        }
+        if payment_keys
+        else set()
+    )
     for change in open_changes:
-        change.resendable = change.kind == QuickBooksMapping.Kind.PAYMENT and change.change in RESENDABLE
+        change.resendable = (
+            change.kind == QuickBooksMapping.Kind.PAYMENT
+            and change.change in RESENDABLE
+            and change.local_key not in from_quickbooks
+        )
+        change.acceptable, change.accept_explanation = accept_explained(change)
+        change.bringable = change.change == QuickBooksChange.Change.RECORDED
+        change.details = details_side_by_side(change) if change.change == QuickBooksChange.Change.DETAILS else []
     context = {
         "nav": "changes",
         "open_changes": open_changes,
@@ -47,10 +68,12 @@ def change_list(request: HttpRequest) -> HttpResponse:
 def change_action(request: HttpRequest, change_id: int, resolution: str) -> HttpResponse:
     if QuickBooksChange.objects.filter(pk=change_id).exclude(in_business_unit_companies(request)).exists():
         raise Http404("No such change.")  # another business unit's
+    note = request.POST.get("note", "")
     try:
-        change = change_resolve(
-            change_id=change_id, resolution=resolution, user=request.user, note=request.POST.get("note", "")
-        )
+        if resolution == QuickBooksChange.Resolution.BRING_IN:
+            change = change_bring_in(change_id=change_id, user=request.user, note=note)
+        else:
+            change = change_resolve(change_id=change_id, resolution=resolution, user=request.user, note=note)
     except QuickBooksChange.DoesNotExist:
         messages.error(request, "That change is no longer listed.")
     except ApplicationError as exc:

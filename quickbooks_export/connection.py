@@ -392,6 +392,8 @@ def mapping_settings_update(
     income_account: QboChoice | None,
     payment_methods: dict[str, QboChoice | None],
     record_refunds_for_me: bool | None = None,
+    customer_details_winner: str | None = None,
+    bring_in_quickbooks_payments: bool | None = None,
 ) -> QuickBooksMappingSettings:
     """Save the mapping for one company. `None` means "QuickBooks default" (deposit) or "not set".
 
@@ -407,6 +409,10 @@ def mapping_settings_update(
     mapping.income_account_name = income_account.name if income_account else ""
     if record_refunds_for_me is not None:
         mapping.record_refunds_for_me = record_refunds_for_me
+    if customer_details_winner is not None:
+        mapping.customer_details_winner = customer_details_winner
+    if bring_in_quickbooks_payments is not None:
+        mapping.bring_in_quickbooks_payments = bring_in_quickbooks_payments
     mapping.updated_by = user
     mapping.full_clean()
     mapping.save()

@@ -31,7 +31,7 @@ STATUS_EXPORT_STATUSES: dict[str, frozenset[str]] = {
     "queued": frozenset({ExportStatus.QUEUED, ExportStatus.EXPORTING}),
     "failed": frozenset({ExportStatus.FAILED}),
     "on_hold": frozenset({ExportStatus.ON_HOLD}),
-    "exported": frozenset({ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY}),
+    "exported": frozenset({ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportStatus.IN_QUICKBOOKS}),
     "excluded": frozenset({ExportStatus.EXCLUDED}),
 }
 STATUS_LABELS = dict(STATUS_CHOICES)

@@ -245,6 +245,18 @@ def has_payment_marker(qbo_payment: dict, payment_id: int | str) -> bool:
     return note == marker or note.startswith(f"{marker} - ")
 
 
+def is_fieldsync_payment(qbo_payment: dict) -> bool:
+    """Whether a QuickBooks payment carries FieldSync's marker (any FieldSync payment's): such a payment is
+    FieldSync's own, even without a mapping (a create whose answer was lost, adopted by the export), so it is never
+    brought in as a payment recorded in QuickBooks. (deploy/prod_check.py counts ours by the same prefix.)"""
+    note = qbo_payment.get("PrivateNote") or ""
+    prefix = payment_marker("")
+    if not note.startswith(prefix):
+        return False
+    number = note[len(prefix) :].split(" - ", 1)[0]
+    return number.isdigit()
+
+
 def payment_payload(
     payment: Payment,
     *,

@@ -161,6 +161,16 @@ class QuickBooksConnection(models.Model):
 class QuickBooksMappingSettings(models.Model):
     """How our payments land in one QuickBooks company (per realm, so reconnecting keeps the choices)."""
 
+    class CustomerDetailsWinner(models.TextChoices):
+        """Which side wins when a customer's details (company name, e-mail, phone, address) differ after export
+        (updates.py). An empty value never overwrites either side, whichever wins."""
+
+        # Changes made only in FieldSync are sent; a detail changed on both sides waits for a person (audited).
+        ASK = "ask", "Ask me when both changed (send FieldSync's changes; a detail changed on both sides waits)"
+        FIELDSYNC = "fieldsync", "FieldSync wins (send FieldSync's changes, also over a change made in QuickBooks)"
+        # Nothing is sent; a detail changed in QuickBooks is taken into FieldSync when FieldSync next compares.
+        QUICKBOOKS = "quickbooks", "QuickBooks wins (never send; take QuickBooks' changes into FieldSync)"
+
     realm_id = models.CharField("realm id", max_length=32, unique=True)
     # Where payments are deposited. Empty id means QuickBooks' own default (Undeposited Funds).
     deposit_account_id = models.CharField(max_length=32, blank=True)
@@ -175,6 +185,20 @@ class QuickBooksMappingSettings(models.Model):
         default=False,
         help_text="Shows “Record it in QuickBooks for me” on refunds whose QuickBooks transaction is unambiguous "
         "(a reversed payment).",
+    )
+    customer_details_winner = models.CharField(
+        "when customer details differ",
+        max_length=10,
+        choices=CustomerDetailsWinner.choices,
+        default=CustomerDetailsWinner.ASK,
+    )
+    # Payments keyed in QuickBooks against invoices FieldSync exported: brought in as FieldSync payments ("recorded in
+    # QuickBooks") when on; otherwise listed on "Changed in QuickBooks" for a person (inbound.py). Off by default.
+    bring_in_quickbooks_payments = models.BooleanField(
+        "bring in payments recorded in QuickBooks",
+        default=False,
+        help_text="A payment keyed in QuickBooks against an invoice FieldSync exported becomes a FieldSync payment "
+        "marked “recorded in QuickBooks” (never exported back). Off: it is listed under Changed in QuickBooks.",
     )
     # The QuickBooks TaxCode our taxed invoices use (US: the rate/group of TxnTaxDetail.TxnTaxCodeRef; elsewhere: the
     # TaxCodeRef of every line), and for other countries the code of untaxed lines (zero-rated / exempt).
@@ -414,7 +438,8 @@ class ExportBatch(models.Model):
 
 
 class ExportBatchItem(models.Model):
-    """What happened to one payment in one batch. The batch's counters are counts of these, never stored twice."""
+    """What happened to one payment in one batch, or to one invoice with nothing to pay (a $0.00 invoice, exported
+    on its own: services.export_invoices_start). The batch's counters are counts of these, never stored twice."""
 
     class Outcome(models.TextChoices):
         PENDING = "pending", "Waiting"
@@ -427,7 +452,13 @@ class ExportBatchItem(models.Model):
         HELD = "held", "On hold"
 
     batch = models.ForeignKey(ExportBatch, on_delete=models.CASCADE, related_name="items")
-    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, related_name="export_items")
+    # Exactly one of the two (export_item_payment_or_invoice).
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="export_items"
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="export_items"
+    )
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     # The reason for skipped and failed records, in plain words; QuickBooks' code and message for failures.
     message = models.TextField(blank=True)
@@ -439,11 +470,24 @@ class ExportBatchItem(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment")]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment"),
+            models.UniqueConstraint(fields=["batch", "invoice"], name="export_item_unique_invoice"),
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, invoice__isnull=True)
+                | Q(payment__isnull=True, invoice__isnull=False),
+                name="export_item_payment_or_invoice",
+            ),
+        ]
         indexes = [models.Index(fields=["batch", "outcome"]), models.Index(fields=["outcome", "id"])]
 
     def __str__(self) -> str:
-        return f"Payment #{self.payment_id} in Export #{self.batch_id}: {self.outcome}"
+        return f"{self.subject_label} in Export #{self.batch_id}: {self.outcome}"
+
+    @property
+    def subject_label(self) -> str:
+        """ "Payment #12" or "Invoice #7" (an invoice exported on its own)."""
+        return f"Payment #{self.payment_id}" if self.payment_id else f"Invoice #{self.invoice_id}"
 
 
 class ExportAttempt(models.Model):
@@ -455,7 +499,13 @@ class ExportAttempt(models.Model):
         ERROR = "error", "Error"
 
     at = models.DateTimeField(auto_now_add=True)
-    payment = models.ForeignKey("billing.Payment", on_delete=models.CASCADE, related_name="export_attempts")
+    # Made for a payment, or for an invoice exported on its own (exactly one: export_attempt_payment_or_invoice).
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.CASCADE, related_name="export_attempts"
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.CASCADE, related_name="export_attempts"
+    )
     batch = models.ForeignKey(ExportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # e.g. "create Customer", "find Customer by e-mail", "create Payment (batch)".
     operation = models.CharField(max_length=60)
@@ -469,10 +519,18 @@ class ExportAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["payment", "-at"])]
+        indexes = [models.Index(fields=["payment", "-at"]), models.Index(fields=["invoice", "-at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, invoice__isnull=True)
+                | Q(payment__isnull=True, invoice__isnull=False),
+                name="export_attempt_payment_or_invoice",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.operation} for payment #{self.payment_id}: {self.outcome}"
+        what = f"payment #{self.payment_id}" if self.payment_id else f"invoice #{self.invoice_id}"
+        return f"{self.operation} for {what}: {self.outcome}"
 
 
 class ExportRunnerLease(models.Model):
@@ -606,6 +664,13 @@ class QuickBooksMappingAudit(models.Model):
         CHANGE_CONFLICT = "change_conflict", "Changed on both sides: not sent"
         # Voided in FieldSync and then in QuickBooks (voids.py); the link stays, to the voided QuickBooks invoice.
         VOID = "void", "Voided in QuickBooks"
+        # The company's setting says QuickBooks wins for customer details (updates.py): FieldSync's change was not
+        # sent, and what QuickBooks changed was taken into FieldSync.
+        QUICKBOOKS_WINS = "quickbooks_wins", "QuickBooks wins: not sent, QuickBooks' details taken"
+        # A payment keyed in QuickBooks, brought into FieldSync (inbound.py): the link keeps it from coming twice.
+        BRING_IN = "bring_in", "Brought in from QuickBooks"
+        # QuickBooks' customer details copied into FieldSync ("Accept QuickBooks' version", changes.py).
+        ACCEPT_CUSTOMER = "accept_customer", "Copied QuickBooks' details into FieldSync"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -738,6 +803,16 @@ class QuickBooksChange(models.Model):
         CUSTOMER = "customer", "Customer changed in QuickBooks"
         # Voided in FieldSync, but QuickBooks cannot void it as it is (payments still applied, deposited): a person.
         VOID_BLOCKED = "void_held", "Voided in FieldSync, not in QuickBooks"
+        # Changed in FieldSync after export (invoice_updates.py), not sent: changed on both sides, below QuickBooks'
+        # payments, or an item missing ...
+        EDIT_HELD = "edit_held", "Changed in FieldSync, not in QuickBooks"
+        # ... or sent, and QuickBooks computed another total (its own sales tax).
+        EDIT_DIFFERS = "edit_off", "Changed in FieldSync; QuickBooks' total differs"
+        # A payment FieldSync did not export, keyed in QuickBooks against an invoice it did (inbound.py); local_key
+        # is empty until it is brought in, then the FieldSync payment's id.
+        RECORDED = "recorded", "Payment recorded in QuickBooks"
+        # A customer's details (company, e-mail, phone, billing address) changed in QuickBooks by someone else.
+        DETAILS = "details", "Customer details changed in QuickBooks"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"
@@ -747,10 +822,11 @@ class QuickBooksChange(models.Model):
         ACCEPT = "accept", "QuickBooks' version accepted"
         RESEND = "resend", "FieldSync's sent again"
         IGNORE = "ignore", "Ignored"
+        BRING_IN = "bring_in", "Brought into FieldSync"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
-    local_key = models.CharField(max_length=200)
+    local_key = models.CharField(max_length=200, blank=True)
     qbo_id = models.CharField("QuickBooks Id", max_length=32)
     change = models.CharField(max_length=10, choices=Change.choices)
     ours = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
@@ -794,3 +870,82 @@ class QuickBooksCdcCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"CDC {self.entity} of {self.realm_id} since {self.changed_since:%Y-%m-%d %H:%M}"
+
+
+class ReconciliationRun(models.Model):
+    """One reconciliation of FieldSync against QuickBooks (reconciliation.py): every invoice and payment exported to
+    the company with a transaction date (invoice date, payment date) in [date_from, date_to], read back from
+    QuickBooks in batched queries and compared. Its rows say what matched and what did not."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Reading QuickBooks"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        PAGE = "page", "Reconcile now"
+        NIGHTLY = "nightly", "Nightly"
+        COMMAND = "command", "Command line"
+
+    realm_id = models.CharField(max_length=32)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    invoices_checked = models.PositiveIntegerField(default=0)
+    payments_checked = models.PositiveIntegerField(default=0)
+    discrepancies = models.PositiveIntegerField(default=0)
+    # Requests sent to QuickBooks' metered read side (queries), retries after a 429 included.
+    quickbooks_reads = models.PositiveIntegerField(default=0)
+    # Why it failed, in plain words.
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(date_from__lte=models.F("date_to")), name="reconciliation_range_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"Reconciliation #{self.pk} {self.date_from}..{self.date_to} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+
+class ReconciliationRow(models.Model):
+    """One exported invoice or payment as FieldSync and QuickBooks each have it. `problems` lists the discrepancy
+    codes (reconciliation.Problem), empty when everything matches; `explanation` says them for office staff."""
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="rows")
+    kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
+    local_key = models.CharField(max_length=200)
+    label = models.CharField(max_length=100)
+    customer = models.CharField(max_length=200, blank=True)
+    txn_date = models.DateField(null=True, blank=True)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    ok = models.BooleanField()
+    problems = models.JSONField(default=list, blank=True)
+    explanation = models.TextField(blank=True)
+    our_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    our_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # Invoice rows: the customer; payment rows: the invoices it pays with amounts ("INV-1001 40.00; ...").
+    our_links = models.TextField(blank=True)
+    qbo_links = models.TextField(blank=True)
+
+    class Meta:
+        # The run's page and its CSV: discrepancies first, then matches, each in a stable order.
+        indexes = [models.Index(fields=["run", "ok", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {'ok' if self.ok else ', '.join(self.problems)}"

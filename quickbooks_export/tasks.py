@@ -141,3 +141,54 @@ def invoice_void_push_task(invoice_id: int) -> str:
             name=f"invoice-void-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
         )
     return result
+
+
+def invoice_update_push_task(invoice_id: int) -> str:
+    """An exported invoice's lines, tax or dates changed in FieldSync: send the change to QuickBooks, or flag why
+    not (invoice_updates.py)."""
+    from .invoice_updates import PUSH_TASK, invoice_update_push
+
+    result = invoice_update_push(invoice_id=invoice_id)
+    if result == "busy":  # an export of the company runs: try again shortly
+        Schedule.objects.create(
+            func=PUSH_TASK,
+            args=repr(invoice_id),
+            schedule_type=Schedule.ONCE,
+            repeats=1,
+            next_run=timezone.now() + timedelta(seconds=30),
+            name=f"invoice-update-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
+        )
+    return result
+
+
+RECONCILIATION_TASK = "quickbooks_export.tasks.reconciliation_run_task"
+
+
+def reconciliation_run_task(run_id: int) -> str:
+    """Run a reconciliation someone asked for on the Reconciliation page (reconciliation.py)."""
+    from fieldsync.metrics import quickbooks_calls_flush
+
+    from .reconciliation import reconciliation_run
+
+    try:
+        return reconciliation_run(run_id=run_id).state
+    finally:
+        quickbooks_calls_flush()
+
+
+def enqueue_reconciliation_run(run_id: int) -> None:
+    async_task(RECONCILIATION_TASK, run_id, task_name=f"reconciliation-{run_id}-{timezone.now():%H%M%S%f}")
+
+
+def reconciliation_nightly_task() -> list[int]:
+    """Nightly (schedule of migration 0010): reconcile the last 35 days of each connected company; returns the runs'
+    ids."""
+    from fieldsync.metrics import quickbooks_calls_flush
+
+    from .reconciliation import reconciliation_nightly
+
+    try:
+        runs = reconciliation_nightly()
+    finally:
+        quickbooks_calls_flush()
+    return [run.pk for run in runs]

@@ -187,6 +187,8 @@ def mapping_update(request):
         income_account=form.cleaned_data["income_account"],
         payment_methods=form.cleaned_data["payment_methods"],
         record_refunds_for_me=form.cleaned_data["record_refunds_for_me"],
+        customer_details_winner=form.cleaned_data["customer_details_winner"],
+        bring_in_quickbooks_payments=form.cleaned_data["bring_in_quickbooks_payments"],
     )
     messages.success(request, "QuickBooks mapping saved.")
     return redirect("quickbooks_export:settings")

@@ -232,6 +232,15 @@ class SandboxApp:
         self.changed()
         return forgotten
 
+    def create_entity(self, realm_id: str, entity: str, fields: dict) -> dict:
+        """Create an object as a person keying it into QuickBooks would (e.g. a payment received against an invoice):
+        through the same rules as the API (totals and balances computed, notified), without a request id."""
+        company = self._company_or_key_error(realm_id)
+        with company.lock:
+            answer = Books(company, self.clock()).create(entity, dict(fields))[entity]
+        self.changed()
+        return to_wire(answer)
+
     def edit_entity(self, realm_id: str, entity: str, entity_id: str, changes: dict) -> dict:
         """Change an object as a person in QuickBooks would: a sparse update with its current SyncToken, through
         the same rules (totals recomputed, SyncToken bumped). Raises KeyError, or QboFault when QBO would refuse."""
@@ -871,6 +880,10 @@ class SandboxServer:
             custom_txn_numbers=custom_txn_numbers,
             multicurrency=multicurrency,
         ).realm_id
+
+    def create_entity(self, realm_id: str, entity: str, fields: dict) -> dict:
+        """Key an object into QuickBooks "by hand" (e.g. a payment against an invoice FieldSync exported)."""
+        return self.app.create_entity(realm_id, entity, fields)
 
     def edit_entity(self, realm_id: str, entity: str, entity_id: str, changes: dict) -> dict:
         """Change an object "by hand in QuickBooks" (sparse update, SyncToken bumped, totals recomputed)."""

@@ -19,7 +19,7 @@ def test_records_made_without_naming_a_unit_go_into_the_only_unit():
     customer = services.customer_create(display_name="Harbor Dental")
     job = services.job_create(customer=customer, number="J-1", title="Boiler")
     invoice = issued_invoice(customer=customer)
-    only = BusinessUnit.objects.get()  # the default unit migration 0004 made
+    only = BusinessUnit.objects.get()  # the default unit migration 0006 made
     payment = pay(invoice, "100.00")
 
     assert {customer.business_unit, job.business_unit, invoice.business_unit, payment.business_unit} == {only}
@@ -71,7 +71,7 @@ def test_a_record_in_another_unit_than_its_customers_is_refused():
 @pytest.mark.django_db(transaction=True)
 def test_migration_puts_existing_records_into_the_default_unit():
     executor = MigrationExecutor(connection)
-    before, after = [("billing", "0003_merge_tax_and_refund_kinds")], executor.loader.graph.leaf_nodes()
+    before, after = [("billing", "0005_payment_origin")], executor.loader.graph.leaf_nodes()
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
     customer = old.get_model("billing", "Customer").objects.create(display_name="Old Customer")

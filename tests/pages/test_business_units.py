@@ -8,7 +8,14 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from billing.models import Customer, Payment
 from billing.selectors import BUSINESS_UNIT_SESSION_KEY
 from billing.services import business_unit_default
-from quickbooks_export.models import ExportBatch, ExportBatchItem, ExportUndo, QuickBooksChange, QuickBooksMapping
+from quickbooks_export.models import (
+    ExportBatch,
+    ExportBatchItem,
+    ExportUndo,
+    QuickBooksChange,
+    QuickBooksMapping,
+    ReconciliationRun,
+)
 from tests.factories import BusinessUnitFactory, CustomerFactory, ManualHandlingItemFactory, issued_invoice, pay
 from tests.quickbooks_export.conftest import make_connection
 
@@ -32,6 +39,9 @@ def records_of(unit, *, name: str, realm_id: str) -> dict:
     )
     undo = ExportUndo.objects.create(realm_id=realm_id, batch=batch, plan={})
     item = ManualHandlingItemFactory(payment=payment)
+    run = ReconciliationRun.objects.create(
+        realm_id=realm_id, date_from="2026-11-01", date_to="2026-11-30", trigger="page", state="done"
+    )
     return {
         "customer_id": customer.pk,
         "invoice_id": invoice.pk,
@@ -41,6 +51,7 @@ def records_of(unit, *, name: str, realm_id: str) -> dict:
         "change_id": change.pk,
         "undo_id": undo.pk,
         "item_id": item.pk,
+        "run_id": run.pk,
         "hold_id": 1,
         "action": "unlink",
         "outcome": "all",
@@ -95,6 +106,10 @@ def test_the_url_list_is_complete():
         "records:customer_detail",
         "exports:batch_detail",
         "billing:refund_create",
+        "records:invoice_edit",
+        "exports:invoice_export",
+        "exports:reconciliation_detail",
+        "exports:reconciliation_csv",
     } <= names
     assert len(names) >= 25
 
@@ -121,6 +136,7 @@ LIST_MARKERS = {
     "exports:manual_items": lambda r: f"/manual-handling/{r['item_id']}/",
     "exports:mappings": lambda r: f'id="mapping-{r["mapping_id"]}"',
     "exports:changes": lambda r: f"/quickbooks-changes/{r['change_id']}/",
+    "exports:reconciliation": lambda r: f"/reconciliation/{r['run_id']}/",
 }
 
 

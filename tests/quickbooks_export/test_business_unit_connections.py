@@ -51,7 +51,7 @@ def test_the_header_shows_the_company_of_the_unit_chosen_in_the_session(rf, admi
 @pytest.mark.django_db(transaction=True)
 def test_migration_gives_existing_connections_the_default_unit():
     executor = MigrationExecutor(connection)
-    before = [("quickbooks_export", "0007_cdc_sweep_schedule")]
+    before = [("quickbooks_export", "0011_payments_recorded_in_quickbooks")]
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
     row = old.get_model("quickbooks_export", "QuickBooksConnection").objects.create(realm_id="42", company_name="Old")

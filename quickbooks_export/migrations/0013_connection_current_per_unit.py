@@ -1,5 +1,5 @@
 """One current QuickBooks connection per business unit (was: one for the installation), and a company current in
-at most one unit. Its own migration: PostgreSQL refuses to alter a table in the transaction that updated it (0008)."""
+at most one unit. Its own migration: PostgreSQL refuses to alter a table in the transaction that updated it (0012)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("quickbooks_export", "0008_connection_business_unit"),
+        ("quickbooks_export", "0012_connection_business_unit"),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""Every customer, job, invoice and payment now has a unit (0004 assigned the default one): make it required.
+"""Every customer, job, invoice and payment now has a unit (0006 assigned the default one): make it required.
 
 Its own migration because PostgreSQL refuses to alter a table in the transaction that just updated its rows under a
 deferred foreign key ("pending trigger events")."""
@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0004_business_units"),
+        ("billing", "0006_business_units"),
     ]
 
     operations = [

@@ -1,5 +1,5 @@
 """Each business unit has its own QuickBooks connection: existing connections belong to the default unit ("Main",
-made by billing 0004); 0009 makes the unit required and keeps one current connection per unit."""
+made by billing 0006); 0013 makes the unit required and keeps one current connection per unit."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -16,8 +16,8 @@ def assign_default_unit(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0005_business_unit_required"),
-        ("quickbooks_export", "0007_cdc_sweep_schedule"),
+        ("billing", "0007_business_unit_required"),
+        ("quickbooks_export", "0011_payments_recorded_in_quickbooks"),
     ]
 
     operations = [

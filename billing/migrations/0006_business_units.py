@@ -1,5 +1,5 @@
 """Business units: each customer, job, invoice and payment belongs to one. Existing rows go into the default unit,
-"Main" (rename it on the admin page); 0005 then makes the unit required."""
+"Main" (rename it on the admin page); 0007 then makes the unit required."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -16,7 +16,7 @@ def assign_default_unit(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0003_merge_tax_and_refund_kinds"),
+        ("billing", "0005_payment_origin"),
     ]
 
     operations = [

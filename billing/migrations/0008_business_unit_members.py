@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0005_business_unit_required'),
+        ('billing', '0007_business_unit_required'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
