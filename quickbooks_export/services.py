@@ -7,7 +7,8 @@ How exactly-once holds, whatever fails:
 - One runner per company at a time (ExportRunnerLease). The runner drains every pending item of the company, thirty
   payments at a time: it claims them (QUEUED -> EXPORTING), makes sure customer, items and invoices exist, then posts
   the payments. A task delivered twice, or a second worker, finds the lease taken and leaves.
-- Every object is looked up in the mapping table before anything is created. Every create is first written to the
+- Every object is looked up in the mapping table before anything is created; those it does not hold are looked up in
+  QuickBooks a batch at a time (lookups.py: Intuit meters reads). Every create is first written to the
   outbox (QuickBooksRequest: request id + body) and committed, then sent. A timeout, a 5xx, a dropped connection or a
   killed worker leaves the outbox row PENDING; it is only ever re-sent unchanged, with the same request id, so
   QuickBooks answers with what it did the first time instead of doing it again.
