@@ -69,7 +69,6 @@ class LookupCache:
     customers: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
     items: dict[str, list[dict]] = field(default_factory=dict)  # case-folded Name -> rows
     invoices: dict[str, dict | None] = field(default_factory=dict)  # DocNumber -> row, None when not in QuickBooks
-    statements_sent: int = 0
 
     def customer_rows(self, customer: Customer) -> list[dict] | None:
         return self.customers.get(customer_lookup_key(customer))
@@ -113,14 +112,14 @@ class LookupCache:
                 names.setdefault(key, mappers.customer_display_names(customer)[0])
         by_email = {value: key for key, value in emails.items()}
         for statement, batch in in_statements("Customer", "PrimaryEmailAddr", emails.values()):
-            rows = self._run(query, statement)
+            rows = query(statement)
             for value in batch:
                 self.customers.setdefault(("email", by_email[value]), [])
             for row in rows:
                 self.customers.setdefault(("email", mappers.qbo_email(row)), []).append(row)
         by_name = {value: key for key, value in names.items()}
         for statement, batch in in_statements("Customer", "DisplayName", names.values()):
-            rows = self._run(query, statement)
+            rows = query(statement)
             for value in batch:
                 self.customers.setdefault(("name", by_name[value]), [])
             for row in rows:
@@ -128,7 +127,7 @@ class LookupCache:
 
         wanted = {name.casefold(): name for name in item_names if name.casefold() not in self.items}
         for statement, batch in in_statements("Item", "Name", wanted.values()):
-            rows = self._run(query, statement)
+            rows = query(statement)
             for value in batch:
                 self.items.setdefault(value.casefold(), [])
             for row in rows:
@@ -136,13 +135,9 @@ class LookupCache:
 
         numbers = [number for number in dict.fromkeys(invoice_numbers) if number not in self.invoices]
         for statement, batch in in_statements("Invoice", "DocNumber", numbers):
-            rows = self._run(query, statement)
+            rows = query(statement)
             for number in batch:
                 self.invoices.setdefault(number, None)
             for row in rows:
                 if row.get("DocNumber") in self.invoices and self.invoices[row["DocNumber"]] is None:
                     self.invoices[row["DocNumber"]] = row
-
-    def _run(self, query: Query, statement: str) -> list[dict]:
-        self.statements_sent += 1
-        return query(statement)
