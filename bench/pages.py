@@ -193,6 +193,22 @@ def main() -> None:
         lambda: f"HTTP {client.post('/payments/export/', {'payment': selected[:500]}).status_code}",
     )
 
+    # "Everything exportable" also looks for invoices with nothing to pay ($0.00, no payment) not in QuickBooks yet:
+    # a scan of the paid invoices under the balance annotations (docs/invoices_with_nothing_to_pay.md).
+    from quickbooks_export.selectors import invoices_to_export_alone
+    from quickbooks_export.services import export_all_exportable_start
+
+    with CaptureQueriesContext(connection) as captured:
+        began = time.perf_counter()
+        found = invoices_to_export_alone(realm_id="bench").count()
+        elapsed = time.perf_counter() - began
+    label = "invoices with nothing to pay, not in QuickBooks (count)"
+    print(f"  {label:<58} {elapsed:8.2f} s   {len(captured):3d} queries  {found:,} found")
+    start_batch(
+        "export_all_exportable_start (payments + $0.00 invoices)",
+        lambda: export_all_exportable_start(user=user, source="page") and "batch",
+    )
+
 
 if __name__ == "__main__":
     main()

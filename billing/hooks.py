@@ -50,3 +50,17 @@ def invoice_voided_listen(listener: Callable[[int], None]) -> None:
 def invoice_voided_notify(*, invoice_id: int) -> None:
     for listener in _invoice_voided_listeners:
         transaction.on_commit(lambda listener=listener: listener(invoice_id), robust=True)
+
+
+_invoice_changed_listeners: list[Callable[[int], None]] = []
+
+
+def invoice_changed_listen(listener: Callable[[int], None]) -> None:
+    """Call `listener(invoice_id)` after each commit that changed an issued invoice's lines, tax or dates."""
+    if listener not in _invoice_changed_listeners:
+        _invoice_changed_listeners.append(listener)
+
+
+def invoice_changed_notify(*, invoice_id: int) -> None:
+    for listener in _invoice_changed_listeners:
+        transaction.on_commit(lambda listener=listener: listener(invoice_id), robust=True)

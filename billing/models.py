@@ -132,6 +132,10 @@ class Invoice(models.Model):
     memo = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # When its lines, tax or dates last changed after it was issued (billing.services.invoice_edit). For an invoice
+    # already in QuickBooks this is "changed since export": the export app, told after the commit, sends the change
+    # (or flags why it cannot; docs/changes_after_export.md).
+    changed_at = models.DateTimeField("changed after issue", null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

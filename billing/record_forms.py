@@ -11,11 +11,12 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 
 from fieldsync.exceptions import ApplicationError
 
-from .models import Customer, Invoice, Job, Payment
+from .models import Customer, Invoice, Job, Payment, TaxRate
 from .money import InvalidAmountError, format_money, parse_amount
 
 
@@ -137,6 +138,69 @@ class _LineFormSet(forms.BaseFormSet):
 
 
 InvoiceLineFormSet = forms.formset_factory(InvoiceLineForm, formset=_LineFormSet, extra=0, max_num=50, min_num=1)
+
+
+class InvoiceEditForm(forms.Form):
+    """The dates and tax of an invoice being changed (its lines are InvoiceLineEditFormSet). A date left empty keeps
+    the invoice's date; with a tax rate the tax is computed and the amount is ignored."""
+
+    issued_on = forms.DateField(label="Invoice date", required=False, widget=DateInput())
+    due_on = forms.DateField(label="Due", required=False, widget=DateInput())
+    tax_rate = forms.ModelChoiceField(
+        label="Tax rate", queryset=TaxRate.objects.none(), required=False, empty_label="None"
+    )
+    sales_tax = MoneyField(label="Sales tax", required=False, allow_zero=True, help_text="Used when there is no rate.")
+
+    def __init__(self, *args, invoice: Invoice, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "issued_on": invoice.issued_on,
+                "due_on": invoice.due_on,
+                "tax_rate": invoice.tax_rate_id,
+                "sales_tax": "" if invoice.tax_rate_id else f"{invoice.sales_tax:.2f}",
+            },
+        )
+        super().__init__(*args, **kwargs)
+        # Active rates, and the invoice's own even if it is no longer in use (keeping it is not choosing it).
+        self.fields["tax_rate"].queryset = TaxRate.objects.filter(
+            Q(active=True) | Q(pk=invoice.tax_rate_id or 0)
+        ).order_by("name")
+
+
+class InvoiceLineEditForm(InvoiceLineForm):
+    line_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    taxable = forms.BooleanField(label="Taxable", required=False, initial=True)
+
+
+class _LineEditFormSet(_LineFormSet):
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].label = "Remove"
+
+    def lines(self) -> list[dict]:
+        """The lines to keep, in order (a ticked "Remove" drops the line)."""
+        return [form.cleaned_data for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+
+
+InvoiceLineEditFormSet = forms.formset_factory(
+    InvoiceLineEditForm, formset=_LineEditFormSet, extra=0, max_num=50, min_num=1, can_delete=True
+)
+
+
+def invoice_line_initial(invoice: Invoice) -> list[dict]:
+    return [
+        {
+            "line_id": line.pk,
+            "service_name": line.service_name,
+            "description": line.description,
+            "quantity": f"{line.quantity:.2f}",
+            "unit_price": f"{line.unit_price:.2f}",
+            "taxable": line.taxable,
+        }
+        for line in invoice.lines.all()
+    ]
 
 
 class InvoiceIssueForm(forms.Form):

@@ -15,6 +15,7 @@ urlpatterns = [
     path("customers/<int:customer_id>/payments/new/", views.payment_create, name="payment_create"),
     path("invoices/", views.invoice_list, name="invoice_list"),
     path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:invoice_id>/edit/", views.invoice_edit, name="invoice_edit"),
     path("invoices/<int:invoice_id>/issue/", views.invoice_issue, name="invoice_issue"),
     path("invoices/<int:invoice_id>/void/", views.invoice_void, name="invoice_void"),
     path("payments/<int:payment_id>/apply-credit/", views.payment_apply_credit, name="payment_apply_credit"),

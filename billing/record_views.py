@@ -24,11 +24,14 @@ from .money import ZERO, format_money
 from .record_forms import (
     ApplyCreditForm,
     CustomerForm,
+    InvoiceEditForm,
     InvoiceForm,
+    InvoiceLineEditFormSet,
     InvoiceLineFormSet,
     JobForm,
     PaymentForm,
     add_service_error,
+    invoice_line_initial,
 )
 from .selectors import invoice_with_balances, payment_with_amounts
 
@@ -263,12 +266,15 @@ def invoice_create(request: HttpRequest, customer_id: int) -> HttpResponse:
     )
 
 
-def _with_one_more_line(data) -> InvoiceLineFormSet:
+def _with_one_more_line(data, formset=InvoiceLineFormSet):
     """The lines typed so far plus an empty one, unbound: nothing is validated (or complained about) yet."""
     total = int(data.get("lines-TOTAL_FORMS", "1")) if data.get("lines-TOTAL_FORMS", "").isdigit() else 1
-    names = InvoiceLineFormSet.form.base_fields
+    names = formset.form.base_fields
     typed = [{name: data.get(f"lines-{i}-{name}", "") for name in names} for i in range(min(total, 49))]
-    return InvoiceLineFormSet(prefix="lines", initial=[*typed, {"quantity": "1"}])
+    if "taxable" in names:  # an unticked box is absent from the post, not ""
+        for i, row in enumerate(typed):
+            row["taxable"] = f"lines-{i}-taxable" in data
+    return formset(prefix="lines", initial=[*typed, {"quantity": "1", "taxable": True}])
 
 
 def _invoice_form_context(customer, form, lines) -> dict:
@@ -309,9 +315,68 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
         ],
         "credits": [(payment, format_money(payment.unapplied_credit, payment.currency)) for payment in credits],
         "can_issue": invoice.status == Invoice.Status.DRAFT,
+        # Settled at issue with nothing to pay (warranty work): it goes to QuickBooks on its own, invoice-only.
+        "nothing_to_pay": invoice.status == Invoice.Status.PAID and invoice.total == 0 and not applications,
         "can_void": invoice.status != Invoice.Status.VOID and invoice.amount_paid == 0,
+        "can_edit": invoice.status != Invoice.Status.VOID,
     }
     return render(request, "billing/records/invoice_detail.html", context)
+
+
+@login_required
+@_required("view_invoice", "change_invoice")
+@require_http_methods(["GET", "POST"])
+def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """Change an invoice's lines, tax or dates, also once issued (billing.services.invoice_edit, as the API's PATCH).
+    An issued invoice already in QuickBooks gets the change there too, or a flag saying why not."""
+    invoice = get_object_or_404(
+        Invoice.objects.select_related("customer", "tax_rate").prefetch_related("lines"), pk=invoice_id
+    )
+    if invoice.status == Invoice.Status.VOID:
+        messages.error(request, f"{invoice.number} is void; a void invoice cannot change.")
+        return redirect("records:invoice_detail", invoice_id=invoice.pk)
+    data = request.POST if request.method == "POST" else None
+    form = InvoiceEditForm(data, invoice=invoice)
+    lines = InvoiceLineEditFormSet(data, prefix="lines", initial=None if data else invoice_line_initial(invoice))
+    if data is not None and "add_line" in data:
+        form = InvoiceEditForm(invoice=invoice, initial=data.dict())
+        lines = _with_one_more_line(data, InvoiceLineEditFormSet)
+        return render(request, "billing/records/invoice_edit.html", _invoice_edit_context(invoice, form, lines))
+    if data is not None and form.is_valid() & lines.is_valid():
+        values = form.cleaned_data
+        rate = values["tax_rate"]
+        try:
+            services.invoice_edit(
+                invoice=invoice,
+                lines=[
+                    services.LineEdit(
+                        line_id=line["line_id"],
+                        service_name=line["service_name"],
+                        description=line["description"],
+                        quantity=line["quantity"],
+                        unit_price=line["unit_price"],
+                        taxable=line["taxable"],
+                    )
+                    for line in lines.lines()
+                ],
+                tax_rate=rate,
+                sales_tax=None if rate else (values["sales_tax"] or "0.00"),
+                issued_on=values["issued_on"],
+                due_on=values["due_on"],
+            )
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"{invoice.number} saved.")
+            return redirect("records:invoice_detail", invoice_id=invoice.pk)
+    status = 400 if data is not None else 200
+    return render(
+        request, "billing/records/invoice_edit.html", _invoice_edit_context(invoice, form, lines), status=status
+    )
+
+
+def _invoice_edit_context(invoice, form, lines) -> dict:
+    return {"nav": "invoices", "invoice": invoice, "form": form, "lines": lines}
 
 
 def _invoice_action(request: HttpRequest, invoice_id: int, action, done: str) -> HttpResponse:

@@ -82,6 +82,35 @@ def invoice_get_with_balances(*, invoice_id: int) -> Invoice:
     return invoice_with_balances().get(pk=invoice_id)
 
 
+def invoice_filter_nothing_to_pay(queryset: QuerySet[Invoice] | None = None) -> QuerySet[Invoice]:
+    """Issued invoices with a $0.00 total and no payment (warranty work): settled at issue, nothing to pay. They go
+    to QuickBooks on their own, invoice-only; an invoice with payments goes with them (the fully-paid rule)."""
+    return (
+        invoice_with_balances(queryset)
+        .filter(status=Invoice.Status.PAID, total=ZERO)
+        .exclude(Exists(PaymentApplication.objects.filter(invoice=OuterRef("pk"))))
+    )
+
+
+def invoice_only_export_refusals(*, invoice_ids: Iterable[int]) -> dict[int, str]:
+    """invoice id -> why it cannot go to QuickBooks on its own (no entry: it can), in words a person acts on."""
+    invoices = invoice_with_balances(Invoice.objects.filter(pk__in=list(invoice_ids))).annotate(
+        has_payments=Exists(PaymentApplication.objects.filter(invoice=OuterRef("pk")))
+    )
+    refusals = {}
+    for invoice in invoices:
+        if invoice.status in NOT_EXPORTABLE_INVOICE_STATUSES:
+            refusals[invoice.pk] = f"{invoice.number} is {invoice.get_status_display().lower()}: nothing to export."
+        elif invoice.total != ZERO:
+            refusals[invoice.pk] = (
+                f"{invoice.number} totals {format_money(invoice.total, invoice.currency)}: only an invoice with "
+                "nothing to pay goes to QuickBooks on its own; this one goes with its payment once fully paid."
+            )
+        elif invoice.has_payments:
+            refusals[invoice.pk] = f"{invoice.number} has payments: it goes to QuickBooks with them."
+    return refusals
+
+
 def payment_with_amounts(queryset: QuerySet[Payment] | None = None) -> QuerySet[Payment]:
     """Payments annotated with `amount_applied` (net of refunds of applications), `amount_refunded`,
     `unapplied_credit` (what is neither applied nor refunded) and `amount_netted` (the refunds the export takes out

@@ -65,9 +65,9 @@ EXPORT_STATUSES_EDITABLE = frozenset(
 )
 
 
-def _full_clean(instance, **checks) -> None:
+def _full_clean(instance, **options) -> None:
     try:
-        instance.full_clean(**checks)
+        instance.full_clean(**options)
     except ValidationError as exc:
         raise ApplicationError(
             "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()),
@@ -125,8 +125,10 @@ CUSTOMER_EDITABLE_FIELDS = (
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, **changes) -> Customer:
-    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first."""
+def customer_update(*, customer: Customer, notify: bool = True, **changes) -> Customer:
+    """Change a customer's name, contact details or billing address. Refuses unknown fields; validates first.
+    Listeners hear of the change after the commit (the export app sends it to QuickBooks) unless `notify` is False:
+    the change came from QuickBooks itself, so there is nothing to send back."""
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"These customer fields cannot change: {', '.join(sorted(unknown))}.")
@@ -136,7 +138,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         setattr(customer, field, value.lower() if field == "email" else value)
     _full_clean(customer)
     customer.save(update_fields=list(changes) or None)
-    if changes:
+    if changes and notify:
         hooks.customer_changed_notify(customer_id=customer.pk)
     return customer
 
@@ -263,7 +265,8 @@ def invoice_line_add(
 ) -> InvoiceLine:
     if invoice.status != Invoice.Status.DRAFT:
         raise ApplicationError(
-            f"{invoice.number} is {invoice.get_status_display().lower()}; only draft invoices can change.",
+            f"{invoice.number} is {invoice.get_status_display().lower()}; lines are added one by one only to a draft. "
+            "Change an issued invoice as a whole (“Change invoice”, or PATCH on the invoice).",
             code="invoice_not_draft",
         )
     quantity = parse_amount(quantity, field="quantity", maximum=MAX_QUANTITY)
@@ -305,23 +308,23 @@ def _lock_invoices(invoice_ids: Iterable[int]) -> dict[int, Invoice]:
 
 @transaction.atomic
 def invoice_issue(*, invoice: Invoice, issued_on: date | None = None, due_on: date | None = None) -> Invoice:
-    """Draft → open. The invoice needs at least one line and a total above zero."""
+    """Draft → open. The invoice needs at least one line. A $0.00 invoice (warranty work, a free call-out) has nothing
+    to pay: it is settled at issue (PAID at once, and the invoice_paid listeners run on commit), and goes to
+    QuickBooks on its own, invoice-only."""
     invoice = _lock_invoices([invoice.pk])[invoice.pk]
     if invoice.status != Invoice.Status.DRAFT:
         raise ConflictError(
             f"{invoice.number} is already {invoice.get_status_display().lower()}.", code="invoice_not_draft"
         )
-    balances = invoice_get_with_balances(invoice_id=invoice.pk)
     if not invoice.lines.exists():
         raise ApplicationError(f"{invoice.number} has no lines; add what was sold first.", code="invoice_empty")
-    if balances.total <= 0:
-        raise ApplicationError(f"{invoice.number} totals {format_money(balances.total)}.", code="invoice_zero")
     invoice.issued_on = issued_on or invoice.issued_on or timezone.localdate()
     invoice.due_on = due_on or invoice.due_on
     if invoice.due_on and invoice.due_on < invoice.issued_on:
         raise ApplicationError("The due date cannot be before the issue date.", code="invalid_dates")
     invoice.status = Invoice.Status.OPEN
     invoice.save(update_fields=["issued_on", "due_on", "status"])
+    _invoice_sync_paid_status(invoice)  # a $0.00 invoice is settled at once
     return invoice
 
 
@@ -342,6 +345,173 @@ def invoice_void(*, invoice: Invoice) -> Invoice:
     invoice.voided_at = timezone.now()
     invoice.save(update_fields=["status", "voided_at"])
     hooks.invoice_voided_notify(invoice_id=invoice.pk)
+    return invoice
+
+
+@dataclass(frozen=True)
+class LineEdit(LineInput):
+    """A line of invoice_edit's new list: `line_id` names an existing line of the invoice to change; None adds one."""
+
+    line_id: int | None = None
+
+
+# invoice_edit's "leave the tax rate as it is" (None means "no rate: the tax is an amount").
+UNCHANGED = object()
+
+
+def _line_snapshot(line: InvoiceLine) -> tuple:
+    return (line.pk, line.service_name, line.description, line.quantity, line.unit_price, line.amount, line.taxable)
+
+
+def _planned_lines(invoice: Invoice, edits: list[LineEdit], existing: dict[int, InvoiceLine]) -> list[InvoiceLine]:
+    """The invoice's new lines, validated, not saved: existing rows changed in place (their ids kept), new ones
+    unsaved, in the order given."""
+    if not edits:
+        raise ApplicationError(
+            f"{invoice.number} needs at least one line; to cancel it, void it instead.", code="invoice_empty"
+        )
+    ids = [edit.line_id for edit in edits if edit.line_id is not None]
+    if unknown := sorted(set(ids) - existing.keys(), key=str):
+        raise ApplicationError(
+            f"{invoice.number} has no line {', '.join(map(str, unknown))}; reload the invoice and try again.",
+            code="unknown_line",
+        )
+    if len(ids) != len(set(ids)):
+        raise ApplicationError("Each existing line may appear only once.", code="duplicate_line")
+    planned = []
+    for position, edit in enumerate(edits):
+        quantity = parse_amount(edit.quantity, field="quantity", maximum=MAX_QUANTITY)
+        unit_price = parse_amount(edit.unit_price, field="unit_price", allow_zero=True)
+        amount = quantize(quantity * unit_price)
+        if amount > MAX_AMOUNT:
+            message = (
+                f"{edit.service_name}: {quantity} × {format_money(unit_price)} is more than {format_money(MAX_AMOUNT)}."
+            )
+            raise ApplicationError(message, code="too_large", extra={"lines": [message]})
+        line = existing[edit.line_id] if edit.line_id is not None else InvoiceLine(invoice=invoice)
+        line.position = position
+        line.service_name = edit.service_name.strip()
+        line.description = (edit.description or "").strip()
+        line.quantity, line.unit_price, line.amount = quantity, unit_price, amount
+        line.taxable = bool(edit.taxable)
+        # The invoice is the locked one and the check constraints are what parse_amount just enforced (and the
+        # database enforces them again): validating the fields alone keeps an edit a constant number of queries.
+        _full_clean(line, exclude=["invoice"], validate_constraints=False)
+        planned.append(line)
+    return planned
+
+
+@transaction.atomic
+def invoice_edit(
+    *,
+    invoice: Invoice,
+    lines: Iterable[LineEdit] | None = None,
+    tax_rate: TaxRate | None | object = UNCHANGED,
+    sales_tax: Decimal | str | None = None,
+    issued_on: date | None = None,
+    due_on: date | None = None,
+) -> Invoice:
+    """Change an invoice's lines, tax or dates — a draft or an issued one (never a void one).
+
+    `lines`, when given, is the whole new list: a LineEdit with `line_id` changes that line, one without adds a line,
+    a line left out is removed. `tax_rate` a rate (the tax is computed from the taxable lines) or None (the tax is
+    the `sales_tax` amount); `sales_tax` alone changes the amount of an invoice without a rate. A date left None keeps
+    the date it has (a date is never cleared: QuickBooks' copy is never blanked either).
+
+    Refuses, changing nothing: a new total below what is already paid and credited on the invoice (refund first), an
+    issued invoice totalling zero, a due date before the issue date, a rate together with an amount, an inactive rate,
+    lines of another invoice. Side effects on an issued invoice that changed: `changed_at` is set, OPEN <-> PAID
+    follows the new balance, and listeners hear of it after the commit (hooks.invoice_changed_notify: the export app
+    sends the change to QuickBooks)."""
+    invoice = _lock_invoices([invoice.pk])[invoice.pk]
+    if invoice.status == Invoice.Status.VOID:
+        raise ConflictError(f"{invoice.number} is void; a void invoice cannot change.", code="invoice_void")
+    balances = invoice_get_with_balances(invoice_id=invoice.pk)
+    existing = {line.pk: line for line in invoice.lines.all()}
+    before = (
+        [_line_snapshot(line) for line in existing.values()],
+        invoice.tax_rate_id,
+        invoice.sales_tax,
+        invoice.issued_on,
+        invoice.due_on,
+    )
+
+    new_issued_on = issued_on or invoice.issued_on
+    new_due_on = due_on or invoice.due_on
+    if new_due_on and new_issued_on and new_due_on < new_issued_on:
+        raise ApplicationError("The due date cannot be before the issue date.", code="invalid_dates")
+
+    rate = invoice.tax_rate if tax_rate is UNCHANGED else tax_rate
+    if rate is not None and rate.pk != invoice.tax_rate_id and not rate.active:
+        raise ApplicationError(f"The tax rate {rate.name} is no longer in use.", code="tax_rate_inactive")
+    if rate is not None and sales_tax is not None:
+        raise ApplicationError(
+            f"Give either a tax rate or a sales tax amount, not both: with {rate.name} the tax is computed from the "
+            "taxable lines.",
+            code="tax_rate_and_amount",
+        )
+
+    planned = _planned_lines(invoice, list(lines), existing) if lines is not None else list(existing.values())
+    if rate is not None:
+        tax = invoice_tax_compute(lines=planned, rate=rate)
+    elif sales_tax is not None:
+        tax = parse_amount(sales_tax, field="sales_tax", allow_zero=True)
+    else:
+        tax = invoice.sales_tax
+    total = sum((line.amount for line in planned), ZERO) + tax
+    if total > MAX_AMOUNT:
+        message = (
+            f"{invoice.number} would total {format_money(total)}, more than {format_money(MAX_AMOUNT)}, the most one "
+            "invoice can hold; split the work into several invoices."
+        )
+        raise ApplicationError(message, code="too_large", extra={"lines": [message]})
+    settled = balances.amount_paid + balances.credited
+    if total < settled:
+        what = format_money(balances.amount_paid, invoice.currency) + " paid"
+        if balances.credited:
+            what += f" and {format_money(balances.credited, invoice.currency)} credited"
+        raise ApplicationError(
+            f"{invoice.number} would total {format_money(total, invoice.currency)}, less than the {what} on it; "
+            f"nothing was changed. Keep the total at {format_money(settled, invoice.currency)} or more, or refund "
+            "the difference first.",
+            code="below_paid",
+            extra={"total": f"{total:.2f}", "settled": f"{settled:.2f}"},
+        )
+    issued = invoice.status != Invoice.Status.DRAFT
+    if issued and total <= 0:
+        raise ApplicationError(
+            f"{invoice.number} would total {format_money(total, invoice.currency)}; an issued invoice bills something. "
+            "Void it instead.",
+            code="invoice_zero",
+        )
+
+    after = (
+        [_line_snapshot(line) for line in planned],
+        rate.pk if rate is not None else None,
+        tax,
+        new_issued_on,
+        new_due_on,
+    )
+    if after == before:
+        return invoice  # nothing to change, nothing to tell QuickBooks
+
+    kept = [line for line in planned if line.pk is not None]
+    InvoiceLine.objects.filter(invoice=invoice).exclude(pk__in=[line.pk for line in kept]).delete()
+    InvoiceLine.objects.bulk_update(
+        kept, ["position", "service_name", "description", "quantity", "unit_price", "amount", "taxable"]
+    )
+    InvoiceLine.objects.bulk_create([line for line in planned if line.pk is None])
+    invoice.tax_rate, invoice.sales_tax = rate, tax
+    invoice.issued_on, invoice.due_on = new_issued_on, new_due_on
+    fields = ["tax_rate", "sales_tax", "issued_on", "due_on"]
+    if issued:
+        invoice.changed_at = timezone.now()
+        fields.append("changed_at")
+    _full_clean(invoice)
+    invoice.save(update_fields=fields)
+    if issued:
+        _invoice_sync_paid_status(invoice)
+        hooks.invoice_changed_notify(invoice_id=invoice.pk)
     return invoice
 
 

@@ -32,7 +32,21 @@ def export_payment_start(*, payment_id: int, user=None, api_client=None, source=
     )
 
 
+def export_invoice_start(*, invoice_id: int, user=None, api_client=None, source=ExportBatch.Source.PAGE):
+    """An invoice with nothing to pay, on its own: QuickBooks Online only (the Desktop engine posts payments)."""
+    if desktop.desktop_is_target():
+        raise ApplicationError(
+            "This installation exports to QuickBooks Desktop, which FieldSync sends payments only: enter an invoice "
+            "with nothing to pay in QuickBooks Desktop by hand.",
+            code="desktop_payments_only",
+        )
+    return online.export_invoice_start(invoice_id=invoice_id, user=user, api_client=api_client, source=source)
+
+
 def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE):
+    if not desktop.desktop_is_target():
+        # Online also takes the invoices with nothing to pay, on their own.
+        return online.export_all_exportable_start(user=user, api_client=api_client, source=source)
     candidates = billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status__in=online.QUEUEABLE))
     return export_batch_start(
         payments=candidates, selection="everything exportable", user=user, api_client=api_client, source=source

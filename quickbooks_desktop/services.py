@@ -112,11 +112,15 @@ def desktop_connection_update(
     connection = DesktopConnection.objects.select_for_update().order_by("pk").first() or DesktopConnection()
     if use_desktop != connection.use_desktop:
         # Switching while payments are queued for the other QuickBooks would let both engines claim them.
-        waiting = ExportBatchItem.objects.filter(outcome=Outcome.PENDING).values("payment_id").distinct().count()
-        if waiting:
+        pending = ExportBatchItem.objects.filter(outcome=Outcome.PENDING)
+        # Payments, and invoices with nothing to pay exported on their own (Online only).
+        payments = pending.exclude(payment=None).values("payment_id").distinct().count()
+        invoices = pending.exclude(invoice=None).values("invoice_id").distinct().count()
+        if waiting := payments + invoices:
             was = "QuickBooks Desktop" if connection.use_desktop else "QuickBooks Online"
+            noun = "record" if invoices else "payment"
             raise DesktopSetupError(
-                f"{waiting} payment{'s are' if waiting != 1 else ' is'} still waiting to be exported to {was}. "
+                f"{waiting} {noun}{'s are' if waiting != 1 else ' is'} still waiting to be exported to {was}. "
                 "Switch once the export log shows no batch running."
             )
     if use_desktop and not connection.password_hash:

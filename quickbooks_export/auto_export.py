@@ -30,6 +30,7 @@ from billing import selectors as billing_selectors
 from billing.models import Payment
 from fieldsync.exceptions import ApplicationError
 
+from . import selectors as export_selectors
 from .models import AutoExportSettings, ExportAttempt, ExportBatch, InvoiceExportHold, QuickBooksConnection
 from .services import export_batch_start
 
@@ -155,13 +156,22 @@ def auto_export_start() -> ExportBatch | None:
             .order_by()
             .values_list("pk", flat=True)
         )
-        if not candidates:
+        # A $0.00 invoice with no payment is settled at issue: it goes on its own, once, when never tried before.
+        invoices = list(
+            export_selectors.invoices_to_export_alone(realm_id=realm_id, never_tried=True)
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+        if not candidates and not invoices:
             return None
         why = {Mode.WHEN_PAID: "fully paid invoices", Mode.HOURLY: "hourly", Mode.NIGHTLY: "nightly"}[row.mode]
-        count = len(candidates)
+        ready = [f"{len(candidates)} payment{'s' if len(candidates) != 1 else ''}"] if candidates else []
+        if invoices:
+            ready.append(f"{len(invoices)} invoice{'s' if len(invoices) != 1 else ''} with nothing to pay")
         return export_batch_start(
             payments=candidates,
-            selection=f"automatic ({why}): {count} payment{'s' if count != 1 else ''} ready",
+            invoices=invoices,
+            selection=f"automatic ({why}): {' and '.join(ready)} ready",
             source=ExportBatch.Source.AUTOMATIC,
         )
 
@@ -185,7 +195,9 @@ def auto_export_summary_build() -> tuple[str, str] | None:
     waiting = Payment.objects.filter(export_status__in=[ExportStatus.FAILED, ExportStatus.ON_HOLD])
     failed_count = waiting.filter(export_status=ExportStatus.FAILED).count()
     held_count = waiting.filter(export_status=ExportStatus.ON_HOLD).count()
-    if not failed_count and not held_count:
+    failed_invoices = export_selectors.invoice_items_failed_waiting()
+    failed_invoice_count = failed_invoices.count()
+    if not failed_count and not held_count and not failed_invoice_count:
         return None
     listed = list(waiting.select_related("customer").order_by("export_status", "pk")[:LISTED_IN_SUMMARY])
     listed_ids = [p.pk for p in listed]
@@ -203,13 +215,13 @@ def auto_export_summary_build() -> tuple[str, str] | None:
         holds.setdefault(payment_id, message)
 
     parts = []
-    if failed_count:
-        parts.append(f"{failed_count} failed")
+    if failed_count or failed_invoice_count:
+        parts.append(f"{failed_count + failed_invoice_count} failed")
     if held_count:
         parts.append(f"{held_count} on hold")
     subject = f"FieldSync: {' and '.join(parts)} — QuickBooks export needs you"
     lines = [
-        "These payments did not go to QuickBooks and wait for someone. Open each one in FieldSync to see what to do.",
+        "These did not go to QuickBooks and wait for someone. Open each one in FieldSync to see what to do.",
         "",
     ]
     for payment in listed:
@@ -226,6 +238,13 @@ def auto_export_summary_build() -> tuple[str, str] | None:
         )
     if (rest := failed_count + held_count - len(listed)) > 0:
         lines.append(f"- and {rest} more: see the Payments page filtered on failed or held.")
+    for item in failed_invoices[:LISTED_IN_SUMMARY]:
+        lines.append(
+            f"- Failed: invoice {item.invoice.number} (nothing to pay) for {item.invoice.customer.display_name}: "
+            f"{item.message} ({reverse('records:invoice_detail', args=[item.invoice_id])})"
+        )
+    if (rest := failed_invoice_count - LISTED_IN_SUMMARY) > 0:
+        lines.append(f"- and {rest} more invoices: see the export log.")
     return subject, "\n".join(lines) + "\n"
 
 

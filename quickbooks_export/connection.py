@@ -348,6 +348,7 @@ def mapping_settings_update(
     income_account: QboChoice | None,
     payment_methods: dict[str, QboChoice | None],
     record_refunds_for_me: bool | None = None,
+    customer_details_winner: str | None = None,
 ) -> QuickBooksMappingSettings:
     """Save the mapping for one company. `None` means "QuickBooks default" (deposit) or "not set".
 
@@ -363,6 +364,8 @@ def mapping_settings_update(
     mapping.income_account_name = income_account.name if income_account else ""
     if record_refunds_for_me is not None:
         mapping.record_refunds_for_me = record_refunds_for_me
+    if customer_details_winner is not None:
+        mapping.customer_details_winner = customer_details_winner
     mapping.updated_by = user
     mapping.full_clean()
     mapping.save()

@@ -25,6 +25,13 @@ class MappingSettingsForm(forms.Form):
         label="Let FieldSync record reversed payments in QuickBooks (“Record it in QuickBooks for me”)",
         required=False,
     )
+    customer_details_winner = forms.ChoiceField(
+        label="When a customer's details were changed after export",
+        choices=QuickBooksMappingSettings.CustomerDetailsWinner.choices,
+        initial=QuickBooksMappingSettings.CustomerDetailsWinner.ASK,
+        required=False,  # left out of a post: the company keeps its choice
+        help_text="An empty detail never overwrites the other side.",
+    )
 
     def __init__(self, *args, choices: MappingChoices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,10 +58,14 @@ class MappingSettingsForm(forms.Form):
             "deposit_account": mapping.deposit_account_id,
             "income_account": mapping.income_account_id,
             "record_refunds_for_me": mapping.record_refunds_for_me,
+            "customer_details_winner": mapping.customer_details_winner,
         }
         for row in mapping.payment_methods.all():
             initial[_field_name(row.method)] = row.qbo_payment_method_id
         return initial
+
+    def clean_customer_details_winner(self) -> str | None:
+        return self.cleaned_data["customer_details_winner"] or None
 
     def payment_method_fields(self):
         return [self[_field_name(method)] for method in PAYMENT_METHOD_KEYS]

@@ -25,13 +25,12 @@ from fieldsync.exceptions import ApplicationError, ConflictError
 from . import invoice_checks, mappers
 from .client import QuickBooksClient
 from .errors import QuickBooksError
+from .invoice_updates import invoice_update_body
 from .models import (
     ExportBatch,
     InvoiceExportHold,
     QuickBooksMapping,
     QuickBooksMappingAudit,
-    QuickBooksMappingSettings,
-    QuickBooksTaxCodeMapping,
 )
 
 ExportStatus = Payment.ExportStatus
@@ -234,51 +233,12 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None, api_client=None) 
         .prefetch_related("lines")
         .get(pk=hold.invoice_id)
     )
-    customer_id = str((current.get("CustomerRef") or {}).get("value", ""))
-    keys = {mappers.item_key(line.service_name) for line in invoice.lines.all()}
-    item_ids = dict(
-        QuickBooksMapping.objects.filter(realm_id=hold.realm_id, kind=Kind.ITEM, local_key__in=keys).values_list(
-            "local_key", "qbo_id"
-        )
+    body = invoice_update_body(
+        client=client, realm_id=hold.realm_id, invoice=invoice, current=current, error_code="hold_not_updatable"
     )
-    if missing := keys - item_ids.keys():
-        raise ApplicationError(
-            f"FieldSync has no QuickBooks item for {', '.join(sorted(missing))} yet; export once more or link the "
-            "item on the mappings page, then try again.",
-            code="hold_not_updatable",
-        )
-    from .company import company_profile_current, invoice_tax_code_id
-
-    profile = company_profile_current(client=client)
-    settings_row = QuickBooksMappingSettings.objects.filter(realm_id=hold.realm_id).first()
-    per_rate = dict(
-        QuickBooksTaxCodeMapping.objects.filter(realm_id=hold.realm_id, tax_rate_id=invoice.tax_rate_id).values_list(
-            "tax_rate_id", "qbo_tax_code_id"
-        )
-    )
-    # The code that carries our tax amount: the one the export would send (chosen for the invoice's tax rate, else
-    # the company default), else the one QuickBooks put on the invoice (automated sales tax picks its own code; an
-    # amount sent with a TxnTaxCodeRef overrides its figure).
-    theirs = str(((current.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef") or {}).get("value", ""))
-    chosen = invoice_tax_code_id(tax_rate_id=invoice.tax_rate_id, per_rate=per_rate, settings_row=settings_row)
-    payload = mappers.invoice_payload(
-        invoice,
-        customer_id=customer_id,
-        item_ids=item_ids,
-        profile=profile,
-        sales_tax_code_id=chosen or theirs,
-        no_tax_code_id=settings_row.no_tax_code_id if settings_row else "",
-        customer=invoice.customer,
-    )
-    update = {
-        "Id": current["Id"],
-        "SyncToken": current["SyncToken"],
-        "Line": payload["Line"],
-        "TxnTaxDetail": payload.get("TxnTaxDetail", {}),
-    }
-    for key in ("GlobalTaxCalculation", "BillAddr", "ShipAddr"):
-        if key in payload:
-            update[key] = payload[key]
+    # The dates are not part of a hold (it is about the total); they go with a change after export (invoice_updates).
+    update = {"Id": current["Id"], "SyncToken": current["SyncToken"]}
+    update.update({k: v for k, v in body.items() if k not in ("TxnDate", "DueDate")})
     before = _figures(current) | {"sync_token": str(current.get("SyncToken", ""))}
     try:
         row = client.update("Invoice", update)

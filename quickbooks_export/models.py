@@ -145,6 +145,16 @@ class QuickBooksConnection(models.Model):
 class QuickBooksMappingSettings(models.Model):
     """How our payments land in one QuickBooks company (per realm, so reconnecting keeps the choices)."""
 
+    class CustomerDetailsWinner(models.TextChoices):
+        """Which side wins when a customer's details (company name, e-mail, phone, address) differ after export
+        (updates.py). An empty value never overwrites either side, whichever wins."""
+
+        # Changes made only in FieldSync are sent; a detail changed on both sides waits for a person (audited).
+        ASK = "ask", "Ask me when both changed (send FieldSync's changes; a detail changed on both sides waits)"
+        FIELDSYNC = "fieldsync", "FieldSync wins (send FieldSync's changes, also over a change made in QuickBooks)"
+        # Nothing is sent; a detail changed in QuickBooks is taken into FieldSync when FieldSync next compares.
+        QUICKBOOKS = "quickbooks", "QuickBooks wins (never send; take QuickBooks' changes into FieldSync)"
+
     realm_id = models.CharField("realm id", max_length=32, unique=True)
     # Where payments are deposited. Empty id means QuickBooks' own default (Undeposited Funds).
     deposit_account_id = models.CharField(max_length=32, blank=True)
@@ -159,6 +169,12 @@ class QuickBooksMappingSettings(models.Model):
         default=False,
         help_text="Shows “Record it in QuickBooks for me” on refunds whose QuickBooks transaction is unambiguous "
         "(a reversed payment).",
+    )
+    customer_details_winner = models.CharField(
+        "when customer details differ",
+        max_length=10,
+        choices=CustomerDetailsWinner.choices,
+        default=CustomerDetailsWinner.ASK,
     )
     # The QuickBooks TaxCode our taxed invoices use (US: the rate/group of TxnTaxDetail.TxnTaxCodeRef; elsewhere: the
     # TaxCodeRef of every line), and for other countries the code of untaxed lines (zero-rated / exempt).
@@ -398,7 +414,8 @@ class ExportBatch(models.Model):
 
 
 class ExportBatchItem(models.Model):
-    """What happened to one payment in one batch. The batch's counters are counts of these, never stored twice."""
+    """What happened to one payment in one batch, or to one invoice with nothing to pay (a $0.00 invoice, exported
+    on its own: services.export_invoices_start). The batch's counters are counts of these, never stored twice."""
 
     class Outcome(models.TextChoices):
         PENDING = "pending", "Waiting"
@@ -411,7 +428,13 @@ class ExportBatchItem(models.Model):
         HELD = "held", "On hold"
 
     batch = models.ForeignKey(ExportBatch, on_delete=models.CASCADE, related_name="items")
-    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, related_name="export_items")
+    # Exactly one of the two (export_item_payment_or_invoice).
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="export_items"
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="export_items"
+    )
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     # The reason for skipped and failed records, in plain words; QuickBooks' code and message for failures.
     message = models.TextField(blank=True)
@@ -423,11 +446,24 @@ class ExportBatchItem(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment")]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "payment"], name="export_item_unique_payment"),
+            models.UniqueConstraint(fields=["batch", "invoice"], name="export_item_unique_invoice"),
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, invoice__isnull=True)
+                | Q(payment__isnull=True, invoice__isnull=False),
+                name="export_item_payment_or_invoice",
+            ),
+        ]
         indexes = [models.Index(fields=["batch", "outcome"]), models.Index(fields=["outcome", "id"])]
 
     def __str__(self) -> str:
-        return f"Payment #{self.payment_id} in Export #{self.batch_id}: {self.outcome}"
+        return f"{self.subject_label} in Export #{self.batch_id}: {self.outcome}"
+
+    @property
+    def subject_label(self) -> str:
+        """ "Payment #12" or "Invoice #7" (an invoice exported on its own)."""
+        return f"Payment #{self.payment_id}" if self.payment_id else f"Invoice #{self.invoice_id}"
 
 
 class ExportAttempt(models.Model):
@@ -439,7 +475,13 @@ class ExportAttempt(models.Model):
         ERROR = "error", "Error"
 
     at = models.DateTimeField(auto_now_add=True)
-    payment = models.ForeignKey("billing.Payment", on_delete=models.CASCADE, related_name="export_attempts")
+    # Made for a payment, or for an invoice exported on its own (exactly one: export_attempt_payment_or_invoice).
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.CASCADE, related_name="export_attempts"
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.CASCADE, related_name="export_attempts"
+    )
     batch = models.ForeignKey(ExportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # e.g. "create Customer", "find Customer by e-mail", "create Payment (batch)".
     operation = models.CharField(max_length=60)
@@ -453,10 +495,18 @@ class ExportAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["payment", "-at"])]
+        indexes = [models.Index(fields=["payment", "-at"]), models.Index(fields=["invoice", "-at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False, invoice__isnull=True)
+                | Q(payment__isnull=True, invoice__isnull=False),
+                name="export_attempt_payment_or_invoice",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.operation} for payment #{self.payment_id}: {self.outcome}"
+        what = f"payment #{self.payment_id}" if self.payment_id else f"invoice #{self.invoice_id}"
+        return f"{self.operation} for {what}: {self.outcome}"
 
 
 class ExportRunnerLease(models.Model):
@@ -590,6 +640,9 @@ class QuickBooksMappingAudit(models.Model):
         CHANGE_CONFLICT = "change_conflict", "Changed on both sides: not sent"
         # Voided in FieldSync and then in QuickBooks (voids.py); the link stays, to the voided QuickBooks invoice.
         VOID = "void", "Voided in QuickBooks"
+        # The company's setting says QuickBooks wins for customer details (updates.py): FieldSync's change was not
+        # sent, and what QuickBooks changed was taken into FieldSync.
+        QUICKBOOKS_WINS = "quickbooks_wins", "QuickBooks wins: not sent, QuickBooks' details taken"
 
     realm_id = models.CharField(max_length=32)
     kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
@@ -722,6 +775,11 @@ class QuickBooksChange(models.Model):
         CUSTOMER = "customer", "Customer changed in QuickBooks"
         # Voided in FieldSync, but QuickBooks cannot void it as it is (payments still applied, deposited): a person.
         VOID_BLOCKED = "void_held", "Voided in FieldSync, not in QuickBooks"
+        # Changed in FieldSync after export (invoice_updates.py), not sent: changed on both sides, below QuickBooks'
+        # payments, or an item missing ...
+        EDIT_HELD = "edit_held", "Changed in FieldSync, not in QuickBooks"
+        # ... or sent, and QuickBooks computed another total (its own sales tax).
+        EDIT_DIFFERS = "edit_off", "Changed in FieldSync; QuickBooks' total differs"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"

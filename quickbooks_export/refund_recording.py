@@ -25,7 +25,7 @@ from billing.models import ManualHandlingItem, Refund
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError, ConflictError
 
-from . import mappers
+from . import mappers, undo
 from .client import QuickBooksClient
 from .errors import QuickBooksError
 from .models import (
@@ -33,12 +33,19 @@ from .models import (
     Installation,
     QuickBooksConnection,
     QuickBooksMapping,
+    QuickBooksMappingAudit,
     QuickBooksMappingSettings,
     QuickBooksRequest,
 )
 from .services import REFUND_RECORDING_KIND
 
 RECORDABLE_KINDS = frozenset({Refund.Kind.REVERSAL})
+# How a handled item's note begins when FieldSync voided the whole payment (pages say so: recorded_as_void).
+VOID_NOTE = "Recorded in QuickBooks by FieldSync: the whole payment was reversed, so"
+
+
+def recorded_as_void(item: ManualHandlingItem) -> bool:
+    return item.handled_note.startswith(VOID_NOTE)
 
 
 def refund_recording_blocker(*, item: ManualHandlingItem, allowed: bool) -> str:
@@ -94,10 +101,125 @@ def _reversal_update(qbo_payment: dict, *, invoice_qbo_id: str, amount: Decimal,
     }
 
 
+def _open_reversal_items(item: ManualHandlingItem) -> list[ManualHandlingItem]:
+    """The item, then the payment's other open items of reversals FieldSync may record (a split payment reversed on
+    each of its invoices has one per refund): together they may reverse the whole payment."""
+    others = (
+        ManualHandlingItem.objects.filter(
+            payment_id=item.payment_id,
+            status=ManualHandlingItem.Status.OPEN,
+            refund__kind__in=RECORDABLE_KINDS,
+            refund__handling=Refund.Handling.QUICKBOOKS,
+        )
+        .exclude(pk=item.pk)
+        .select_related("refund__application__invoice")
+        .order_by("pk")
+    )
+    return [item, *others]
+
+
+def _plan(connection, items: list[ManualHandlingItem], qbo_payment: dict) -> tuple[dict, list[ManualHandlingItem]]:
+    """The sparse update that lowers the payment by the first item's reversal, and the items it settles; or, when
+    the first item's reversal with the payment's other open ones leaves nothing of the QuickBooks payment (no line,
+    total 0.00), None and every one of them: the whole payment is reversed, and it is voided instead."""
+    invoice_ids = dict(
+        QuickBooksMapping.objects.filter(
+            realm_id=connection.realm_id,
+            kind=QuickBooksMapping.Kind.INVOICE,
+            local_key__in=[str(i.refund.application.invoice_id) for i in items],
+        ).values_list("local_key", "qbo_id")
+    )
+    lowered, settled = qbo_payment, []
+    for item in items:
+        invoice = item.refund.application.invoice
+        if str(invoice.pk) not in invoice_ids:
+            if not settled:
+                raise ConflictError(
+                    f"Invoice {invoice.number} is not linked to QuickBooks here; enter it by hand.",
+                    code="refund_recording_not_allowed",
+                )
+            break
+        try:
+            lowered = _reversal_update(
+                lowered,
+                invoice_qbo_id=invoice_ids[str(invoice.pk)],
+                amount=item.refund.amount,
+                invoice_number=invoice.number,
+            )
+        except ApplicationError:
+            if not settled:
+                raise
+            break
+        settled.append(item)
+        if len(settled) == 1:
+            first_update = lowered
+    if not lowered["Line"] and Decimal(lowered["TotalAmt"]) == 0:
+        return None, settled
+    return first_update, settled[:1]
+
+
+def _flag(item: ManualHandlingItem, message: str, code: str) -> None:
+    """QuickBooks cannot take FieldSync's void as things are: nothing is sent, the item stays open for a person,
+    and the payment's history says why."""
+    ExportAttempt.objects.create(
+        payment=item.payment,
+        operation=f"record refund #{item.refund_id} (void Payment)",
+        object_kind="payment",
+        local_key=str(item.payment_id),
+        qbo_id=item.payment.export_reference,
+        outcome=ExportAttempt.Outcome.ERROR,
+        error_code=code,
+        message=message,
+    )
+    raise ConflictError(message, code=code)
+
+
+def _void_request(connection, items: list[ManualHandlingItem], qbo_payment: dict) -> QuickBooksRequest:
+    """The void of the whole payment, after the checks that it is still FieldSync's to void (flagged otherwise)."""
+    item, payment = items[0], items[0].payment
+    qbo_id = str(qbo_payment["Id"])
+    if undo.payment_in_deposit(qbo_payment):
+        _flag(
+            item,
+            f"QuickBooks payment {qbo_id} is in a bank deposit: QuickBooks cannot void it until it is taken out of "
+            "the deposit (Intuit, Payment reference). FieldSync sent nothing. Remove it from the deposit in "
+            "QuickBooks and press again, or void it there by hand and mark this handled.",
+            "quickbooks_payment_deposited",
+        )
+    mapping = QuickBooksMapping.objects.filter(
+        realm_id=connection.realm_id, kind=QuickBooksMapping.Kind.PAYMENT, local_key=str(payment.pk)
+    ).first()
+    if mapping is None or mapping.sync_token != str(qbo_payment["SyncToken"]):
+        _flag(
+            item,
+            f"QuickBooks payment {qbo_id} was changed in QuickBooks since FieldSync last wrote it (SyncToken "
+            f"{qbo_payment['SyncToken']}, FieldSync knew {mapping.sync_token if mapping else 'none'}): FieldSync "
+            "will not void it over someone's change. Check it in QuickBooks, then void it there and mark this "
+            "handled.",
+            "quickbooks_payment_changed",
+        )
+    return undo.void_outbox_request(
+        installation_id=Installation.current_id(),
+        realm_id=connection.realm_id,
+        entity="Payment",
+        qbo_id=qbo_id,
+        sync_token=str(qbo_payment["SyncToken"]),
+        kind=REFUND_RECORDING_KIND,
+        local_key=str(item.refund_id),
+    )
+
+
 def manual_item_record_in_quickbooks(*, item_id: int, user) -> ManualHandlingItem:
     """Post the item's QuickBooks transaction once, then mark the item handled with the QuickBooks id (audited: who,
-    when, the request id, an attempt on the payment's history). Raises ApplicationError when it may not (see
-    refund_recording_blocker), QuickBooksError when QuickBooks refuses or does not answer (clicking again is safe)."""
+    when, the request id, an attempt on the payment's history).
+
+    A reversal of part of the payment lowers the QuickBooks payment (a sparse update). A reversal that, with the
+    payment's other open reversals, takes back the WHOLE payment voids it instead (Intuit: POST
+    /payment?operation=update&include=void; QuickBooks zeroes it and re-opens its invoices), and closes each of
+    those items — unless QuickBooks' payment is in a bank deposit, or was changed there since FieldSync last wrote
+    it (its SyncToken): then nothing is sent and ConflictError says why (the items stay open for a person).
+    Raises ApplicationError when it may not (see refund_recording_blocker), QuickBooksError when QuickBooks refuses
+    or does not answer (clicking again is safe: the stored request is re-sent with its request id)."""
     item = ManualHandlingItem.objects.select_related("refund__application__invoice", "payment__customer").get(
         pk=item_id
     )
@@ -105,41 +227,48 @@ def manual_item_record_in_quickbooks(*, item_id: int, user) -> ManualHandlingIte
         raise ConflictError(blocker, code="refund_recording_not_allowed")
     connection = QuickBooksConnection.objects.get(is_current=True)
     refund, payment = item.refund, item.payment
-    invoice = refund.application.invoice
-    request_id = mappers.request_id_for(Installation.current_id(), connection.realm_id, "refund", refund.pk)
     client = QuickBooksClient(connection)
 
-    request = QuickBooksRequest.objects.filter(request_id=request_id).first()
+    request = (
+        QuickBooksRequest.objects.filter(realm_id=connection.realm_id, kind=REFUND_RECORDING_KIND)
+        .filter(local_key=str(refund.pk))
+        .order_by("-id")
+        .first()
+    )
+    items = [item]
     if request is None:
-        invoice_mapping = QuickBooksMapping.objects.filter(
-            realm_id=connection.realm_id, kind=QuickBooksMapping.Kind.INVOICE, local_key=str(invoice.pk)
-        ).first()
-        if invoice_mapping is None:
-            raise ConflictError(
-                f"Invoice {invoice.number} is not linked to QuickBooks here; enter it by hand.",
-                code="refund_recording_not_allowed",
-            )
         qbo_payment = client.read("Payment", payment.export_reference)
-        payload = _reversal_update(
-            qbo_payment, invoice_qbo_id=invoice_mapping.qbo_id, amount=refund.amount, invoice_number=invoice.number
-        )
-        try:
-            with transaction.atomic():
-                request = QuickBooksRequest.objects.create(
-                    realm_id=connection.realm_id,
-                    request_id=request_id,
-                    operation="Payment.update",
-                    kind=REFUND_RECORDING_KIND,
-                    local_key=str(refund.pk),
-                    payload=payload,
-                )
-        except IntegrityError:  # a second click at the same moment: send what the first one stored
-            request = QuickBooksRequest.objects.get(request_id=request_id)
+        payload, items = _plan(connection, _open_reversal_items(item), qbo_payment)
+        if payload is None:
+            request = _void_request(connection, items, qbo_payment)
+        else:
+            request_id = mappers.request_id_for(Installation.current_id(), connection.realm_id, "refund", refund.pk)
+            try:
+                with transaction.atomic():
+                    request = QuickBooksRequest.objects.create(
+                        realm_id=connection.realm_id,
+                        request_id=request_id,
+                        operation="Payment.update",
+                        kind=REFUND_RECORDING_KIND,
+                        local_key=str(refund.pk),
+                        payload=payload,
+                    )
+            except IntegrityError:  # a second click at the same moment: send what the first one stored
+                request = QuickBooksRequest.objects.get(request_id=request_id)
+    elif request.operation == "Payment.void":
+        items = _open_reversal_items(item)  # the void settles every open reversal of the payment
+    voiding = request.operation == "Payment.void"
     if request.state == QuickBooksRequest.State.FAILED:
         raise ConflictError(
             f"QuickBooks refused this earlier ({request.last_error}); enter it by hand.", code="refund_recording_failed"
         )
-    if request.state == QuickBooksRequest.State.PENDING:
+    if voiding:
+        try:
+            answer = undo.void_outbox_send(request, client=client)
+        except QuickBooksError as exc:
+            _attempt(item, request, error=exc)
+            raise
+    elif request.state == QuickBooksRequest.State.PENDING:
         try:
             answer = client.update("Payment", request.payload, request_id=request.request_id)
         except QuickBooksError as exc:
@@ -154,24 +283,55 @@ def manual_item_record_in_quickbooks(*, item_id: int, user) -> ManualHandlingIte
     else:
         answer = request.response
     with transaction.atomic():
-        request.save(update_fields=["state", "response", "completed_at", "attempts"])
+        if not voiding:
+            request.save(update_fields=["state", "response", "completed_at", "attempts"])
         _attempt(item, request)
-        return billing_services.manual_item_mark_handled(
-            item=item,
-            user=user,
-            note=(
-                f"Recorded in QuickBooks by FieldSync: payment {answer['Id']} lowered by "
-                f"{format_money(refund.amount, payment.currency)} on invoice {invoice.number} "
-                f"(request {request.request_id})."
-            ),
-            quickbooks_id=str(answer["Id"]),
+        _remember_sync_token(connection, payment, answer, voided=voiding, refund_id=refund.pk)
+        handled = None
+        for settled in items:
+            if voiding:
+                note = f"{VOID_NOTE} QuickBooks payment {answer['Id']} was voided (request {request.request_id})."
+            else:
+                note = (
+                    f"Recorded in QuickBooks by FieldSync: payment {answer['Id']} lowered by "
+                    f"{format_money(refund.amount, payment.currency)} on invoice "
+                    f"{refund.application.invoice.number} (request {request.request_id})."
+                )
+            closed = billing_services.manual_item_mark_handled(
+                item=settled, user=user, note=note, quickbooks_id=str(answer["Id"])
+            )
+            handled = handled or closed
+        return handled
+
+
+def _remember_sync_token(connection, payment, answer: dict, *, voided: bool, refund_id: int) -> None:
+    """FieldSync's own change is no one else's: the payment's link takes QuickBooks' new SyncToken (a later void
+    compares with it); a void is audited on the link, which stays, to the voided QuickBooks payment."""
+    mapping = QuickBooksMapping.objects.filter(
+        realm_id=connection.realm_id, kind=QuickBooksMapping.Kind.PAYMENT, local_key=str(payment.pk)
+    ).first()
+    if mapping is None:
+        return
+    before = {"qbo_id": mapping.qbo_id, "sync_token": mapping.sync_token}
+    mapping.sync_token = str(answer.get("SyncToken", mapping.sync_token))
+    mapping.save(update_fields=["sync_token", "updated_at"])
+    if voided:
+        QuickBooksMappingAudit.objects.create(
+            realm_id=connection.realm_id,
+            kind=QuickBooksMapping.Kind.PAYMENT,
+            local_key=str(payment.pk),
+            action=QuickBooksMappingAudit.Action.VOID,
+            before=before,
+            after={"qbo_id": mapping.qbo_id, "sync_token": mapping.sync_token},
+            note=f"The whole payment was reversed in FieldSync (refund #{refund_id}).",
         )
 
 
 def _attempt(item: ManualHandlingItem, request: QuickBooksRequest, *, error: QuickBooksError | None = None) -> None:
+    verb = "void" if request.operation == "Payment.void" else "update"
     ExportAttempt.objects.create(
         payment=item.payment,
-        operation=f"record refund #{item.refund_id} (update Payment)",
+        operation=f"record refund #{item.refund_id} ({verb} Payment)",
         object_kind="payment",
         local_key=str(item.payment_id),
         request_id=request.request_id,

@@ -1,13 +1,17 @@
 """Reads of the export engine's records for pages and the API."""
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast, TruncDate
+from django.utils import timezone
 
-from billing.models import Payment
+from billing import selectors as billing_selectors
+from billing.models import Invoice, Payment
 
-from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping
+from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping, QuickBooksRequest
 
 Outcome = ExportBatchItem.Outcome
 
@@ -24,10 +28,39 @@ def export_batch_counts(*, batch_id: int) -> dict[str, int]:
 
 
 def export_batch_items(*, batch_id: int, outcome: str | None = None) -> QuerySet[ExportBatchItem]:
-    items = ExportBatchItem.objects.filter(batch_id=batch_id).select_related("payment", "payment__customer")
+    items = ExportBatchItem.objects.filter(batch_id=batch_id).select_related(
+        "payment", "payment__customer", "invoice", "invoice__customer"
+    )
     if outcome:
         items = items.filter(outcome=outcome)
     return items.order_by("id")
+
+
+def invoices_to_export_alone(*, realm_id: str, never_tried: bool = False) -> QuerySet[Invoice]:
+    """Invoices with nothing to pay (billing_selectors.invoice_filter_nothing_to_pay) that the company does not have
+    yet and no export is working on; with `never_tried`, only those no export ever asked for (automatic export: a
+    failed one waits for a person, like a failed payment)."""
+    mapped = QuickBooksMapping.objects.filter(
+        realm_id=realm_id,
+        kind=QuickBooksMapping.Kind.INVOICE,
+        local_key=Cast(OuterRef("pk"), output_field=CharField()),
+    )
+    asked = ExportBatchItem.objects.filter(invoice=OuterRef("pk"), batch__realm_id=realm_id)
+    if not never_tried:
+        asked = asked.filter(outcome=Outcome.PENDING)
+    return billing_selectors.invoice_filter_nothing_to_pay().exclude(Exists(mapped)).exclude(Exists(asked))
+
+
+def invoice_items_failed_waiting() -> QuerySet[ExportBatchItem]:
+    """The latest failed record of each invoice exported on its own that no later export put in QuickBooks or
+    tried again: what waits for a person."""
+    later = ExportBatchItem.objects.filter(invoice=OuterRef("invoice"), id__gt=OuterRef("id"))
+    return (
+        ExportBatchItem.objects.filter(invoice__isnull=False, outcome=Outcome.FAILED)
+        .exclude(Exists(later))
+        .select_related("invoice__customer")
+        .order_by("-id")
+    )
 
 
 def export_batch_list() -> QuerySet[ExportBatch]:
@@ -36,6 +69,11 @@ def export_batch_list() -> QuerySet[ExportBatch]:
 
 def payment_export_attempts(*, payment_id: int) -> QuerySet[ExportAttempt]:
     return ExportAttempt.objects.filter(payment_id=payment_id).order_by("-at", "-id")
+
+
+def invoice_export_attempts(*, invoice_id: int) -> QuerySet[ExportAttempt]:
+    """The calls made to QuickBooks for an invoice exported on its own."""
+    return ExportAttempt.objects.filter(invoice_id=invoice_id).order_by("-at", "-id")
 
 
 def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | None]:
@@ -69,3 +107,30 @@ def payment_quickbooks_links(*, payments: Iterable[Payment]) -> dict[int, str | 
 
 def payment_quickbooks_link(*, payment: Payment) -> str | None:
     return payment_quickbooks_links(payments=[payment])[payment.pk]
+
+
+def changes_sent_by_day(*, days: int = 30) -> list[dict]:
+    """What FieldSync changed in QuickBooks after export, per day, newest first, over the last `days` days (one query):
+    `day`, `customers_updated` and `invoices_updated` (sparse updates, updates.py / invoice_updates.py) and
+    `invoices_voided` (voids.py) and `payments_voided` (a whole payment reversed in FieldSync, refund_recording.py)
+    — outbox rows QuickBooks answered, so an update re-sent after a lost answer counts once. Undone exports are not
+    counted here: each undo has its own record. Days with nothing sent are left out."""
+    from .services import REFUND_RECORDING_KIND, UPDATE_KIND, VOID_KIND
+
+    done = QuickBooksRequest.objects.filter(
+        state=QuickBooksRequest.State.DONE,
+        kind__in=(UPDATE_KIND, VOID_KIND, REFUND_RECORDING_KIND),
+        completed_at__gte=timezone.now() - timedelta(days=days),
+    )
+    updates = Q(kind=UPDATE_KIND)
+    return list(
+        done.annotate(day=TruncDate("completed_at"))
+        .values("day")
+        .annotate(
+            customers_updated=Count("id", filter=updates & Q(local_key__startswith="customer:")),
+            invoices_updated=Count("id", filter=updates & Q(local_key__startswith="invoice:")),
+            invoices_voided=Count("id", filter=Q(kind=VOID_KIND)),
+            payments_voided=Count("id", filter=Q(kind=REFUND_RECORDING_KIND, operation="Payment.void")),
+        )
+        .order_by("-day")
+    )

@@ -30,6 +30,10 @@ How exactly-once holds, whatever fails:
   without the payment in QuickBooks, billing takes the hand-over back (the refund is netted, the item closes
   itself, with the reason).
 
+- An invoice with nothing to pay ($0.00, no payment) goes on its own (an item with `invoice` instead of `payment`):
+  after the company's pending payments, through the same customer, item and invoice steps, its QuickBooks TotalAmt
+  checked to be 0.00. Its claim is the runner's lease plus the mapping (docs/invoices_with_nothing_to_pay.md).
+
 QuickBooks is never called inside a database transaction, and no row lock is held across a call.
 """
 
@@ -57,6 +61,7 @@ from fieldsync.exceptions import ApplicationError
 from fieldsync.observability import get_request_id
 
 from . import company, invoice_checks, limiter, mappers
+from . import selectors as export_selectors
 from .client import QUERY_PAGE_SIZE, QuickBooksClient, error_from_fault
 from .errors import (
     QuickBooksAuthorizationError,
@@ -130,23 +135,29 @@ def _ids_of(payments: "QuerySet[Payment] | Iterable[int]") -> list[int]:
 @transaction.atomic
 def export_batch_start(
     *,
-    payments: "QuerySet[Payment] | Iterable[int]",
+    payments: "QuerySet[Payment] | Iterable[int]" = (),
+    invoices: "QuerySet[Invoice] | Iterable[int]" = (),
     selection: str,
     user=None,
     api_client=None,
     source: str = ExportBatch.Source.PAGE,
 ) -> ExportBatch:
-    """Ask for payments to be exported. Returns at once; the work runs in the background.
+    """Ask for payments, and invoices with nothing to pay, to be exported. Returns at once; the work runs in the
+    background.
 
     Each selected payment, and every payment sharing an invoice with it (an invoice goes to QuickBooks with all its
     payments), gets an item in the batch: held payments are SKIPPED with their reason, payments already in QuickBooks
-    are LINKED, the rest are queued. Raises QuickBooksNotConnectedError when no company is connected, and
-    ApplicationError for an empty selection.
+    are LINKED, the rest are queued. Each selected invoice (a $0.00 invoice with no payment: it goes on its own,
+    invoice-only) gets a pending item; one that has something to pay, or payments, is refused with the reason and
+    nothing is queued. Raises QuickBooksNotConnectedError when no company is connected, and ApplicationError for an
+    empty selection, an unknown id or an invoice that cannot go on its own.
     """
     connection = _current_connection()
     selected = _ids_of(payments)
-    if not selected:
+    invoice_ids = _ids_of(invoices)
+    if not selected and not invoice_ids:
         raise ApplicationError("Select at least one payment to export.", code="empty_selection")
+    _refuse_invoices_not_alone(invoice_ids)
     known = set()
     for start in range(0, len(selected), 2000):
         known.update(Payment.objects.filter(pk__in=selected[start : start + 2000]).values_list("pk", flat=True))
@@ -189,6 +200,9 @@ def export_batch_start(
             to_queue.append(pk)
         # QUEUED or EXPORTING: another batch has it; the runner reports the result here too.
         items.append(item)
+    # An invoice exported on its own is claimed by the company's runner (one at a time, under its lease) and created
+    # only when the mapping has none: two batches asking for it at once get one QuickBooks invoice (_export_invoices).
+    items += [ExportBatchItem(batch=batch, invoice_id=pk) for pk in invoice_ids]
     ExportBatchItem.objects.bulk_create(items, batch_size=2000)
     billing_services.payment_export_status_bulk_transition(
         payment_ids=to_queue,
@@ -203,6 +217,28 @@ def export_batch_start(
     else:
         _enqueue_run(batch.realm_id)
     return batch
+
+
+def _refuse_invoices_not_alone(invoice_ids: list[int]) -> None:
+    """Refuse, before anything is written, an unknown invoice or one that cannot go to QuickBooks on its own."""
+    if not invoice_ids:
+        return
+    known = set(Invoice.objects.filter(pk__in=invoice_ids).values_list("pk", flat=True))
+    if missing := [pk for pk in invoice_ids if pk not in known]:
+        raise ApplicationError(
+            f"No invoice with id {', '.join(map(str, missing[:10]))}.",
+            code="unknown_invoice",
+            extra={"missing": missing},
+        )
+    refusals = billing_selectors.invoice_only_export_refusals(invoice_ids=invoice_ids)
+    if refusals:
+        first = refusals[min(refusals)]
+        more = f" ({len(refusals) - 1} more selected invoices cannot go either.)" if len(refusals) > 1 else ""
+        raise ApplicationError(
+            f"{first}{more}",
+            code="invoice_has_something_to_pay",
+            extra={"refusals": {str(pk): message for pk, message in refusals.items()}},
+        )
 
 
 def _open_hold_reasons(realm_id: str, payment_ids: list[int], statuses: dict[int, str]) -> dict[int, str]:
@@ -226,22 +262,48 @@ def export_payment_start(*, payment_id: int, user=None, api_client=None, source=
     )
 
 
-def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
-    candidates = billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status__in=QUEUEABLE))
+def export_invoice_start(*, invoice_id: int, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
+    """Export one invoice with nothing to pay ($0.00, no payment) on its own: customer, items, the invoice."""
+    number = Invoice.objects.filter(pk=invoice_id).values_list("number", flat=True).first()
     return export_batch_start(
-        payments=candidates, selection="everything exportable", user=user, api_client=api_client, source=source
+        invoices=[invoice_id],
+        selection=f"invoice {number or f'#{invoice_id}'} (nothing to pay)",
+        user=user,
+        api_client=api_client,
+        source=source,
+    )
+
+
+def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
+    """Every payment the fully-paid rule lets go, and every invoice with nothing to pay not in QuickBooks yet."""
+    candidates = billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status__in=QUEUEABLE))
+    connection = _current_connection()
+    invoices = export_selectors.invoices_to_export_alone(realm_id=connection.realm_id)
+    return export_batch_start(
+        payments=candidates,
+        invoices=invoices,
+        selection="everything exportable",
+        user=user,
+        api_client=api_client,
+        source=source,
     )
 
 
 def export_batch_retry_failed(*, batch_id: int, user=None, api_client=None) -> ExportBatch:
-    """Queue again every payment of a batch that failed and has not been exported since."""
+    """Queue again every payment of a batch that failed and has not been exported since, and every invoice with
+    nothing to pay that failed there and is not in QuickBooks yet."""
     failed = Payment.objects.filter(
         export_items__batch_id=batch_id, export_items__outcome=Outcome.FAILED, export_status=ExportStatus.FAILED
     )
-    if not failed.exists():
+    batch = ExportBatch.objects.get(pk=batch_id)
+    failed_invoices = export_selectors.invoices_to_export_alone(realm_id=batch.realm_id).filter(
+        export_items__batch_id=batch_id, export_items__outcome=Outcome.FAILED
+    )
+    if not failed.exists() and not failed_invoices.exists():
         raise ApplicationError(f"Export #{batch_id} has no failed payments left to retry.", code="nothing_to_retry")
     return export_batch_start(
         payments=failed,
+        invoices=failed_invoices,
         selection=f"retry of the failed payments of Export #{batch_id}",
         user=user,
         api_client=api_client,
@@ -332,6 +394,13 @@ class _Run:
     # what the checks before posting payments use instead of reading it again.
     invoice_rows: dict[str, dict] = field(default_factory=dict)
     batch_by_payment: dict[int, int] = field(default_factory=dict)
+    # Whose ids the steps below carry (failures, attempts): "payment", or "invoice" in a chunk of invoices exported on
+    # their own (_export_invoices), whose batches are in batch_by_invoice.
+    owner: str = "payment"
+    batch_by_invoice: dict[int, int] = field(default_factory=dict)
+    # Invoices with nothing to pay this run has worked on: each gets one go per run (what it left pending waits for
+    # the next run instead of spinning).
+    invoices_tried: set[int] = field(default_factory=set)
     requests_sent: int = 0
     # Payments of the next chunk whose customers and items may be looked up early (see _work_ahead).
     ahead: list[Payment] | None = None
@@ -381,10 +450,12 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
             if time.monotonic() >= run.deadline:
                 result = "continuing"
                 break
-            payment_ids = _next_payment_ids(realm_id)
-            if not payment_ids:
+            if payment_ids := _next_payment_ids(realm_id):
+                _export_chunk(run, payment_ids)
+            elif invoice_ids := _next_invoice_ids(realm_id, skip=run.invoices_tried):
+                _export_invoices(run, invoice_ids)
+            else:
                 break
-            _export_chunk(run, payment_ids)
         _set_waiting(realm_id, "")
     except QuickBooksAuthorizationError as exc:
         _set_waiting(realm_id, f"Paused: {exc.message}")
@@ -477,7 +548,12 @@ def _next_payment_ids(realm_id: str, *, skip: set[int] = frozenset(), limit: int
     customers to find or create evenly over the chunks, so looking them up ahead fits in the waits for QuickBooks'
     batch budget (see _work_ahead) instead of piling up in the first chunks."""
     ids: list[int] = []
-    pending = _pending_items(realm_id).exclude(payment_id__in=skip).order_by("batch_id", "payment__customer_id", "id")
+    pending = (
+        _pending_items(realm_id)
+        .filter(payment__isnull=False)
+        .exclude(payment_id__in=skip)
+        .order_by("batch_id", "payment__customer_id", "id")
+    )
     for payment_id in pending.values_list("payment_id", flat=True)[: limit * 4]:
         if payment_id not in ids:
             ids.append(payment_id)
@@ -499,10 +575,20 @@ def _finish_batches(realm_id: str) -> None:
     )
 
 
-def _resolve_items(payment_id: int, outcome: str, *, message: str = "", error_code: str = "", qbo_id: str = ""):
-    """Settle every pending item of a payment. The oldest batch gets the outcome; later batches that asked for the
-    same payment learn it was already being exported (so two overlapping batches never count one payment twice)."""
-    pending = list(ExportBatchItem.objects.filter(payment_id=payment_id, outcome=Outcome.PENDING).order_by("id"))
+def _resolve_items(
+    payment_id: int | None,
+    outcome: str,
+    *,
+    message: str = "",
+    error_code: str = "",
+    qbo_id: str = "",
+    invoice_id: int | None = None,
+):
+    """Settle every pending item of a payment (or, with `invoice_id`, of an invoice exported on its own). The oldest
+    batch gets the outcome; later batches that asked for the same one learn it was already being exported (so two
+    overlapping batches never count it twice)."""
+    subject = {"payment_id": payment_id} if invoice_id is None else {"invoice_id": invoice_id}
+    pending = list(ExportBatchItem.objects.filter(**subject, outcome=Outcome.PENDING).order_by("id"))
     for index, item in enumerate(pending):
         item.outcome, item.message, item.error_code, item.qbo_id = outcome, message, error_code, qbo_id
         if index and outcome == Outcome.CREATED:
@@ -700,11 +786,14 @@ def _payments_in_pending_requests(realm_id: str) -> set[int]:
 # --- Talking to QuickBooks ----------------------------------------------------------------------------------------
 
 
-def _attempt(run: _Run, payment_ids: Iterable[int], **fields) -> None:
-    for payment_id in payment_ids:
-        run.attempts.append(
-            ExportAttempt(payment_id=payment_id, batch_id=run.batch_by_payment.get(payment_id), **fields)
-        )
+def _attempt(run: _Run, owner_ids: Iterable[int], **fields) -> None:
+    """Log a call for each payment it was made for (or, in a chunk of invoices exported on their own, each invoice)."""
+    for owner_id in owner_ids:
+        if run.owner == "invoice":
+            attempt = ExportAttempt(invoice_id=owner_id, batch_id=run.batch_by_invoice.get(owner_id), **fields)
+        else:
+            attempt = ExportAttempt(payment_id=owner_id, batch_id=run.batch_by_payment.get(owner_id), **fields)
+        run.attempts.append(attempt)
 
 
 def _call(run: _Run, send: Callable[[], object], *, batch: bool = False):
@@ -1246,8 +1335,9 @@ def _query_all(run: _Run, statement: str) -> list[dict]:
 # --- Customers ----------------------------------------------------------------------------------------------------
 
 
-def _ensure_customers(run: _Run, payments: list[Payment]) -> dict[int, str]:
-    """Our customer id -> QuickBooks Id, linking to an existing customer of the same party or creating one."""
+def _ensure_customers(run: _Run, payments: "list[Payment] | list[Invoice]") -> dict[int, str]:
+    """Our customer id -> QuickBooks Id, linking to an existing customer of the same party or creating one. Takes
+    the chunk's payments, or its invoices when they go on their own (anything with pk, customer_id and customer)."""
     by_customer: dict[int, list[Payment]] = defaultdict(list)
     for payment in payments:
         by_customer[payment.customer_id].append(payment)
@@ -1330,11 +1420,20 @@ def _link_or_create_customer(run: _Run, customer: Customer, payment_ids: list[in
 # --- Items --------------------------------------------------------------------------------------------------------
 
 
-def _ensure_items(run: _Run, payments: list[Payment]) -> dict[str, str]:
-    """Service name (item key) -> QuickBooks Item Id, linking by name or creating a Service item."""
+def _payment_invoices(payment: Payment) -> list[Invoice]:
+    return [invoice for invoice, _ in mappers.payment_net_applications(payment)]
+
+
+def _ensure_items(
+    run: _Run,
+    payments: "list[Payment] | list[Invoice]",
+    invoices_of: Callable[[object], list[Invoice]] = _payment_invoices,
+) -> dict[str, str]:
+    """Service name (item key) -> QuickBooks Item Id, linking by name or creating a Service item. For invoices
+    exported on their own, `invoices_of` gives each invoice itself."""
     needed: dict[str, tuple[str, set[int]]] = {}
     for payment in payments:
-        for invoice, _ in mappers.payment_net_applications(payment):
+        for invoice in invoices_of(payment):
             for line in invoice.lines.all():
                 key = mappers.item_key(line.service_name)
                 needed.setdefault(key, (line.service_name, set()))[1].add(payment.pk)
@@ -1766,6 +1865,225 @@ def _invoice_mismatch(invoice: Invoice, row: dict, customer_id: str | None) -> s
             "Check the invoice's lines and sales tax in QuickBooks, then retry."
         )
     return ""
+
+
+# --- Invoices with nothing to pay, on their own ------------------------------------------------------------------
+# A $0.00 invoice with no payment (warranty work) is settled at issue and goes to QuickBooks invoice-only, through
+# the same steps as a payment's invoice: customer, items, the invoice (mapping checked first; the create through the
+# outbox with its request id), then QuickBooks' TotalAmt and Balance checked to be 0.00. Its claim is the company's
+# runner lease: only the runner holding it works on the company's pending items, and the mapping it records before
+# letting go makes any later item of the same invoice LINKED, never a second create.
+
+
+def _next_invoice_ids(realm_id: str, *, skip: set[int] = frozenset()) -> list[int]:
+    """The next invoices exported on their own, oldest batch first (after every pending payment)."""
+    pending = (
+        _pending_items(realm_id)
+        .filter(invoice__isnull=False)
+        .exclude(invoice_id__in=skip)
+        .order_by("batch_id", "id")
+        .values_list("invoice_id", flat=True)
+    )
+    ids: list[int] = []
+    for invoice_id in pending[: CHUNK_SIZE * 4]:
+        if invoice_id not in ids:
+            ids.append(invoice_id)
+            if len(ids) == CHUNK_SIZE:
+                break
+    return ids
+
+
+def _export_invoices(run: _Run, invoice_ids: list[int]) -> None:
+    """Export a chunk of invoices with nothing to pay, each on its own."""
+    run.invoices_tried.update(invoice_ids)
+    run.batch_by_invoice = dict(
+        _pending_items(run.realm_id)
+        .filter(invoice_id__in=invoice_ids)
+        .order_by("-id")
+        .values_list("invoice_id", "batch_id")
+    )
+    ExportBatch.objects.filter(pk__in=set(run.batch_by_invoice.values()), status=ExportBatch.Status.QUEUED).update(
+        status=ExportBatch.Status.RUNNING, started_at=timezone.now()
+    )
+    # No longer one with nothing to pay (voided since it was asked for): skipped, with the reason. One QuickBooks
+    # already has is checked and linked, whatever now.
+    mapped_before = _mapped(run, Kind.INVOICE, [str(pk) for pk in invoice_ids])
+    refusals = billing_selectors.invoice_only_export_refusals(invoice_ids=invoice_ids)
+    for invoice_id, reason in refusals.items():
+        if str(invoice_id) not in mapped_before:
+            _resolve_items(None, Outcome.SKIPPED, message=reason, invoice_id=invoice_id)
+    ready = [pk for pk in invoice_ids if pk not in refusals or str(pk) in mapped_before]
+    if not ready:
+        return
+    invoices = list(
+        billing_selectors.invoice_with_balances(Invoice.objects.filter(pk__in=ready))
+        .select_related("customer", "tax_rate")
+        .prefetch_related("lines")
+        .order_by("pk")
+    )
+    run.owner = "invoice"
+    run.failures, run.holds, run.waiting, run.held_by = {}, {}, {}, {}
+    run.ahead = []  # no looking ahead from here: the next chunk's payments were all done first
+    run.transient = None
+    try:
+        customer_ids = _ensure_customers(run, invoices)
+        item_ids = _ensure_items(run, invoices, invoices_of=lambda invoice: [invoice])
+        _ensure_invoices_alone(run, invoices, customer_ids, item_ids)
+    except _LeaseLost:
+        raise
+    except (_Backoff, QuickBooksAuthorizationError, QuickBooksNotConnectedError):
+        _settle_invoices(run, invoices, mapped_before)
+        raise
+    except (QuickBooksError, ApplicationError) as exc:
+        logger.warning("Export of invoices for company %s failed: %s", run.realm_id, exc.message)
+        _fail(run, ready, exc, "Export")
+    except Exception:
+        _settle_invoices(run, invoices, mapped_before)
+        raise
+    finally:
+        run.owner = "payment"
+    _settle_invoices(run, invoices, mapped_before)
+    if run.transient is not None:
+        raise _Backoff(run.transient, delay=RETRY_DELAYS[1])
+
+
+def _ensure_invoices_alone(
+    run: _Run, invoices: list[Invoice], customer_ids: dict[int, str], item_ids: dict[str, str]
+) -> None:
+    """Link (same number, customer and total) or create each invoice, then check QuickBooks' copy has TotalAmt and
+    Balance 0.00. What cannot go lands in run.failures with the reason."""
+    by_pk = {invoice.pk: invoice for invoice in invoices}
+    mapped = _mapped(run, Kind.INVOICE, [str(pk) for pk in by_pk])
+    qbo_ids: dict[int, str] = {}
+    for key, mapping in mapped.items():
+        if mapping.stale_reason:
+            _fail(run, [int(key)], _stale_error(mapping), f"Invoice {by_pk[int(key)].number}")
+        else:
+            qbo_ids[int(key)] = mapping.qbo_id
+    to_find = [
+        invoice
+        for invoice in invoices
+        if str(invoice.pk) not in mapped and invoice.pk not in run.failures and invoice.customer_id in customer_ids
+    ]
+    if run.profile is not None and not run.profile.custom_txn_numbers:
+        to_find = []  # QuickBooks numbers invoices itself: our number is no key there
+    for start in range(0, len(to_find), BATCH_SIZE):
+        chunk = to_find[start : start + BATCH_SIZE]
+        numbers = ", ".join(mappers.quote(invoice.number) for invoice in chunk)
+        rows = _call(
+            run, lambda numbers=numbers: run.client.query(f"SELECT * FROM Invoice WHERE DocNumber IN ({numbers})")
+        )
+        by_number = {row.get("DocNumber"): row for row in rows}
+        for invoice in chunk:
+            row = by_number.get(invoice.number)
+            if row is None:
+                continue
+            problem = _invoice_mismatch(invoice, row, customer_ids.get(invoice.customer_id))
+            if not problem and str(row.get("PrivateNote", "")).startswith("Voided"):
+                # Its $0.00 total matches ours, but a voided invoice is no home for one FieldSync has issued.
+                problem = (
+                    f"QuickBooks invoice {row['Id']} with number {invoice.number} is voided, and QuickBooks will not "
+                    "take a second invoice with the same number. Renumber the voided invoice in QuickBooks (e.g. add "
+                    "“-void”), then retry."
+                )
+            if problem:
+                _fail(
+                    run, [invoice.pk], ApplicationError(problem, code="invoice_conflict"), f"Invoice {invoice.number}"
+                )
+                continue
+            qbo_ids[invoice.pk] = _record_mapping(run, Kind.INVOICE, str(invoice.pk), row, linked=True).qbo_id
+            run.invoice_rows[str(row["Id"])] = row
+            _attempt(
+                run,
+                [invoice.pk],
+                operation="find Invoice by number",
+                object_kind=Kind.INVOICE,
+                local_key=str(invoice.pk),
+                qbo_id=str(row["Id"]),
+                outcome=ExportAttempt.Outcome.LINKED,
+            )
+    entries = []
+    for invoice in invoices:
+        if invoice.pk in qbo_ids or invoice.pk in run.failures or str(invoice.pk) in mapped:
+            continue
+        customer_id = customer_ids.get(invoice.customer_id)
+        if customer_id is None or not all(
+            mappers.item_key(line.service_name) in item_ids for line in invoice.lines.all()
+        ):
+            continue  # already failed with the customer's or item's reason
+        if problem := _tax_code_missing(run, invoice):
+            _fail(run, [invoice.pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}")
+            continue
+        payload = mappers.invoice_payload(
+            invoice,
+            customer_id=customer_id,
+            item_ids=item_ids,
+            profile=run.profile,
+            sales_tax_code_id=_tax_code_for(run, invoice),
+            no_tax_code_id=run.mapping_settings.no_tax_code_id,
+            customer=invoice.customer,
+        )
+        entries.append((str(invoice.pk), payload))
+    for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():
+        invoice = by_pk[int(local_key)]
+        mapping = _record_batch_create(run, Kind.INVOICE, local_key, outcome, [invoice.pk], f"Invoice {invoice.number}")
+        if mapping is not None:
+            qbo_ids[invoice.pk] = mapping.qbo_id
+        elif isinstance(outcome, QuickBooksObjectNotFoundError):
+            _detect_stale_names(run, invoice, customer_ids, item_ids, [invoice.pk])
+    _check_invoices_alone(run, by_pk, qbo_ids)
+
+
+def _check_invoices_alone(run: _Run, invoices: dict[int, Invoice], qbo_ids: dict[int, str]) -> None:
+    """QuickBooks' copy of each invoice must total 0.00 (what it computed: lines and tax) with nothing open. Invoices
+    QuickBooks answered in this run are not read again; the others in one query per 30."""
+    to_check = {pk: qbo_id for pk, qbo_id in qbo_ids.items() if pk not in run.failures}
+    rows = {qbo_id: run.invoice_rows.pop(qbo_id) for qbo_id in to_check.values() if qbo_id in run.invoice_rows}
+    unknown = sorted({qbo_id for qbo_id in to_check.values() if qbo_id not in rows})
+    for start in range(0, len(unknown), BATCH_SIZE):
+        ids = ", ".join(mappers.quote(qbo_id) for qbo_id in unknown[start : start + BATCH_SIZE])
+        found = _call(run, lambda ids=ids: run.client.query(f"SELECT * FROM Invoice WHERE Id IN ({ids})"))
+        rows.update({str(row["Id"]): row for row in found})
+    for invoice_pk, qbo_id in to_check.items():
+        invoice, row = invoices[invoice_pk], rows.get(qbo_id)
+        # The rule of payments' invoices with nothing to post: QuickBooks' TotalAmt must be ours (0.00); its Balance
+        # is TotalAmt less payments applied, so it is 0.00 too.
+        problem = invoice_checks.invoice_problem(invoice, row, amount_to_post=Decimal("0.00"))
+        if problem is None:
+            continue
+        run.failures[invoice_pk] = (problem.code, f"Invoice {invoice.number}: {problem.message}")
+        _attempt(
+            run,
+            [invoice_pk],
+            operation="check Invoice",
+            object_kind=Kind.INVOICE,
+            local_key=str(invoice_pk),
+            qbo_id=qbo_id,
+            outcome=ExportAttempt.Outcome.ERROR,
+            error_code=problem.code,
+            message=problem.message,
+        )
+
+
+def _settle_invoices(run: _Run, invoices: list[Invoice], mapped_before: dict[str, QuickBooksMapping]) -> None:
+    """Record each invoice's outcome. One neither in QuickBooks nor failed keeps its items pending (a later run)."""
+    mappings = _mapped(run, Kind.INVOICE, [str(invoice.pk) for invoice in invoices])
+    for invoice in invoices:
+        mapping = mappings.get(str(invoice.pk))
+        if invoice.pk in run.failures:
+            code, message = run.failures[invoice.pk]
+            _resolve_items(None, Outcome.FAILED, message=message, error_code=code, invoice_id=invoice.pk)
+        elif mapping is None:
+            continue
+        elif str(invoice.pk) in mapped_before:
+            _resolve_items(
+                None, Outcome.LINKED, message="Already in QuickBooks.", qbo_id=mapping.qbo_id, invoice_id=invoice.pk
+            )
+        else:
+            outcome = Outcome.LINKED if mapping.linked_existing else Outcome.CREATED
+            _resolve_items(None, outcome, qbo_id=mapping.qbo_id, invoice_id=invoice.pk)
+    ExportAttempt.objects.bulk_create(run.attempts, batch_size=1000)
+    run.attempts = []
 
 
 # --- Payments -----------------------------------------------------------------------------------------------------

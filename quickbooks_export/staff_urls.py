@@ -14,6 +14,7 @@ urlpatterns = [
     path("payments/<int:payment_id>/export/", views.payment_export, name="payment_export"),
     path("payments/<int:payment_id>/export/panel/", views.payment_export_panel, name="payment_export_panel"),
     path("payments/<int:payment_id>/retry/", views.payment_retry, name="payment_retry"),
+    path("invoices/<int:invoice_id>/export/", views.invoice_export, name="invoice_export"),
     path(
         "payments/<int:payment_id>/holds/<int:hold_id>/<slug:action>/",
         views.payment_hold_action,

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -62,6 +62,16 @@ view_manual_items_required = permission_required("billing.view_manualhandlingite
 
 ExportStatus = Payment.ExportStatus
 Outcome = ExportBatchItem.Outcome
+# A failed item still worth retrying: its payment is still failed (a later retry may have exported it), or it is an
+# invoice exported on its own that no later export put in QuickBooks.
+RETRYABLE = Q(payment__export_status=ExportStatus.FAILED) | (
+    Q(invoice__isnull=False)
+    & ~Exists(
+        ExportBatchItem.objects.filter(
+            invoice=OuterRef("invoice"), id__gt=OuterRef("id"), outcome__in=[Outcome.CREATED, Outcome.LINKED]
+        )
+    )
+)
 # Payments already in QuickBooks: shown, never selectable for export.
 IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY)
 
@@ -531,6 +541,22 @@ def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
 @login_required
 @export_required
 @require_POST
+def invoice_export(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """Export to QuickBooks an invoice with nothing to pay ($0.00, no payment), on its own; else say why not."""
+    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    try:
+        batch = export_routing.export_invoice_start(
+            invoice_id=invoice.pk, user=request.user, source=ExportBatch.Source.PAGE
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(_back(request, reverse("records:invoice_detail", kwargs={"invoice_id": invoice.pk})))
+    return redirect("exports:batch_detail", batch_id=batch.pk)
+
+
+@login_required
+@export_required
+@require_POST
 def payment_retry(request: HttpRequest, payment_id: int) -> HttpResponse:
     payment = _payment_or_404(payment_id)
     if request.POST.get("next") == "batch":
@@ -649,9 +675,7 @@ def _progress_context(batch: ExportBatch) -> dict:
     done = counts["done"]
     finished = batch.status == ExportBatch.Status.FINISHED
     retryable = (
-        ExportBatchItem.objects.filter(
-            batch=batch, outcome=Outcome.FAILED, payment__export_status=ExportStatus.FAILED
-        ).count()
+        ExportBatchItem.objects.filter(RETRYABLE, batch=batch, outcome=Outcome.FAILED).count()
         if finished and counts[Outcome.FAILED]
         else 0
     )
@@ -695,6 +719,13 @@ class ItemRow:
     label: str
 
 
+def _item_amount(item: ExportBatchItem) -> str:
+    """The payment's amount, or $0.00 for an invoice exported on its own (only one with nothing to pay goes so)."""
+    if item.payment_id is None:
+        return format_money(Decimal("0.00"), item.invoice.currency)
+    return format_money(item.payment.amount, item.payment.currency)
+
+
 @login_required
 @view_exports_required
 @require_GET
@@ -706,12 +737,7 @@ def batch_items(request: HttpRequest, batch_id: int, outcome: str) -> HttpRespon
     items = export_selectors.export_batch_items(batch_id=batch.pk, outcome=None if outcome == "all" else outcome)
     page = Paginator(items.order_by("id"), 100).get_page(request.GET.get("page"))
     rows = [
-        ItemRow(
-            item=item,
-            amount=format_money(item.payment.amount, item.payment.currency),
-            label=OUTCOME_LABELS[item.outcome],
-        )
-        for item in page.object_list
+        ItemRow(item=item, amount=_item_amount(item), label=OUTCOME_LABELS[item.outcome]) for item in page.object_list
     ]
     context = {
         **_progress_context(batch),
@@ -748,9 +774,14 @@ def _batches_with_counts(queryset: QuerySet[ExportBatch]) -> QuerySet[ExportBatc
         **{f"n_{outcome}": Count("items", filter=Q(items__outcome=outcome)) for outcome in Outcome.values},
         # Failed here and not exported since (a later retry may have): what "retry the failed" would send again.
         n_retryable=Count(
-            "items", filter=Q(items__outcome=Outcome.FAILED, items__payment__export_status=ExportStatus.FAILED)
+            "items",
+            filter=Q(items__outcome=Outcome.FAILED)
+            & (Q(items__payment__export_status=ExportStatus.FAILED) | Q(items__invoice__isnull=False)),
         ),
     )
+
+
+CHANGES_SENT_DAYS = 30  # the export log's "Changes sent to QuickBooks": updates and voids per day, this far back
 
 
 @login_required
@@ -764,18 +795,24 @@ def export_log(request: HttpRequest) -> HttpResponse:
     failed = []
     seen: set[int] = set()
     failed_items = (
-        ExportBatchItem.objects.filter(outcome=Outcome.FAILED, payment__export_status=ExportStatus.FAILED)
-        .select_related("payment__customer", "batch")
+        ExportBatchItem.objects.filter(RETRYABLE, outcome=Outcome.FAILED)
+        .select_related("payment__customer", "invoice__customer", "batch")
         .order_by("-id")[:100]
     )
+    seen_invoices: set[int] = set()
     for item in failed_items:
-        if item.payment_id not in seen:
+        if item.payment_id is None and item.invoice_id not in seen_invoices:
+            seen_invoices.add(item.invoice_id)
+            failed.append(ItemRow(item=item, amount=_item_amount(item), label=""))
+        elif item.payment_id is not None and item.payment_id not in seen:
             seen.add(item.payment_id)
-            failed.append(ItemRow(item=item, amount=format_money(item.payment.amount, item.payment.currency), label=""))
+            failed.append(ItemRow(item=item, amount=_item_amount(item), label=""))
     context = {
         "nav": "log",
         "batches": batches,
         "failed": failed[:50],
+        "changes_sent": export_selectors.changes_sent_by_day(days=CHANGES_SENT_DAYS),
+        "changes_sent_days": CHANGES_SENT_DAYS,
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
     }
     return render(request, "exports/export_log.html", context)
@@ -859,10 +896,12 @@ def manual_item_record(request: HttpRequest, item_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, f"Not recorded in QuickBooks: {exc.message}")
     else:
+        if refund_recording.recorded_as_void(item):
+            what = "the whole payment was reversed, so it was voided there (its invoices are open again)"
+        else:
+            what = f"refund of {format_money(item.amount, item.payment.currency)} to {item.customer}"
         messages.success(
-            request,
-            f"Recorded in QuickBooks (payment {item.handled_quickbooks_id}): refund of "
-            f"{format_money(item.amount, item.payment.currency)} to {item.customer}. Marked handled.",
+            request, f"Recorded in QuickBooks (payment {item.handled_quickbooks_id}): {what}. Marked handled."
         )
     return redirect("exports:manual_items")
 

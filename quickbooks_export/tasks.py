@@ -140,3 +140,21 @@ def invoice_void_push_task(invoice_id: int) -> str:
             name=f"invoice-void-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
         )
     return result
+
+
+def invoice_update_push_task(invoice_id: int) -> str:
+    """An exported invoice's lines, tax or dates changed in FieldSync: send the change to QuickBooks, or flag why
+    not (invoice_updates.py)."""
+    from .invoice_updates import PUSH_TASK, invoice_update_push
+
+    result = invoice_update_push(invoice_id=invoice_id)
+    if result == "busy":  # an export of the company runs: try again shortly
+        Schedule.objects.create(
+            func=PUSH_TASK,
+            args=repr(invoice_id),
+            schedule_type=Schedule.ONCE,
+            repeats=1,
+            next_run=timezone.now() + timedelta(seconds=30),
+            name=f"invoice-update-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
+        )
+    return result

@@ -32,6 +32,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -62,6 +63,11 @@ from .models import (
 from .services import UNDO_KIND, _Backoff, _call, _lease_acquire, _lease_release, _LeaseLost, _Run
 
 logger = logging.getLogger(__name__)
+
+
+def _direct(send: Callable[[], dict]) -> dict:
+    return send()
+
 
 Kind = QuickBooksMapping.Kind
 ExportStatus = Payment.ExportStatus
@@ -97,7 +103,7 @@ def _read_many(client: QuickBooksClient, plan: UndoPlan, entity: str, ids: list[
     return found
 
 
-def _deposited(row: dict) -> bool:
+def payment_in_deposit(row: dict) -> bool:
     """A payment in a bank deposit: QuickBooks links the Deposit to it (*unconfirmed* where exactly; both places
     are checked). Voiding it would fail with 6540 ("Deposited Transaction cannot be changed") anyway."""
     links = list(row.get("LinkedTxn") or [])
@@ -184,7 +190,7 @@ def export_undo_plan(*, batch_id: int | None = None, payment_id: int | None = No
             plan.refusals.append(f"{label}: QuickBooks payment {mapping.qbo_id} is no longer in QuickBooks.")
         elif Decimal(str(row.get("TotalAmt", "0"))) == 0 or str(row.get("PrivateNote", "")).startswith("Voided"):
             plan.refusals.append(f"{label}: QuickBooks payment {mapping.qbo_id} is already voided.")
-        elif _deposited(row):
+        elif payment_in_deposit(row):
             plan.refusals.append(
                 f"{label}: QuickBooks payment {mapping.qbo_id} is in a bank deposit; QuickBooks voids it only after "
                 "it is taken out of the deposit."
@@ -280,44 +286,49 @@ def _enqueue(undo_id: int, *, delay: float = 0.0) -> None:
     enqueue_undo_run(undo_id, delay=delay)
 
 
-def _request_for(run: _Run, undo: ExportUndo, step: dict, sync_token: str) -> QuickBooksRequest:
-    """The outbox row of one void: found (any undo's, same object and SyncToken) or written and committed."""
-    request_id = mappers.request_id_for(
-        run.installation_id, run.realm_id, "void", step["entity"], step["qbo_id"], sync_token
-    )
+def void_outbox_request(
+    *, installation_id: str, realm_id: str, entity: str, qbo_id: str, sync_token: str, kind: str, local_key: str
+) -> QuickBooksRequest:
+    """The outbox row of one void of a QuickBooks object at one SyncToken: found (an earlier void of the same object
+    at the same SyncToken, whoever wrote it: an undo, or a reversal recorded by refund_recording.py) or written and
+    committed. Its request id depends on the object and the SyncToken only, so two paths never void twice."""
+    request_id = mappers.request_id_for(installation_id, realm_id, "void", entity, qbo_id, sync_token)
     existing = QuickBooksRequest.objects.filter(request_id=request_id).first()
     if existing is not None:
         return existing
     try:
         with transaction.atomic():
             return QuickBooksRequest.objects.create(
-                realm_id=run.realm_id,
+                realm_id=realm_id,
                 request_id=request_id,
-                operation=f"{step['entity']}.void",
-                kind=UNDO_KIND,
-                local_key=f"{undo.pk}:{step['entity']}:{step['qbo_id']}",
-                payload={"Id": step["qbo_id"], "SyncToken": sync_token},
+                operation=f"{entity}.void",
+                kind=kind,
+                local_key=local_key,
+                payload={"Id": qbo_id, "SyncToken": sync_token},
             )
     except IntegrityError:
         return QuickBooksRequest.objects.get(request_id=request_id)
 
 
-def _void(run: _Run, undo: ExportUndo, step: dict, sync_token: str) -> dict:
-    """Send one void (or reuse its recorded answer). Raises QuickBooksError when QuickBooks refuses."""
-    request = _request_for(run, undo, step, sync_token)
+def void_outbox_send(
+    request: QuickBooksRequest, *, client: QuickBooksClient, call: Callable[[Callable[[], dict]], dict] = _direct
+) -> dict:
+    """Send one void from the outbox (or reuse its recorded answer), re-sent unchanged with its request id after a
+    lost answer; `call` wraps the send (the runner's budget and backoff). Raises ApplicationError (code
+    void_refused) when QuickBooks refused it before, QuickBooksError when it refuses now (recorded: never re-sent)."""
+    entity = request.operation.removesuffix(".void")
     if request.state == QuickBooksRequest.State.DONE:
         return request.response
     if request.state == QuickBooksRequest.State.FAILED:
         raise ApplicationError(request.last_error, code="void_refused")
     try:
-        answer = _call(
-            run,
-            lambda: run.client.void(
-                step["entity"],
+        answer = call(
+            lambda: client.void(
+                entity,
                 id=request.payload["Id"],
                 sync_token=request.payload["SyncToken"],
                 request_id=request.request_id,
-            ),
+            )
         )
     except QuickBooksError as exc:
         if not exc.retryable and not isinstance(exc, QuickBooksAuthorizationError):
@@ -332,6 +343,20 @@ def _void(run: _Run, undo: ExportUndo, step: dict, sync_token: str) -> dict:
     request.completed_at, request.attempts = timezone.now(), request.attempts + 1
     request.save(update_fields=["state", "response", "completed_at", "attempts"])
     return answer
+
+
+def _void(run: _Run, undo: ExportUndo, step: dict, sync_token: str) -> dict:
+    """Send one void of an undo (or reuse its recorded answer). Raises QuickBooksError when QuickBooks refuses."""
+    request = void_outbox_request(
+        installation_id=run.installation_id,
+        realm_id=run.realm_id,
+        entity=step["entity"],
+        qbo_id=step["qbo_id"],
+        sync_token=sync_token,
+        kind=UNDO_KIND,
+        local_key=f"{undo.pk}:{step['entity']}:{step['qbo_id']}",
+    )
+    return void_outbox_send(request, client=run.client, call=lambda send: _call(run, send))
 
 
 def _forget_mapping(undo: ExportUndo, kind: str, local_key: str, answer: dict) -> None:

@@ -182,6 +182,7 @@ def mapping_update(request):
         income_account=form.cleaned_data["income_account"],
         payment_methods=form.cleaned_data["payment_methods"],
         record_refunds_for_me=form.cleaned_data["record_refunds_for_me"],
+        customer_details_winner=form.cleaned_data["customer_details_winner"],
     )
     messages.success(request, "QuickBooks mapping saved.")
     return redirect("quickbooks_export:settings")

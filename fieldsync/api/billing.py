@@ -116,6 +116,7 @@ class TaxRateOutputSerializer(serializers.Serializer):
 
 
 class InvoiceLineOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Names the line in a PATCH of its invoice.")
     position = serializers.IntegerField()
     service_name = serializers.CharField()
     description = serializers.CharField()
@@ -148,6 +149,9 @@ class InvoiceOutputSerializer(serializers.Serializer):
     memo = serializers.CharField()
     created_at = serializers.DateTimeField()
     voided_at = serializers.DateTimeField(allow_null=True)
+    changed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When its lines, tax or dates last changed after it was issued."
+    )
 
     class Meta:
         ref_name = "Invoice"
@@ -498,15 +502,53 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def _invoice_or_404(number: str) -> Invoice:
+def invoice_or_404(number: str) -> Invoice:
     invoice = Invoice.objects.filter(number=number).first() if _storable(number) else None
     if invoice is None:
         raise Http404
     return invoice
 
 
+class InvoiceLineEditSerializer(InvoiceLineInputSerializer):
+    id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="The id of one of the invoice's lines to change; leave out to add a line.",
+    )
+
+    class Meta:
+        ref_name = "InvoiceLineEdit"
+
+
 class InvoiceDetailApi(ApiView):
-    staff_permissions = {"GET": ("billing.view_invoice",)}
+    """GET: one invoice. PATCH: change its lines, tax or dates, also after it was issued (see invoice_edit)."""
+
+    client_scopes = {"GET": "read", "PATCH": "write"}
+    staff_permissions = {"GET": ("billing.view_invoice",), "PATCH": ("billing.change_invoice",)}
+
+    class InputSerializer(serializers.Serializer):
+        lines = InvoiceLineEditSerializer(
+            many=True,
+            required=False,
+            max_length=200,
+            help_text="The whole new list of lines: a line with an id changes it, one without is added, a line "
+            "left out is removed.",
+        )
+        tax_rate = serializers.PrimaryKeyRelatedField(
+            queryset=TaxRate.objects.all(),
+            required=False,
+            allow_null=True,
+            help_text="Id of a sales tax rate (the tax is computed), or null: the tax is the sales_tax amount.",
+        )
+        sales_tax = MoneyField(allow_zero=True, required=False, help_text="The tax as an amount (no tax_rate).")
+        issued_on = serializers.DateField(required=False, help_text="Left out: unchanged (a date is never cleared).")
+        due_on = serializers.DateField(required=False)
+
+        class Meta:
+            ref_name = "InvoiceEdit"
 
     @extend_schema(operation_id="invoices_retrieve", responses={200: InvoiceOutputSerializer})
     def get(self, request, number: str):
@@ -514,6 +556,35 @@ class InvoiceDetailApi(ApiView):
         if invoice is None:
             raise Http404
         return Response(InvoiceOutputSerializer(invoice).data)
+
+    @extend_schema(
+        operation_id="invoices_partial_update",
+        request=InputSerializer,
+        responses={200: InvoiceOutputSerializer},
+        examples=[
+            OpenApiExample(
+                "Add a line to an issued invoice",
+                request_only=True,
+                value={
+                    "lines": [
+                        {"id": 311, "service_name": "Water heater", "unit_price": "650.00"},
+                        {"service_name": "Disposal of the old heater", "unit_price": "45.00", "taxable": False},
+                    ]
+                },
+            )
+        ],
+    )
+    def patch(self, request, number: str):
+        # No Idempotency-Key: a PATCH carries the values wanted, so repeating it changes nothing more.
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        if "lines" in data:
+            data["lines"] = [
+                services.LineEdit(line_id=line.pop("id"), **line) for line in (dict(row) for row in data["lines"])
+            ]
+        invoice = services.invoice_edit(invoice=invoice_or_404(number), **data)
+        return _invoice_response(invoice.number)
 
 
 class InvoiceIssueApi(ApiView):
@@ -533,7 +604,7 @@ class InvoiceIssueApi(ApiView):
     def post(self, request, number: str):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        invoice = services.invoice_issue(invoice=_invoice_or_404(number), **serializer.validated_data)
+        invoice = services.invoice_issue(invoice=invoice_or_404(number), **serializer.validated_data)
         return _invoice_response(invoice.number)
 
 
@@ -545,7 +616,7 @@ class InvoiceVoidApi(ApiView):
     @extend_schema(operation_id="invoices_void", request=None, responses={200: InvoiceOutputSerializer})
     @idempotent
     def post(self, request, number: str):
-        invoice = services.invoice_void(invoice=_invoice_or_404(number))
+        invoice = services.invoice_void(invoice=invoice_or_404(number))
         return _invoice_response(invoice.number)
 
 

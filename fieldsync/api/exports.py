@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
-from fieldsync.api.billing import PaymentOutputSerializer, _payment_response, payment_or_404
+from fieldsync.api.billing import PaymentOutputSerializer, _payment_response, invoice_or_404, payment_or_404
 from fieldsync.api.filters import MAX_ID
 from fieldsync.api.idempotency import idempotent
 from fieldsync.api.pagination import ApiCursorPagination
@@ -63,11 +63,21 @@ class ExportBatchOutputSerializer(serializers.Serializer):
 
 class ExportItemOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    payment = serializers.IntegerField(source="payment_id")
+    payment = serializers.IntegerField(
+        source="payment_id", allow_null=True, help_text="The payment, or null for an invoice exported on its own."
+    )
+    invoice = serializers.CharField(
+        source="invoice.number",
+        allow_null=True,
+        default=None,
+        help_text="For an invoice with nothing to pay ($0.00, no payment) exported on its own: its number; else null.",
+    )
     outcome = serializers.ChoiceField(choices=ExportBatchItem.Outcome.choices)
     message = serializers.CharField(help_text="Why it was skipped or failed, in plain words.")
     error_code = serializers.CharField()
-    qbo_id = serializers.CharField(help_text="The QuickBooks Id of the payment once created or linked.")
+    qbo_id = serializers.CharField(
+        help_text="The QuickBooks Id of the payment (or of the invoice exported on its own) once created or linked."
+    )
     added_with_invoice = serializers.BooleanField(
         help_text="Not selected, but shares an invoice with a selected payment (an invoice goes with all payments)."
     )
@@ -237,7 +247,11 @@ class ExportItemsApi(ApiListView):
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         batch = _batch_or_404(self.kwargs["batch_id"])
-        return export_selectors.export_batch_items(batch_id=batch.pk, **filters.validated_data).select_related(None)
+        return (
+            export_selectors.export_batch_items(batch_id=batch.pk, **filters.validated_data)
+            .select_related(None)
+            .select_related("invoice")
+        )
 
     @extend_schema(
         operation_id="exports_items_list",
@@ -261,6 +275,23 @@ class PaymentExportApi(ApiView):
         payment = payment_or_404(payment_id)
         batch = export_routing.export_payment_start(
             payment_id=payment.pk, **actor(request), source=ExportBatch.Source.API
+        )
+        return _batch_response(batch, status.HTTP_202_ACCEPTED)
+
+
+class InvoiceExportApi(ApiView):
+    """Export one invoice with nothing to pay ($0.00, no payment: warranty work) on its own, invoice-only. An invoice
+    with something to pay goes with its payment: refused (400, `invoice_has_something_to_pay`), nothing queued."""
+
+    client_scopes = {"POST": "export"}
+    staff_permissions = {"POST": (EXPORT_PERMISSION,)}
+
+    @extend_schema(operation_id="invoices_export", request=None, responses={202: ExportBatchOutputSerializer})
+    @idempotent
+    def post(self, request, number: str):
+        invoice = invoice_or_404(number)
+        batch = export_routing.export_invoice_start(
+            invoice_id=invoice.pk, **actor(request), source=ExportBatch.Source.API
         )
         return _batch_response(batch, status.HTTP_202_ACCEPTED)
 

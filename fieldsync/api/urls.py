@@ -47,6 +47,7 @@ v1 = [
     path("payments/<int:payment_id>/applications/", billing.PaymentApplicationsApi.as_view(), name="payment_apply"),
     path("payments/<int:payment_id>/refunds/", billing.PaymentRefundsApi.as_view(), name="payment_refunds"),
     path("payments/<int:payment_id>/export/", exports.PaymentExportApi.as_view(), name="payment_export"),
+    path("invoices/<str:number>/export/", exports.InvoiceExportApi.as_view(), name="invoice_export"),
     path("payments/<int:payment_id>/export-hold/", exports.PaymentExportHoldApi.as_view(), name="payment_export_hold"),
     path("exports/", exports.ExportsApi.as_view(), name="exports"),
     path("exports/<int:batch_id>/", exports.ExportDetailApi.as_view(), name="export"),

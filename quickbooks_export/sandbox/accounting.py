@@ -14,7 +14,7 @@ import copy
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from . import faults, profiles, query, refunds
+from . import deposits, faults, profiles, query, refunds
 from .faults import QboFault
 from .store import ENTITY_NAMES, Company, qbo_datetime, qbo_time
 
@@ -97,6 +97,7 @@ COMPUTED_FIELDS = {
     "Invoice": frozenset({"TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "LinkedTxn"}),
     "Payment": frozenset({"UnappliedAmt", "LinkedTxn"}),
     "RefundReceipt": refunds.COMPUTED,
+    "Deposit": deposits.COMPUTED,
 }
 DELETABLE = frozenset({"Invoice", "Payment"})
 # The field each entity keeps unique (case-insensitively) within a company.
@@ -531,6 +532,10 @@ class Books:
             else:
                 merged.update(fields)
                 fields = merged
+        if name == "Payment" and (
+            fields.get("TotalAmt") != existing["TotalAmt"] or _applications(fields) != _applications(existing)
+        ):
+            deposits.refuse_change_of_deposited(self, existing, what="its amount and lines cannot change.")
         fields = self._prepare(name, fields, existing)
         written = self._write(name, fields, existing)
         self.company.events.append((name, written["Id"], "Update", self.now))
@@ -540,6 +545,8 @@ class Books:
         if name not in DELETABLE:
             raise faults.unsupported_operation(f"Delete for {name}")
         existing = self._current(name, body)
+        if name == "Payment":
+            deposits.refuse_change_of_deposited(self, existing, what="remove it from the deposit before deleting it.")
         if name == "Invoice" and self.company.applications.get(existing["Id"]):
             # Intuit: "You must unlink any linked transactions associated with the invoice object before
             # deleting it." The code is *unconfirmed*; 6000 is QBO's generic business validation error.
@@ -557,6 +564,8 @@ class Books:
         if name not in DELETABLE:
             raise faults.unsupported_operation(f"Void for {name}")
         existing = self._current(name, body)
+        if name == "Payment":
+            deposits.refuse_change_of_deposited(self, existing, what="remove it from the deposit before voiding it.")
         fields = self._writable(name, existing)
         note = fields.get("PrivateNote")
         # Intuit: amounts are zeroed and "Voided" is injected into PrivateNote, prepended to existing text.
@@ -704,7 +713,7 @@ class Books:
     def _write(self, name: str, fields: dict, existing: dict | None, *, entity_id: str | None = None) -> dict:
         stamp = qbo_time(self.now)
         if existing is None:
-            sequence = "Txn" if name in ("Invoice", "Payment", "RefundReceipt") else name
+            sequence = "Txn" if name in ("Invoice", "Payment", "RefundReceipt", "Deposit") else name
             entity = {"Id": entity_id or self.company.next_id(sequence), "SyncToken": "0"}
             metadata = {"CreateTime": stamp, "LastUpdatedTime": stamp}
         else:
@@ -740,8 +749,11 @@ class Books:
         elif name == "Payment":
             applied = sum((line["Amount"] for line in entity["Line"]), ZERO)
             entity["UnappliedAmt"] = entity["TotalAmt"] - applied
+            entity["LinkedTxn"] = deposits.payment_links(self, entity["Id"])
         elif name == "RefundReceipt":
             refunds.compute_refund_receipt(entity)
+        elif name == "Deposit":
+            deposits.compute_deposit(entity)
 
     def _compute_invoice(self, invoice: dict) -> None:
         """TotalAmt = sum of SalesItemLineDetail amounts (net of tax) + the computed TxnTaxDetail.TotalTax;
@@ -761,7 +773,10 @@ class Books:
         invoice["LinkedTxn"] = [{"TxnId": payment_id, "TxnType": "Payment"} for payment_id in applications]
 
     def _after_write(self, name: str, old: dict | None, new: dict | None) -> None:
-        """Keep what depends on invoices and payments true: invoice balances and links, customer balances."""
+        """Keep what depends on invoices and payments true: invoice balances and links, customer balances, the
+        deposit links of payments."""
+        if name == "Deposit" and new is not None:
+            deposits.after_deposit_write(self, new)
         if name not in ("Invoice", "Payment"):
             return
         # A customer's Balance is what it owes: open invoice balances minus unapplied payment credit.
@@ -1061,6 +1076,9 @@ class Books:
 
     def _prepare_refundreceipt(self, fields: dict, existing: dict | None, own_id: str | None) -> dict:
         return refunds.prepare_refund_receipt(self, fields, existing, own_id)
+
+    def _prepare_deposit(self, fields: dict, existing: dict | None, own_id: str | None) -> dict:
+        return deposits.prepare_deposit(self, fields, existing, own_id)
 
     # --- Sales tax (docs/quickbooks_sales_tax.md) ---
 

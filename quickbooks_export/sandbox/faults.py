@@ -113,6 +113,13 @@ def business_validation(detail: str) -> QboFault:
     )
 
 
+def deposited_transaction(detail: str) -> QboFault:
+    # Intuit, Payment reference: a deposited payment cannot be voided until its deposit is deleted (QBO.md: 6540).
+    return QboFault(
+        "6540", "Deposited Transaction cannot be changed", f"Deposited Transaction cannot be changed: {detail}"
+    )
+
+
 def duplicate_doc_number(doc_number: str, txn_id: str) -> QboFault:
     return QboFault(
         "6140",

@@ -28,6 +28,7 @@ ENTITY_NAMES = (
     "Account",
     "CompanyInfo",
     "Customer",
+    "Deposit",
     "Invoice",
     "Item",
     "Payment",

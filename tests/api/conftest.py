@@ -32,6 +32,10 @@ class Api:
         body = raw if raw is not None else json.dumps({} if data is None else data)
         return self.client.post(_url(path), body, content_type="application/json", headers=headers)
 
+    def patch(self, path: str, data: dict, **headers):
+        body = json.dumps(data)
+        return self.client.patch(_url(path), body, content_type="application/json", headers={**self.headers, **headers})
+
 
 def _url(path: str) -> str:
     return path if path.startswith("/") else f"/api/v1/{path}"

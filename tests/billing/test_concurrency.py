@@ -90,3 +90,38 @@ def test_a_refund_at_the_moment_of_the_claim_is_either_seen_by_the_rule_or_flagg
             assert refund.handling == "netted"
             outcomes.add("refund first")
     assert outcomes  # at least one ordering observed; both are legal
+
+
+def test_an_invoice_lowered_while_a_payment_is_recorded_never_ends_below_what_is_paid():
+    """The edit and the payment both lock the invoice row: whichever comes second sees the other's result, so the
+    invoice never totals less than what is paid on it."""
+    for _ in range(5):
+        invoice = issued_invoice(amount="100.00")
+        services.payment_record(
+            customer=invoice.customer,
+            amount="60.00",
+            method=Payment.Method.CASH,
+            received_on=datetime.date(2026, 11, 10),
+            applications=[services.ApplicationInput(invoice=invoice, amount="60.00")],
+        )
+        [line] = invoice.lines.all()
+
+        def lower(invoice=invoice, line=line):
+            edit = services.LineEdit(line_id=line.pk, service_name="Labor", unit_price="70.00")
+            return services.invoice_edit(invoice=invoice, lines=[edit])
+
+        def pay_the_rest(invoice=invoice):
+            return services.payment_record(
+                customer=invoice.customer,
+                amount="40.00",
+                method=Payment.Method.CARD,
+                received_on=datetime.date(2026, 11, 11),
+                applications=[services.ApplicationInput(invoice=invoice, amount="40.00")],
+            )
+
+        results = run_at_once(lower, pay_the_rest)
+
+        refused = [r for r in results if isinstance(r, ApplicationError)]
+        assert len(refused) == 1 and refused[0].code in ("below_paid", "over_application"), results
+        balances = invoice_get_with_balances(invoice_id=invoice.pk)
+        assert balances.total >= balances.amount_paid and balances.open_balance >= 0

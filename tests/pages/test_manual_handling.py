@@ -195,3 +195,45 @@ def test_record_it_for_me_is_offered_only_when_the_company_allows_and_records_on
     assert Decimal(str(qbo_invoice["Balance"])) == Decimal("30.00")
     again = office_client.post(reverse("exports:manual_item_record", args=[item.pk]), follow=True)
     assert "Not recorded in QuickBooks: This item is already handled." in again.content.decode()
+
+
+def test_record_it_for_me_voids_a_whole_reversal_or_says_why_it_cannot(office_client, qbo_company):
+    from decimal import Decimal
+
+    from quickbooks_export.models import QuickBooksMappingSettings
+
+    from .conftest import drain
+
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=qbo_company.realm_id, defaults={"record_refunds_for_me": True}
+    )
+    changed, untouched = pay(issued_invoice(amount="90.00"), "90.00"), pay(issued_invoice(amount="70.00"), "70.00")
+    for payment in (changed, untouched):
+        office_client.post(reverse("exports:payment_export", args=[payment.pk]))
+    drain(qbo_company.realm_id)
+    for payment in (changed, untouched):
+        payment.refresh_from_db()
+        billing_services.refund_record(
+            payment=payment,
+            amount=str(payment.amount),
+            kind="reversal",
+            reason="Check bounced",
+            refunded_on=datetime.date(2026, 10, 14),
+            method="check",
+        )
+    qbo_company.server.edit_entity(qbo_company.realm_id, "Payment", changed.export_reference, {"PaymentRefNum": "77"})
+
+    refused = office_client.post(
+        reverse("exports:manual_item_record", args=[ManualHandlingItem.objects.get(payment=changed).pk]), follow=True
+    )
+    html = refused.content.decode()
+    assert "Not recorded in QuickBooks: QuickBooks payment" in html and "was changed in QuickBooks" in html
+    assert ManualHandlingItem.objects.get(payment=changed).status == ManualHandlingItem.Status.OPEN
+
+    done = office_client.post(
+        reverse("exports:manual_item_record", args=[ManualHandlingItem.objects.get(payment=untouched).pk]), follow=True
+    )
+    assert "the whole payment was reversed, so it was voided there" in done.content.decode()
+    qbo_payments = {row["Id"]: row for row in qbo_company.entities("Payment")}
+    assert Decimal(str(qbo_payments[untouched.export_reference]["TotalAmt"])) == 0
+    assert Decimal(str(qbo_payments[changed.export_reference]["TotalAmt"])) == Decimal("90.00")

@@ -359,3 +359,23 @@ def test_connecting_again_after_disconnect_starts_a_new_row_and_keeps_history(qb
     assert history.state == State.DISCONNECTED and not history.is_current
     with pytest.raises(Exception, match="cannot go from disconnected to connected"):
         history.transition_to(State.CONNECTED)
+
+
+@pytest.mark.django_db
+def test_the_mapping_form_saves_which_side_wins_for_customer_details(connected, manager_client):
+    form = manager_client.get(reverse("quickbooks_export:settings")).context["form"]
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    assert data.pop("customer_details_winner") == "ask"  # the default: today's behaviour
+    data["income_account"] = next(value for value, _ in form.fields["income_account"].choices if value)
+
+    response = manager_client.post(
+        reverse("quickbooks_export:mapping"), {**data, "customer_details_winner": "quickbooks"}, follow=True
+    )
+
+    assert "QuickBooks mapping saved." in _messages(response)
+    mapping = QuickBooksMappingSettings.objects.get(realm_id=connected.realm_id)
+    assert mapping.customer_details_winner == "quickbooks"
+    manager_client.post(reverse("quickbooks_export:mapping"), data)  # left out: kept
+    assert QuickBooksMappingSettings.objects.get(pk=mapping.pk).customer_details_winner == "quickbooks"
+    html = manager_client.get(reverse("quickbooks_export:settings")).content.decode()
+    assert '<option value="quickbooks" selected>' in html

@@ -71,4 +71,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{label:<24}{count:>9}")
         self.stdout.write(f"{'Total':<24}{counts['total']:>9}")
         for item in batch.items.filter(outcome__in=[Outcome.FAILED, Outcome.SKIPPED]).order_by("id")[:50]:
-            self.stdout.write(f"  payment #{item.payment_id} {item.get_outcome_display().lower()}: {item.message}")
+            what = item.subject_label[0].lower() + item.subject_label[1:]
+            self.stdout.write(f"  {what} {item.get_outcome_display().lower()}: {item.message}")
