@@ -56,7 +56,7 @@ def webhook_events_check() -> int:
         QuickBooksEvent.objects.filter(pk__in=ignored).update(state=QuickBooksEvent.State.IGNORED, checked_at=now)
 
 
-def _voided(row: dict) -> bool:
+def voided_in_quickbooks(row: dict) -> bool:
     # Intuit: a void zeroes the amounts and prepends "Voided" to PrivateNote.
     return Decimal(str(row.get("TotalAmt", "0"))) == 0 and str(row.get("PrivateNote", "")).startswith("Voided")
 
@@ -99,7 +99,7 @@ def object_check(
     theirs = {"total": Decimal(str(row.get("TotalAmt", "0"))), "customer": (row.get("CustomerRef") or {}).get("value")}
     theirs["sync_token"] = str(row.get("SyncToken", ""))
     changes = []
-    if _voided(row):
+    if voided_in_quickbooks(row):
         return _record(mapping, Change.VOIDED, ours, theirs, found_by)
     comparable = mapping.kind == Kind.INVOICE or not Refund.objects.filter(payment_id=local.pk).exists()
     if comparable and theirs["total"] != ours["total"]:

@@ -65,6 +65,7 @@ from quickbooks_export.errors import (
     QuickBooksUnavailableError,
     QuickBooksValidationError,
 )
+from quickbooks_export.mappers import quote
 from quickbooks_export.models import QuickBooksConnection
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ MAX_BATCH_ITEMS = 30
 MAX_REQUEST_ID_LENGTH = 50
 MAX_BATCH_REQUEST_ID_LENGTH = 36
 QUERY_PAGE_SIZE = 1000  # QBO's maximum MAXRESULTS
+# A "WHERE Id IN (...)" read names at most one page of ids, and its statement stays under this many characters:
+# python-quickbooks POSTs the statement as the body (no URL length applies); Intuit documents no statement length
+# ("Query operations and syntax"), so the bound is ours and conservative (*unconfirmed* what QuickBooks refuses).
+QUERY_MAX_CHARS = 20_000
 DEFAULT_RETRY_AFTER_SECONDS = 60.0  # QBO does not always send Retry-After; its throttle window is a minute
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -566,6 +571,17 @@ class QuickBooksClient:
                 return rows
             start += page_size
 
+    def query_by_ids(self, entity: str, ids: list[str]) -> dict[str, dict]:
+        """One read of up to a page of objects by Id (`SELECT * FROM Invoice WHERE Id IN ('1', '2')`): Id -> object.
+        Ids QuickBooks does not answer are gone (deleted). Split longer lists with `id_chunks` first."""
+        self._check_entity(entity)
+        if not ids or len(ids) > QUERY_PAGE_SIZE:
+            raise ValueError(f"One query reads 1 to {QUERY_PAGE_SIZE} ids, not {len(ids)}.")
+        statement = _ids_statement(entity, ids)
+        if len(statement) > QUERY_MAX_CHARS:
+            raise ValueError(f"A query by ids is at most {QUERY_MAX_CHARS} characters; split the ids with id_chunks.")
+        return {str(row["Id"]): row for row in self.query(statement)}
+
     def cdc(self, entities: list[str], *, changed_since: str) -> dict[str, list[dict]]:
         """Change Data Capture: entity -> the objects changed since `changed_since` (ISO time), deleted ones as
         {"Id", "status": "Deleted"}. QuickBooks answers at most 1,000 objects and looks back at most 30 days."""
@@ -770,6 +786,31 @@ def _check_request_id(request_id: str | None, limit: int, *, required: bool = Fa
         return
     if len(request_id) > limit:
         raise ValueError(f"QuickBooks request ids are at most {limit} characters; {request_id!r} is longer.")
+
+
+def _ids_statement(entity: str, ids: list[str]) -> str:
+    # A QuickBooks query, not SQL: every id is quoted.
+    return f"SELECT * FROM {entity} WHERE Id IN ({', '.join(quote(str(i)) for i in ids)}) MAXRESULTS {len(ids)}"  # noqa: S608
+
+
+def id_chunks(entity: str, ids: list[str], *, size: int = QUERY_PAGE_SIZE) -> list[list[str]]:
+    """`ids` split into the lists QuickBooksClient.query_by_ids reads in one request each: at most `size` ids (never
+    more than a page) and a statement within QUERY_MAX_CHARS."""
+    size = min(size, QUERY_PAGE_SIZE)
+    empty = len(_ids_statement(entity, [])) + len(str(QUERY_PAGE_SIZE))
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    length = empty
+    for qbo_id in map(str, ids):
+        grows = len(quote(qbo_id)) + 2  # the literal and its ", "
+        if current and (len(current) >= size or length + grows > QUERY_MAX_CHARS):
+            chunks.append(current)
+            current, length = [], empty
+        current.append(qbo_id)
+        length += grows
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _unwrap(result: dict, entity: str) -> dict:

@@ -129,3 +129,14 @@ class AutoExportForm(forms.Form):
         if cleaned.get("mode") == AutoExportSettings.Mode.NIGHTLY and cleaned.get("nightly_at") is None:
             self.add_error("nightly_at", "Choose the time of the nightly export, e.g. 22:00.")
         return cleaned
+
+
+class _DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class ReconciliationForm(forms.Form):
+    """The range of transaction dates (invoice date, payment date) to reconcile with QuickBooks."""
+
+    date_from = forms.DateField(label="From", widget=_DateInput())
+    date_to = forms.DateField(label="To", widget=_DateInput())

@@ -836,3 +836,82 @@ class QuickBooksCdcCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"CDC {self.entity} of {self.realm_id} since {self.changed_since:%Y-%m-%d %H:%M}"
+
+
+class ReconciliationRun(models.Model):
+    """One reconciliation of FieldSync against QuickBooks (reconciliation.py): every invoice and payment exported to
+    the company with a transaction date (invoice date, payment date) in [date_from, date_to], read back from
+    QuickBooks in batched queries and compared. Its rows say what matched and what did not."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Reading QuickBooks"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        PAGE = "page", "Reconcile now"
+        NIGHTLY = "nightly", "Nightly"
+        COMMAND = "command", "Command line"
+
+    realm_id = models.CharField(max_length=32)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    invoices_checked = models.PositiveIntegerField(default=0)
+    payments_checked = models.PositiveIntegerField(default=0)
+    discrepancies = models.PositiveIntegerField(default=0)
+    # Requests sent to QuickBooks' metered read side (queries), retries after a 429 included.
+    quickbooks_reads = models.PositiveIntegerField(default=0)
+    # Why it failed, in plain words.
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(date_from__lte=models.F("date_to")), name="reconciliation_range_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"Reconciliation #{self.pk} {self.date_from}..{self.date_to} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+
+class ReconciliationRow(models.Model):
+    """One exported invoice or payment as FieldSync and QuickBooks each have it. `problems` lists the discrepancy
+    codes (reconciliation.Problem), empty when everything matches; `explanation` says them for office staff."""
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="rows")
+    kind = models.CharField(max_length=10, choices=QuickBooksMapping.Kind.choices)
+    local_key = models.CharField(max_length=200)
+    label = models.CharField(max_length=100)
+    customer = models.CharField(max_length=200, blank=True)
+    txn_date = models.DateField(null=True, blank=True)
+    qbo_id = models.CharField("QuickBooks Id", max_length=32)
+    ok = models.BooleanField()
+    problems = models.JSONField(default=list, blank=True)
+    explanation = models.TextField(blank=True)
+    our_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    our_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    qbo_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # Invoice rows: the customer; payment rows: the invoices it pays with amounts ("INV-1001 40.00; ...").
+    our_links = models.TextField(blank=True)
+    qbo_links = models.TextField(blank=True)
+
+    class Meta:
+        # The run's page and its CSV: discrepancies first, then matches, each in a stable order.
+        indexes = [models.Index(fields=["run", "ok", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {'ok' if self.ok else ', '.join(self.problems)}"

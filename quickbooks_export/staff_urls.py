@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from quickbooks_export import change_views, undo_views
+from quickbooks_export import change_views, reconciliation_views, undo_views
 from quickbooks_export import staff_views as views
 
 app_name = "exports"
@@ -35,6 +35,14 @@ urlpatterns = [
     path("undos/<int:undo_id>/", undo_views.undo_detail, name="undo_detail"),
     path("quickbooks-changes/", change_views.change_list, name="changes"),
     path("quickbooks-changes/<int:change_id>/<slug:resolution>/", change_views.change_action, name="change_action"),
+    path("reconciliation/", reconciliation_views.reconciliation_list, name="reconciliation"),
+    path("reconciliation/<int:run_id>/", reconciliation_views.reconciliation_detail, name="reconciliation_detail"),
+    path(
+        "reconciliation/<int:run_id>/progress/",
+        reconciliation_views.reconciliation_progress,
+        name="reconciliation_progress",
+    ),
+    path("reconciliation/<int:run_id>/csv/", reconciliation_views.reconciliation_csv, name="reconciliation_csv"),
     path("manual-handling/", views.manual_items, name="manual_items"),
     path("manual-handling/<int:item_id>/record/", views.manual_item_record, name="manual_item_record"),
 ]

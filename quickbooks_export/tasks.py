@@ -158,3 +158,35 @@ def invoice_update_push_task(invoice_id: int) -> str:
             name=f"invoice-update-{invoice_id}-retry-{timezone.now():%H%M%S%f}",
         )
     return result
+
+
+RECONCILIATION_TASK = "quickbooks_export.tasks.reconciliation_run_task"
+
+
+def reconciliation_run_task(run_id: int) -> str:
+    """Run a reconciliation someone asked for on the Reconciliation page (reconciliation.py)."""
+    from fieldsync.metrics import quickbooks_calls_flush
+
+    from .reconciliation import reconciliation_run
+
+    try:
+        return reconciliation_run(run_id=run_id).state
+    finally:
+        quickbooks_calls_flush()
+
+
+def enqueue_reconciliation_run(run_id: int) -> None:
+    async_task(RECONCILIATION_TASK, run_id, task_name=f"reconciliation-{run_id}-{timezone.now():%H%M%S%f}")
+
+
+def reconciliation_nightly_task() -> int | None:
+    """Nightly (schedule of migration 0009): reconcile the last 35 days; returns the run's id."""
+    from fieldsync.metrics import quickbooks_calls_flush
+
+    from .reconciliation import reconciliation_nightly
+
+    try:
+        run = reconciliation_nightly()
+    finally:
+        quickbooks_calls_flush()
+    return run.pk if run is not None else None

@@ -46,7 +46,7 @@ from billing.money import format_money
 from fieldsync.exceptions import ApplicationError, ConflictError
 
 from . import mappers
-from .client import QuickBooksClient
+from .client import QuickBooksClient, id_chunks
 from .errors import QuickBooksAuthorizationError, QuickBooksError
 from .models import (
     ExportAttempt,
@@ -93,13 +93,9 @@ class UndoPlan:
 
 def _read_many(client: QuickBooksClient, plan: UndoPlan, entity: str, ids: list[str]) -> dict[str, dict]:
     found: dict[str, dict] = {}
-    for start in range(0, len(ids), QUERY_IDS):
-        chunk = ids[start : start + QUERY_IDS]
-        # A QuickBooks query, not SQL: every id is quoted by mappers.quote.
-        statement = f"SELECT * FROM {entity} WHERE Id IN ({', '.join(mappers.quote(i) for i in chunk)})"  # noqa: S608
+    for chunk in id_chunks(entity, ids, size=QUERY_IDS):
         plan.quickbooks_reads += 1
-        for row in client.query(f"{statement} MAXRESULTS {QUERY_IDS}"):
-            found[str(row["Id"])] = row
+        found.update(client.query_by_ids(entity, chunk))
     return found
 
 

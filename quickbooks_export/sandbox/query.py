@@ -357,9 +357,26 @@ def _sort_key(entity: dict, path: str) -> tuple:
     return (9,)
 
 
+def _by_id(query: Query, entities: list[dict]) -> list[dict]:
+    """The entities an `Id = n` / `Id IN (n, ...)` condition can match, looked up by Id as QuickBooks' own index
+    would, instead of comparing every entity with every id (10,000 invoices x 1,000 ids per query otherwise). The
+    same rows as a scan: every condition is still checked on them; any other condition, or a literal that is not a
+    plain number, scans."""
+    for condition in query.conditions:
+        if condition.field.casefold() != "id" or condition.operator not in ("=", "IN"):
+            continue
+        literals = [str(value) for value in condition.values]
+        if not all(literal.isdigit() for literal in literals):
+            break
+        index = {int(entity["Id"]): entity for entity in entities if str(entity.get("Id", "")).isdigit()}
+        return [index[number] for number in {int(literal) for literal in literals} if number in index]
+    return entities
+
+
 def run(query: Query, entity_name: str, entities: list[dict]) -> dict:
     """The `QueryResponse` for `query` over `entities` (all of one type)."""
-    rows = [entity for entity in entities if all(_matches(entity, c) for c in query.conditions)]
+    candidates = _by_id(query, entities)
+    rows = [entity for entity in candidates if all(_matches(entity, c) for c in query.conditions)]
     if query.count:
         return {"totalCount": len(rows)}
     rows.sort(key=lambda entity: int(entity["Id"]) if entity["Id"].isdigit() else 0)

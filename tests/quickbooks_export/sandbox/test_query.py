@@ -49,6 +49,16 @@ def test_in_operator_on_ids(customers):
     assert _names(found) == ["Acme HVAC", "Zed Electric"]
 
 
+def test_ids_found_by_id_answer_what_a_scan_would_with_every_condition_applied(customers):
+    qbo, created = customers
+    zed, acme = created["Zed Electric"].Id, created["Acme HVAC"].Id
+
+    found = Customer.where(f"Id IN ('0{zed}', '{acme}', '{acme}', '99999') AND DisplayName LIKE 'acme%'", qb=qbo.qb)
+    one = Customer.where(f"Id = '{zed}'", qb=qbo.qb)
+
+    assert _names(found) == ["Acme HVAC"] and _names(one) == ["Zed Electric"]
+
+
 def test_like_operator_ignores_case(customers):
     qbo, _ = customers
 

@@ -1,0 +1,137 @@
+"""The Reconciliation page: start a run (POST + CSRF, export permission), follow it, read it discrepancies first, a
+page at a time in a fixed number of queries, and download it as CSV."""
+
+import csv
+import io
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django_q.models import OrmQ
+
+from quickbooks_export.models import ReconciliationRun
+from quickbooks_export.reconciliation import reconciliation_run
+from quickbooks_export.tasks import RECONCILIATION_TASK
+from tests.factories import CustomerFactory, issued_invoice, pay
+from tests.quickbooks_export.export.conftest import export
+
+pytestmark = pytest.mark.django_db
+URL = reverse("exports:reconciliation")
+NOVEMBER = {"date_from": "2026-11-01", "date_to": "2026-11-30"}
+
+
+def exported(count: int, *, name: str = "Rosa Diaz"):
+    customer = CustomerFactory(display_name=name)
+    payments = [pay(issued_invoice(customer=customer, amount="50.00"), "50.00") for _ in range(count)]
+    export(*payments)
+    for payment in payments:
+        payment.refresh_from_db()
+    return payments
+
+
+def start(client, django_capture_on_commit_callbacks, **dates) -> ReconciliationRun:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(URL, dates or NOVEMBER)
+    run = ReconciliationRun.objects.latest("id")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("exports:reconciliation_detail", args=[run.pk])
+    return run
+
+
+def test_reconcile_now_queues_a_run_whose_page_lists_discrepancies_first(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    first, second = exported(2)
+    qbo_company.server.delete_entity(qbo_company.realm_id, "Payment", second.export_reference)
+
+    run = start(office_client, django_capture_on_commit_callbacks)
+    assert [row.task["func"] for row in OrmQ.objects.all()] == [RECONCILIATION_TASK]
+    detail = reverse("exports:reconciliation_detail", args=[run.pk])
+    progress = reverse("exports:reconciliation_progress", args=[run.pk])
+    assert "Waiting to start" in office_client.get(detail).content.decode()
+    assert f'hx-get="{progress}"' in office_client.get(progress).content.decode()  # polls while not finished
+    reconciliation_run(run_id=run.pk)  # what the worker does
+    assert "hx-get" not in office_client.get(progress).content.decode()
+
+    html = office_client.get(detail).content.decode()
+    assert 'id="discrepancy-count">2<' in html and 'id="read-count">2<' in html
+    rows = html[html.index('id="reconciliation-rows"') :]
+    # The deleted payment and its invoice (balance open again in QuickBooks) come before the matching records.
+    order = [rows.index(text) for text in (f"Payment #{second.pk}", "Not in QuickBooks", "Matches")]
+    assert order == sorted(order)
+    assert "Balance differs" in rows and rows.index("Balance differs") < rows.index("Matches")
+    listing = office_client.get(URL).content.decode()
+    assert f'data-run="{run.pk}"' in listing and "2 invoices, 2 payments" in listing
+
+
+def test_the_csv_has_every_record_discrepancies_first(office_client, qbo_company, django_capture_on_commit_callbacks):
+    [payment] = exported(1, name="=HYPERLINK(evil)")
+    qbo_company.server.edit_entity(qbo_company.realm_id, "Payment", payment.export_reference, {"TotalAmt": 55})
+    run = start(office_client, django_capture_on_commit_callbacks)
+    reconciliation_run(run_id=run.pk)
+
+    response = office_client.get(reverse("exports:reconciliation_csv", args=[run.pk]))
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert f'filename="reconciliation-{run.pk}-20261101-20261130.csv"' in response["Content-Disposition"]
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header, rows = lines[0], lines[1:]
+    assert header[:3] == ["Status", "Discrepancies", "Record"]
+    by_record = {row[2]: dict(zip(header, row, strict=True)) for row in rows}
+    assert [row[0] for row in rows] == ["discrepancy", "ok"]  # the payment, then its invoice (still paid)
+    paid = by_record[f"Payment #{payment.pk}"]
+    assert (paid["Discrepancies"], paid["FieldSync total"], paid["QuickBooks total"]) == (
+        "Total differs",
+        "50.00",
+        "55.00",
+    )
+    assert paid["Customer"] == "'=HYPERLINK(evil)"  # never a formula in a spreadsheet
+    assert "QuickBooks shows Payment #" in paid["Explanation"]
+
+
+def test_a_bad_range_is_refused_with_the_reason_and_nothing_starts(office_client, qbo_company):
+    response = office_client.post(URL, {"date_from": "2026-12-02", "date_to": "2026-12-01"})
+
+    assert response.status_code == 400 and "The first date is after the last one" in response.content.decode()
+    assert not ReconciliationRun.objects.exists() and not OrmQ.objects.exists()
+
+
+def test_viewers_see_runs_but_cannot_start_one_and_strangers_see_nothing(viewer_client, client, qbo_company):
+    html = viewer_client.get(URL).content.decode()
+    assert 'id="reconcile-form"' not in html and "Reconciliation" in html
+    assert viewer_client.post(URL, NOVEMBER).status_code == 403
+    client.logout()
+    assert client.get(URL).status_code == 302  # to sign in
+    run = ReconciliationRun.objects.create(realm_id=qbo_company.realm_id, trigger="page", **NOVEMBER)
+    assert client.get(reverse("exports:reconciliation_csv", args=[run.pk])).status_code == 302
+    assert not OrmQ.objects.exists() and ReconciliationRun.objects.count() == 1
+
+
+def test_starting_needs_the_csrf_token(office_user, qbo_company):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(office_user)
+    assert strict.post(URL, NOVEMBER).status_code == 403
+    assert not ReconciliationRun.objects.exists()
+
+
+def test_the_pages_and_the_csv_make_the_same_queries_for_2_and_12_records(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    counts = []
+    for size in (1, 5):
+        exported(size)
+        run = start(office_client, django_capture_on_commit_callbacks)
+        reconciliation_run(run_id=run.pk)
+        for url in (
+            reverse("exports:reconciliation_detail", args=[run.pk]),
+            URL,
+            reverse("exports:reconciliation_csv", args=[run.pk]),
+        ):
+            with CaptureQueriesContext(connection) as queries:
+                response = office_client.get(url)
+                if response.streaming:
+                    b"".join(response.streaming_content)  # the CSV's queries happen as it streams
+            counts.append(len(queries))
+    assert counts[:3] == counts[3:]
