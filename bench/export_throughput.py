@@ -4,8 +4,9 @@
 
 Seeds a throwaway company (SQLite in a temp dir unless DATABASE_URL is set), starts the sandbox as its own process
 (500 requests/min, 10 in flight, 40 batch requests/min per company), connects through the real OAuth flow, exports
-every payment with the real export runner, and prints payments per minute, HTTP requests per payment, 429s seen,
-duplicates found and failed records. Figures only: nothing is asserted on time.
+every payment with the real export runner, and prints payments per minute, HTTP requests per payment (reads — GET and
+queries, which Intuit meters — writes and batches, as the sandbox counted them), 429s seen, duplicates found and
+failed records. Figures only: nothing is asserted on time.
 """
 
 import argparse
@@ -125,7 +126,12 @@ def run(args, base: str) -> None:
     )
     print(f"elapsed                {elapsed:.1f} s")
     print(f"payments per minute    {exported / elapsed * 60:.0f}")
-    print(f"HTTP requests          {requests_made} ({requests_made / max(exported, 1):.2f} per payment)")
+    per = max(exported, 1)
+    reads, writes, batches = (stats[kind] - before[kind] for kind in ("reads", "writes", "batches"))
+    print(f"HTTP requests          {requests_made} ({requests_made / per:.2f} per payment)")
+    print(f"  reads (GET + query)  {reads} ({reads / per:.3f} per payment; what Intuit meters)")
+    print(f"  writes (POST)        {writes} ({writes / per:.3f} per payment)")
+    print(f"  batches of creates   {batches} ({batches / per:.3f} per payment)")
     print(f"429s seen              {stats['throttled'] - before['throttled']}")
     print(f"duplicates found       {duplicates}")
     print(f"failed records         {counts['failed']}")

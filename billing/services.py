@@ -554,11 +554,13 @@ def invoice_edit(
     return invoice
 
 
-def _invoice_sync_paid_status(invoice: Invoice) -> None:
-    """OPEN <-> PAID follows the balance. The caller holds the invoice's row lock."""
+def _invoice_sync_paid_status(invoice: Invoice, *, open_balance: Decimal | None = None) -> None:
+    """OPEN <-> PAID follows the balance. The caller holds the invoice's row lock; a caller that just computed the
+    open balance under that lock passes it (one query less)."""
     if invoice.status not in (Invoice.Status.OPEN, Invoice.Status.PAID):
         return
-    open_balance = invoice_get_with_balances(invoice_id=invoice.pk).open_balance
+    if open_balance is None:
+        open_balance = invoice_get_with_balances(invoice_id=invoice.pk).open_balance
     status = Invoice.Status.PAID if open_balance <= 0 else Invoice.Status.OPEN
     if status != invoice.status:
         invoice.status = status
@@ -576,8 +578,11 @@ class ApplicationInput:
     amount: Decimal | str
 
 
-def _apply(*, payment: Payment, invoice: Invoice, amount: Decimal, available: Decimal) -> PaymentApplication:
-    """Apply `amount` of a locked payment to a locked invoice. `available` is the payment's unapplied credit."""
+def _apply(
+    *, payment: Payment, invoice: Invoice, amount: Decimal, available: Decimal, new_payment: bool = False
+) -> PaymentApplication:
+    """Apply `amount` of a locked payment to a locked invoice. `available` is the payment's unapplied credit;
+    `new_payment`: the payment was created in this transaction, so it has no application to add to yet."""
     if invoice.customer_id != payment.customer_id:
         raise ApplicationError(
             f"{invoice.number} belongs to another customer ({invoice.customer}); a payment from "
@@ -606,13 +611,17 @@ def _apply(*, payment: Payment, invoice: Invoice, amount: Decimal, available: De
             code="over_application",
             extra={"unapplied": f"{available:.2f}"},
         )
-    application, created = PaymentApplication.objects.get_or_create(
-        payment=payment, invoice=invoice, defaults={"amount": amount}
-    )
-    if not created:
-        application.amount += amount
-        application.save(update_fields=["amount"])
-    _invoice_sync_paid_status(invoice)
+    if new_payment:
+        application = PaymentApplication.objects.create(payment=payment, invoice=invoice, amount=amount)
+    else:
+        application, created = PaymentApplication.objects.get_or_create(
+            payment=payment, invoice=invoice, defaults={"amount": amount}
+        )
+        if not created:
+            application.amount += amount
+            application.save(update_fields=["amount"])
+    # Under the invoice's row lock nothing else changed its balance: no need to read it again.
+    _invoice_sync_paid_status(invoice, open_balance=open_balance - amount)
     return application
 
 
@@ -727,12 +736,15 @@ def _payment_record(
         export_status_changed_at=timezone.now() if origin == Payment.Origin.QUICKBOOKS else None,
         export_reference=export_reference,
     )
-    _full_clean(payment)
+    # Validated in Python only: the customer is a saved row (save() refuses an unsaved one), the unit is the
+    # customer's (clean() checks it), and the amount's check constraint (positive) is parse_amount's rule above; the
+    # database enforces them again. Three queries less.
+    _full_clean(payment, exclude=["customer", "business_unit"], validate_constraints=False)
     payment.save()
     locked = _lock_invoices(invoice.pk for invoice, _ in parsed)
     available = amount
     for invoice, value in parsed:
-        _apply(payment=payment, invoice=locked[invoice.pk], amount=value, available=available)
+        _apply(payment=payment, invoice=locked[invoice.pk], amount=value, available=available, new_payment=True)
         available -= value
     return payment
 

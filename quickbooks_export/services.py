@@ -7,7 +7,8 @@ How exactly-once holds, whatever fails:
 - One runner per company at a time (ExportRunnerLease). The runner drains every pending item of the company, thirty
   payments at a time: it claims them (QUEUED -> EXPORTING), makes sure customer, items and invoices exist, then posts
   the payments. A task delivered twice, or a second worker, finds the lease taken and leaves.
-- Every object is looked up in the mapping table before anything is created. Every create is first written to the
+- Every object is looked up in the mapping table before anything is created; those it does not hold are looked up in
+  QuickBooks a batch at a time (lookups.py: Intuit meters reads). Every create is first written to the
   outbox (QuickBooksRequest: request id + body) and committed, then sent. A timeout, a 5xx, a dropped connection or a
   killed worker leaves the outbox row PENDING; it is only ever re-sent unchanged, with the same request id, so
   QuickBooks answers with what it did the first time instead of doing it again.
@@ -61,7 +62,7 @@ from fieldsync.observability import get_request_id
 
 from . import company, invoice_checks, limiter, mappers
 from . import selectors as export_selectors
-from .client import QuickBooksClient, error_from_fault
+from .client import QUERY_PAGE_SIZE, QuickBooksClient, error_from_fault
 from .errors import (
     QuickBooksAuthorizationError,
     QuickBooksDuplicateNameError,
@@ -70,6 +71,7 @@ from .errors import (
     QuickBooksObjectNotFoundError,
     QuickBooksThrottledError,
 )
+from .lookups import LOOKAHEAD_PAYMENTS, LookupCache
 from .models import (
     ExportAttempt,
     ExportBatch,
@@ -429,6 +431,8 @@ class _Run:
     profile: object = None
     # Our tax rate id -> QuickBooks TaxCode Id (QuickBooksTaxCodeMapping), read once per run.
     tax_codes: dict[int, str] | None = None
+    # Customers, items and invoices looked up by e-mail, name and number in batches (lookups.py), for this run.
+    lookups: LookupCache = field(default_factory=LookupCache)
 
 
 def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
@@ -557,7 +561,7 @@ def _has_pending(realm_id: str) -> bool:
     return _pending_items(realm_id).exists()
 
 
-def _next_payment_ids(realm_id: str, *, skip: set[int] = frozenset()) -> list[int]:
+def _next_payment_ids(realm_id: str, *, skip: set[int] = frozenset(), limit: int = CHUNK_SIZE) -> list[int]:
     """The next payments to work on: oldest batch first and, within it, grouped by customer. Grouping spreads the
     customers to find or create evenly over the chunks, so looking them up ahead fits in the waits for QuickBooks'
     batch budget (see _work_ahead) instead of piling up in the first chunks."""
@@ -568,10 +572,10 @@ def _next_payment_ids(realm_id: str, *, skip: set[int] = frozenset()) -> list[in
         .exclude(payment_id__in=skip)
         .order_by("batch_id", "payment__customer_id", "id")
     )
-    for payment_id in pending.values_list("payment_id", flat=True)[: CHUNK_SIZE * 4]:
+    for payment_id in pending.values_list("payment_id", flat=True)[: limit * 4]:
         if payment_id not in ids:
             ids.append(payment_id)
-            if len(ids) == CHUNK_SIZE:
+            if len(ids) == limit:
                 break
     return ids
 
@@ -676,6 +680,7 @@ def _export_chunk(run: _Run, payment_ids: list[int]) -> None:
     run.transient = None
     payments = billing_selectors.payments_for_export(payment_ids=claimed)
     try:
+        _look_up_in_batches(run, payments)
         customer_ids = _ensure_customers(run, payments)
         item_ids = _ensure_items(run, payments)
         invoice_ids = _ensure_invoices(run, payments, customer_ids, item_ids)
@@ -1258,6 +1263,10 @@ def _work_ahead(run: _Run) -> bool:
 
 
 def _resolve_one_ahead(run: _Run) -> bool:
+    needs = _lookup_needs(run, run.ahead)
+    if run.lookups.needs(**needs):
+        _look_up(run, **needs)
+        return True
     customers = {p.customer_id: p for p in run.ahead}
     mapped = _mapped(run, Kind.CUSTOMER, [str(pk) for pk in customers])
     for customer_id, payment in customers.items():
@@ -1276,6 +1285,69 @@ def _resolve_one_ahead(run: _Run) -> bool:
             _link_or_create_item(run, key, service_name, [])
             return True
     return False
+
+
+# --- Look-ups (lookups.py) ----------------------------------------------------------------------------------------
+
+
+def _look_up_in_batches(run: _Run, payments: list[Payment]) -> None:
+    """Read in batches what these payments' customers, items and invoices need from QuickBooks and the mapping table
+    does not tell (lookups.py). When any of it was not looked up yet in this run, the payments queued after them (up
+    to LOOKAHEAD_PAYMENTS) are looked up in the same queries: a run of 1,000 payments makes a handful of reads."""
+    needs = _lookup_needs(run, payments)
+    if not run.lookups.needs(**needs):
+        return
+    upcoming = _next_payment_ids(run.realm_id, skip={p.pk for p in payments}, limit=LOOKAHEAD_PAYMENTS)
+    if upcoming:
+        more = _lookup_needs(run, billing_selectors.payments_for_export(payment_ids=upcoming))
+        needs = {key: [*needs[key], *more[key]] for key in needs}
+    _look_up(run, **needs)
+
+
+def _lookup_needs(run: _Run, payments: list[Payment]) -> dict[str, list]:
+    """The customers, item names and invoice numbers of these payments that the mapping table does not hold (three
+    queries). Invoice numbers only when the company numbers invoices as we do (custom transaction numbers)."""
+    customers = {payment.customer_id: payment.customer for payment in payments}
+    invoices: dict[int, Invoice] = {}
+    item_names: dict[str, list[str]] = {}
+    for payment in payments:
+        for invoice, _ in mappers.payment_net_applications(payment):
+            invoices[invoice.pk] = invoice
+            for line in invoice.lines.all():
+                item_names.setdefault(mappers.item_key(line.service_name), mappers.item_names(line.service_name))
+    mapped_customers = _mapped(run, Kind.CUSTOMER, [str(pk) for pk in customers])
+    mapped_items = _mapped(run, Kind.ITEM, item_names)
+    numbers: list[str] = []
+    if run.profile is None or run.profile.custom_txn_numbers:
+        mapped_invoices = _mapped(run, Kind.INVOICE, [str(pk) for pk in invoices])
+        numbers = [invoice.number for pk, invoice in invoices.items() if str(pk) not in mapped_invoices]
+    return {
+        "customers": [customer for pk, customer in customers.items() if str(pk) not in mapped_customers],
+        "item_names": [name for key, names in item_names.items() if key not in mapped_items for name in names],
+        "invoice_numbers": numbers,
+    }
+
+
+def _look_up(run: _Run, *, customers=(), item_names=(), invoice_numbers=()) -> None:
+    run.lookups.fill(
+        lambda statement: _query_all(run, statement),
+        customers=customers,
+        item_names=item_names,
+        invoice_numbers=invoice_numbers,
+    )
+
+
+def _query_all(run: _Run, statement: str) -> list[dict]:
+    """Every row of a query, a page of 1,000 per request, each request within the company's budget."""
+    rows: list[dict] = []
+    start = 1
+    while True:
+        paged = f"{statement} STARTPOSITION {start} MAXRESULTS {QUERY_PAGE_SIZE}"
+        page = _call(run, lambda paged=paged: run.client.query(paged))
+        rows.extend(page)
+        if len(page) < QUERY_PAGE_SIZE:
+            return rows
+        start += QUERY_PAGE_SIZE
 
 
 # --- Customers ----------------------------------------------------------------------------------------------------
@@ -1314,8 +1386,14 @@ def _qbo_ids_mapped_to_others(run: _Run, kind: str, qbo_ids: list[str], local_ke
     )
 
 
-def _find_customer(run: _Run, where: str, payment_ids: list[int], local_key: str, label: str) -> list[dict]:
-    rows = _call(run, lambda: run.client.query(f"SELECT * FROM Customer WHERE {where}"))
+def _find_customer(run: _Run, customer: Customer, payment_ids: list[int], local_key: str) -> list[dict]:
+    """QuickBooks customers of this party not linked to another of ours: by e-mail; for a customer without one, by
+    name. Answered from the run's batched look-ups (one query for this customer alone if it was not among them)."""
+    rows = run.lookups.customer_rows(customer)
+    if rows is None:
+        _look_up(run, customers=[customer])
+        rows = run.lookups.customer_rows(customer) or []
+    label = "e-mail" if customer.email.strip() else "name"
     taken = _qbo_ids_mapped_to_others(run, Kind.CUSTOMER, [str(r["Id"]) for r in rows], local_key)
     rows = [r for r in rows if str(r["Id"]) not in taken]
     _attempt(
@@ -1334,11 +1412,7 @@ def _find_customer(run: _Run, where: str, payment_ids: list[int], local_key: str
 def _link_or_create_customer(run: _Run, customer: Customer, payment_ids: list[int]) -> str:
     local_key = str(customer.pk)
     # 1. The same party already in QuickBooks: by e-mail; for a customer without one, by name and no e-mail either.
-    if customer.email:
-        where, label = f"PrimaryEmailAddr = {mappers.quote(customer.email)}", "e-mail"
-    else:
-        where, label = f"DisplayName = {mappers.quote(mappers.customer_display_names(customer)[0])}", "name"
-    rows = [r for r in _find_customer(run, where, payment_ids, local_key, label) if mappers.is_same_party(customer, r)]
+    rows = [r for r in _find_customer(run, customer, payment_ids, local_key) if mappers.is_same_party(customer, r)]
     if rows:
         return _record_mapping(run, Kind.CUSTOMER, local_key, rows[0], linked=True).qbo_id
     # 2. Create it under the first name no other party holds. 6240 means a customer, vendor or employee has it.
@@ -1410,7 +1484,10 @@ def _link_or_create_item(run: _Run, key: str, service_name: str, payment_ids: li
     surprise 610 from an inactive one."""
     last_error: QuickBooksError | None = None
     for name in mappers.item_names(service_name):
-        rows = _call(run, lambda name=name: run.client.query(f"SELECT * FROM Item WHERE Name = {mappers.quote(name)}"))
+        rows = run.lookups.item_rows(name)
+        if rows is None:  # not among the run's batched look-ups: this name alone
+            _look_up(run, item_names=[name])
+            rows = run.lookups.item_rows(name) or []
         usable = [r for r in rows if r.get("Type") in LINKABLE_ITEM_TYPES and r.get("Active", True) is not False]
         if usable:
             _attempt(
@@ -1470,46 +1547,40 @@ def _ensure_invoices(
     if run.profile is not None and not run.profile.custom_txn_numbers:
         to_find = []  # QuickBooks numbers invoices itself: our number is no key there (the mapping is)
     amounts_to_post = _amounts_to_post(run, payments) if to_find else {}
-    for start in range(0, len(to_find), BATCH_SIZE):
-        chunk = to_find[start : start + BATCH_SIZE]
-        numbers = ", ".join(mappers.quote(inv.number) for inv in chunk)
-        rows = _call(
-            run, lambda numbers=numbers: run.client.query(f"SELECT * FROM Invoice WHERE DocNumber IN ({numbers})")
-        )
-        by_number = {row.get("DocNumber"): row for row in rows}
-        for invoice in chunk:
-            row = by_number.get(invoice.number)
-            if row is None:
-                continue
-            customer_id = customer_ids.get(invoice.customer_id)
-            problem = _invoice_mismatch(invoice, row, customer_id)
-            if not problem:
-                # A hand-keyed invoice already paid in QuickBooks is not linked blindly: its Balance must take ours.
-                to_post = amounts_to_post.get(invoice.pk, Decimal("0.00"))
-                if found := invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post):
-                    problem = (
-                        f"QuickBooks already has invoice {invoice.number} (QuickBooks invoice {row['Id']}) but it "
-                        f"cannot take FieldSync's payments: {found.message} FieldSync did not link it."
-                    )
-            if problem:
-                _fail(
-                    run,
-                    payments_of[invoice.pk],
-                    ApplicationError(problem, code="invoice_conflict"),
-                    f"Invoice {invoice.number}",
+    _look_up(run, invoice_numbers=[inv.number for inv in to_find if not run.lookups.has_invoice(inv.number)])
+    for invoice in to_find:
+        row = run.lookups.invoice_row(invoice.number)
+        if row is None:
+            continue
+        customer_id = customer_ids.get(invoice.customer_id)
+        problem = _invoice_mismatch(invoice, row, customer_id)
+        if not problem:
+            # A hand-keyed invoice already paid in QuickBooks is not linked blindly: its Balance must take ours.
+            to_post = amounts_to_post.get(invoice.pk, Decimal("0.00"))
+            if found := invoice_checks.invoice_problem(invoice, row, amount_to_post=to_post):
+                problem = (
+                    f"QuickBooks already has invoice {invoice.number} (QuickBooks invoice {row['Id']}) but it "
+                    f"cannot take FieldSync's payments: {found.message} FieldSync did not link it."
                 )
-                continue
-            result[invoice.pk] = _record_mapping(run, Kind.INVOICE, str(invoice.pk), row, linked=True).qbo_id
-            run.invoice_rows[str(row["Id"])] = row
-            _attempt(
+        if problem:
+            _fail(
                 run,
                 payments_of[invoice.pk],
-                operation="find Invoice by number",
-                object_kind=Kind.INVOICE,
-                local_key=str(invoice.pk),
-                qbo_id=str(row["Id"]),
-                outcome=ExportAttempt.Outcome.LINKED,
+                ApplicationError(problem, code="invoice_conflict"),
+                f"Invoice {invoice.number}",
             )
+            continue
+        # Linked from a look-up that may be minutes old (lookups.py): read again before any payment is posted.
+        result[invoice.pk] = _record_mapping(run, Kind.INVOICE, str(invoice.pk), row, linked=True).qbo_id
+        _attempt(
+            run,
+            payments_of[invoice.pk],
+            operation="find Invoice by number",
+            object_kind=Kind.INVOICE,
+            local_key=str(invoice.pk),
+            qbo_id=str(row["Id"]),
+            outcome=ExportAttempt.Outcome.LINKED,
+        )
 
     entries = []
     for pk, invoice in invoices.items():

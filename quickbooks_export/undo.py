@@ -120,6 +120,18 @@ def _payments_to_undo(*, batch_id: int | None, payment_id: int | None) -> list[i
     return list(Payment.objects.filter(pk=payment_id, export_status=ExportStatus.EXPORTED).values_list("pk", flat=True))
 
 
+def _invoices_exported_alone(*, batch_id: int | None) -> list[int]:
+    """Invoices with nothing to pay that this export created on their own (no payment: services' invoice-only
+    items). They are voided like the invoices of undone payments, after them."""
+    if batch_id is None:
+        return []
+    return list(
+        ExportBatchItem.objects.filter(
+            batch_id=batch_id, invoice__isnull=False, outcome=ExportBatchItem.Outcome.CREATED
+        ).values_list("invoice_id", flat=True)
+    )
+
+
 def export_undo_plan(*, batch_id: int | None = None, payment_id: int | None = None) -> UndoPlan:
     """Check QuickBooks and say exactly what an undo would void (reads only; batched: one query per 100 objects).
 
@@ -137,7 +149,15 @@ def export_undo_plan(*, batch_id: int | None = None, payment_id: int | None = No
         plan.refusals.append(f"Export #{batch_id} went to another QuickBooks company than the one connected now.")
         return plan
     payment_ids = _payments_to_undo(batch_id=batch_id, payment_id=payment_id)
-    if not payment_ids:
+    alone_ids = _invoices_exported_alone(batch_id=batch_id)
+    if alone_ids:  # still linked: not undone (or unlinked) since
+        alone_ids = [
+            int(key)
+            for key in QuickBooksMapping.objects.filter(
+                realm_id=plan.realm_id, kind=Kind.INVOICE, local_key__in=[str(pk) for pk in alone_ids]
+            ).values_list("local_key", flat=True)
+        ]
+    if not payment_ids and not alone_ids:
         plan.refusals.append("Nothing to undo: none of its payments is in QuickBooks from FieldSync any more.")
         return plan
     payments = {p.pk: p for p in Payment.objects.select_related("customer").filter(pk__in=payment_ids)}
@@ -156,7 +176,7 @@ def export_undo_plan(*, batch_id: int | None = None, payment_id: int | None = No
     applications = list(
         PaymentApplication.objects.filter(payment_id__in=payment_ids).values_list("payment_id", "invoice_id")
     )
-    invoice_ids = sorted({invoice_id for _, invoice_id in applications})
+    invoice_ids = sorted({invoice_id for _, invoice_id in applications} | set(alone_ids))
     invoices = {i.pk: i for i in Invoice.objects.filter(pk__in=invoice_ids)}
     in_quickbooks_by_invoice: dict[int, set[int]] = {}
     for pay_id, inv_id in PaymentApplication.objects.filter(

@@ -78,6 +78,21 @@ class Response:
     after: list = field(default_factory=list)  # callables run once the answer is written (or dropped)
 
 
+# What Intuit's App Partner Program meters, per request performed (QBO.md, "Limits and cost"): reads and queries
+# ("CorePlus": GET of an object, the query endpoint, CDC, reports) are metered; writes ("Core": create, update,
+# delete, void) are not. A batch is counted apart: its items are creates here.
+METERED_KINDS = ("reads", "writes", "batches")
+
+
+def _metered_kind(method: str, rest: str) -> str:
+    head = rest.strip("/").split("/")[0].lower()
+    if head == "batch":
+        return "batches"
+    if method == "GET" or head == "query":
+        return "reads"
+    return "writes"
+
+
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
     return Response(status, json.dumps(to_wire(body)).encode(), headers=headers or {})
 
@@ -290,6 +305,7 @@ class SandboxApp:
             counts = {name: len(by_id) for name, by_id in company.entities.items()}
             remembered = len(company.requestids)
         stats = {"requests": 0, "throttled": 0, "injected": 0, "replayed": 0, "dropped": 0, "faults": 0}
+        stats.update(dict.fromkeys(METERED_KINDS, 0))
         stats.update(company.stats.as_dict())
         stats["entities"] = counts
         stats["requestids_remembered"] = remembered
@@ -525,6 +541,7 @@ class SandboxApp:
         limit = MAX_BATCH_REQUESTID if is_batch else MAX_REQUESTID
         with company.lock:
             company.stats.add("requests")
+            company.stats.add(_metered_kind(request.method, rest))
             if requestid is not None and len(requestid) > limit:
                 # Observed QBO answer to an over-long requestid: a 6000 business validation error. It is not
                 # remembered: the id is not valid.

@@ -136,3 +136,36 @@ def test_a_refunded_payment_refuses_the_undo(qbo_company):
     assert plan.refusals == [
         f"Payment #{payment.pk} has a refund recorded; settle the refund in QuickBooks by hand instead of undoing."
     ]
+
+
+def test_undo_voids_the_invoices_the_export_sent_on_their_own_after_the_payments(qbo_company):
+    """An export of a payment and of a $0 warranty invoice (invoice-only): the undo voids the payment, then both
+    invoices, and the warranty invoice can be exported again."""
+    from quickbooks_export.services import export_batch_start
+
+    from .conftest import drain
+    from .test_invoice_only import qbo_invoices, warranty_invoice
+
+    payment = pay(issued_invoice(amount="80.00", number="INV-U1"), "80.00")
+    warranty = warranty_invoice("INV-W9")
+    batch = export_batch_start(payments=[payment.pk], invoices=[warranty.pk], selection="test", source="command")
+    drain(batch.realm_id)
+    [in_quickbooks] = qbo_invoices(qbo_company, "INV-W9")
+
+    plan = export_undo_plan(batch_id=batch.pk)
+    assert plan.refusals == []
+    assert [(s["entity"], s["local_key"]) for s in plan.steps] == [
+        ("Payment", str(payment.pk)),
+        ("Invoice", str(payment.applications.get().invoice_id)),
+        ("Invoice", str(warranty.pk)),
+    ]
+    undo = export_undo_start(user=UserFactory(), batch_id=batch.pk)
+    assert export_undo_run(undo_id=undo.pk) == "done"
+
+    [row] = qbo_invoices(qbo_company, "INV-W9")
+    assert row["Id"] == in_quickbooks["Id"] and voided(row)
+    undo.refresh_from_db()
+    assert (undo.voided_payments, undo.voided_invoices) == (1, 2)
+    assert not QuickBooksMapping.objects.filter(kind=Kind.INVOICE, local_key=str(warranty.pk)).exists()
+    with pytest.raises(ConflictError, match="Nothing to undo"):
+        export_undo_start(user=UserFactory(), batch_id=batch.pk)
