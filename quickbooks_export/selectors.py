@@ -24,14 +24,18 @@ from .models import (
 Outcome = ExportBatchItem.Outcome
 
 
-def in_business_unit_companies(request, *, field: str = "realm_id") -> Q:
-    """A filter for rows keyed by company (batches, links, changes, undos) of the business unit the pages act on:
-    its companies' rows, and those of no other unit's company (QuickBooks Desktop's, a company never connected), so
-    with one unit every row. A subquery: no query of its own."""
-    chosen = business_unit_chosen(request)
-    mine = QuickBooksConnection.objects.filter(business_unit__in=chosen).values("realm_id")
-    others = QuickBooksConnection.objects.exclude(business_unit__in=chosen).values("realm_id")
+def in_companies_of(units: QuerySet, *, field: str = "realm_id") -> Q:
+    """A filter for rows keyed by company (batches, links, changes, undos, reconciliations) of `units` (a query of
+    unit ids): their companies' rows, and those of no other unit's company (QuickBooks Desktop's, a company never
+    connected), so with one unit every row. A subquery: no query of its own."""
+    mine = QuickBooksConnection.objects.filter(business_unit__in=units).values("realm_id")
+    others = QuickBooksConnection.objects.exclude(business_unit__in=units).values("realm_id")
     return Q(**{f"{field}__in": mine}) | ~Q(**{f"{field}__in": others})
+
+
+def in_business_unit_companies(request, *, field: str = "realm_id") -> Q:
+    """in_companies_of the business unit the staff pages act on."""
+    return in_companies_of(business_unit_chosen(request), field=field)
 
 
 def export_batch_counts(*, batch_id: int) -> dict[str, int]:
