@@ -11,6 +11,7 @@ records and QuickBooks company follow it), and a job's unit is its customer's.
 
 from django.contrib import admin
 
+from . import services
 from .models import (
     BusinessUnit,
     Customer,
@@ -65,9 +66,34 @@ class TaxRateAdmin(admin.ModelAdmin):
 
 @admin.register(BusinessUnit)
 class BusinessUnitAdmin(admin.ModelAdmin):
+    """Create a unit and say who its members are. Written through billing.services (business_unit_create /
+    business_unit_update), as any other caller would; the slug names the unit for API clients and commands, so it
+    is fixed once the unit exists."""
+
     list_display = ["name", "slug", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["members"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["slug"] if obj is not None else []
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None else self.prepopulated_fields
+
+    def save_model(self, request, obj, form, change):
+        pass  # written with its members in save_related, through the service
+
+    def save_related(self, request, form, formsets, change):
+        members = form.cleaned_data["members"]
+        if change:
+            services.business_unit_update(business_unit=form.instance, name=form.instance.name, members=members)
+        else:
+            unit = services.business_unit_create(name=form.instance.name, slug=form.instance.slug, members=members)
+            # The admin goes on with its own instance (the message, the log entry, the redirect): it is this row.
+            form.instance.pk, form.instance.created_at = unit.pk, unit.created_at
+            form.instance._state.adding = False
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def has_delete_permission(self, request, obj=None):
         return False  # its records are PROTECTed; a unit is never deleted to "fix" books

@@ -86,12 +86,27 @@ def _full_clean(instance, **options) -> None:
 DEFAULT_UNIT_NAME, DEFAULT_UNIT_SLUG = "Main", "main"
 
 
-def business_unit_create(*, name: str) -> BusinessUnit:
+def business_unit_create(*, name: str, slug: str = "", members: Iterable = ()) -> BusinessUnit:
+    """A new business unit (its slug: `slug`, else made from the name) with its `members` (staff users). Its slug is
+    how API clients and commands name it, so it is fixed once created. Raises ApplicationError (invalid) for a name
+    or slug taken or empty."""
     name = name.strip()
-    unit = BusinessUnit(name=name, slug=slugify(name))
+    unit = BusinessUnit(name=name, slug=slug.strip() or slugify(name))
     _full_clean(unit)
-    unit.save()
+    with transaction.atomic():
+        unit.save()
+        unit.members.set(members)
     return unit
+
+
+def business_unit_update(*, business_unit: BusinessUnit, name: str, members: Iterable) -> BusinessUnit:
+    """Rename a unit and set who its members are (the staff who see and act on its records). The slug stays."""
+    business_unit.name = name.strip()
+    _full_clean(business_unit)
+    with transaction.atomic():
+        business_unit.save(update_fields=["name"])
+        business_unit.members.set(members)
+    return business_unit
 
 
 def business_unit_default() -> BusinessUnit:

@@ -4,13 +4,15 @@ moves into the default unit; with one unit nobody has to name it."""
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.urls import reverse
 
 from billing import services
 from billing.models import BusinessUnit, Customer, Invoice, Job, Payment
 from fieldsync.exceptions import ApplicationError
-from tests.factories import BusinessUnitFactory, CustomerFactory, issued_invoice, pay
+from tests.factories import BusinessUnitFactory, CustomerFactory, UserFactory, issued_invoice, pay
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +107,46 @@ def test_with_several_units_a_row_saved_without_a_unit_is_refused():
 
     with pytest.raises(ApplicationError, match="several business units"):
         Customer.objects.create(display_name="Direct Co")
+
+
+def test_the_admin_creates_a_unit_with_its_members_through_the_service(client):
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    mia, leo = UserFactory(username="mia"), UserFactory(username="leo")
+    client.force_login(boss)
+
+    response = client.post(
+        reverse("admin:billing_businessunit_add"),
+        {"name": "North Shore", "slug": "north-shore", "members": [mia.pk, leo.pk]},
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    north = BusinessUnit.objects.get(slug="north-shore")
+    assert (north.name, sorted(north.members.values_list("username", flat=True))) == ("North Shore", ["leo", "mia"])
+    assert LogEntry.objects.get(object_id=str(north.pk)).get_change_message() == "Added."
+
+
+def test_the_admin_renames_a_unit_and_changes_its_members_but_never_its_slug(client):
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    mia, leo = UserFactory(username="mia"), UserFactory(username="leo")
+    north = services.business_unit_create(name="North", members=[mia])
+    client.force_login(boss)
+    url = reverse("admin:billing_businessunit_change", args=[north.pk])
+    assert 'name="slug"' not in client.get(url).content.decode()  # shown, not editable: API clients name it
+
+    response = client.post(url, {"name": "North Shore", "slug": "changed", "members": [leo.pk]})
+
+    assert response.status_code == 302
+    north.refresh_from_db()
+    assert (north.name, north.slug, list(north.members.all())) == ("North Shore", "north", [leo])
+
+
+def test_a_unit_named_like_another_is_refused_and_nothing_is_made(client):
+    services.business_unit_create(name="North")
+    client.force_login(UserFactory(username="boss", is_staff=True, is_superuser=True))
+
+    response = client.post(reverse("admin:billing_businessunit_add"), {"name": "North", "slug": "north-2"})
+
+    assert response.status_code == 200 and "already exists" in response.content.decode()
+    assert BusinessUnit.objects.filter(name="North").count() == 1
+    with pytest.raises(ApplicationError):
+        services.business_unit_create(name="  ")
