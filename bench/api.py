@@ -93,7 +93,15 @@ def prepare(count: int) -> tuple[str, list[str]]:
     call_command("migrate", verbosity=0)
     customer = services.customer_create(display_name="Bench Cooling Co.", email="ap@benchcooling.example")
     invoices = Invoice.objects.bulk_create(
-        [Invoice(customer=customer, number=f"B-{i:06d}", status=Invoice.Status.OPEN) for i in range(count)]
+        [
+            Invoice(
+                customer=customer,
+                business_unit=customer.business_unit,
+                number=f"B-{i:06d}",
+                status=Invoice.Status.OPEN,
+            )
+            for i in range(count)
+        ]
     )
     InvoiceLine.objects.bulk_create(
         [InvoiceLine(invoice=inv, service_name="Labor", unit_price="120.00", amount="120.00") for inv in invoices]

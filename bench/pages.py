@@ -54,6 +54,7 @@ def main() -> None:
     from billing.demo import seed_scale, seed_story_company
     from billing.models import Customer, Payment
     from billing.selectors import payment_filter_exportable
+    from billing.services import business_unit_default
     from quickbooks_export.models import ExportBatch, ExportBatchItem, QuickBooksConnection
     from tests.pages.conftest import OFFICE_PERMISSIONS, RECORD_PERMISSIONS, make_user
 
@@ -78,9 +79,14 @@ def main() -> None:
     missing = args.customers - Customer.objects.count()
     if missing > 0:
         start = Customer.objects.count()
+        unit = business_unit_default()
         Customer.objects.bulk_create(
             [
-                Customer(display_name=f"Bench Customer {start + i:06d}", email=f"bench{start + i}@example.com")
+                Customer(
+                    business_unit=unit,
+                    display_name=f"Bench Customer {start + i:06d}",
+                    email=f"bench{start + i}@example.com",
+                )
                 for i in range(missing)
             ],
             batch_size=5000,

@@ -5,12 +5,15 @@ The admin is for looking and for fixing master data (customers' names and addres
 not a side door: invoices, payments, refunds and manual-handling items have export consequences (what QuickBooks
 receives, "exported is final", a payment's customer = its invoices' customer), so they are created and changed only
 through billing.services — on the staff pages and the API — and are view-only here, with no "Add" and no delete.
-A job's number and customer are fixed once it exists (invoices point at it).
+A job's number and customer are fixed once it exists (invoices point at it); so is a customer's business unit (its
+records and QuickBooks company follow it), and a job's unit is its customer's.
 """
 
 from django.contrib import admin
 
+from . import services
 from .models import (
+    BusinessUnit,
     Customer,
     Invoice,
     InvoiceLine,
@@ -61,10 +64,50 @@ class TaxRateAdmin(admin.ModelAdmin):
         return False  # billing.services.tax_rate_create (API / seed) validates the percentage
 
 
+@admin.register(BusinessUnit)
+class BusinessUnitAdmin(admin.ModelAdmin):
+    """Create a unit and say who its members are. Written through billing.services (business_unit_create /
+    business_unit_update), as any other caller would; the slug names the unit for API clients and commands, so it
+    is fixed once the unit exists."""
+
+    list_display = ["name", "slug", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["slug"] if obj is not None else []
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None else self.prepopulated_fields
+
+    def save_model(self, request, obj, form, change):
+        pass  # written with its members in save_related, through the service
+
+    def save_related(self, request, form, formsets, change):
+        members = form.cleaned_data["members"]
+        if change:
+            services.business_unit_update(business_unit=form.instance, name=form.instance.name, members=members)
+        else:
+            unit = services.business_unit_create(name=form.instance.name, slug=form.instance.slug, members=members)
+            # The admin goes on with its own instance (the message, the log entry, the redirect): it is this row.
+            form.instance.pk, form.instance.created_at = unit.pk, unit.created_at
+            form.instance._state.adding = False
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its records are PROTECTed; a unit is never deleted to "fix" books
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["display_name", "company_name", "email", "phone", "billing_city"]
+    list_display = ["display_name", "company_name", "email", "phone", "billing_city", "business_unit"]
+    list_filter = ["business_unit"]
+    list_select_related = ["business_unit"]
     search_fields = ["display_name", "company_name", "email", "phone"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["business_unit"] if obj is not None else []
 
     def has_delete_permission(self, request, obj=None):
         return False  # a customer may be in QuickBooks already; nothing is deleted to "fix" books
@@ -81,6 +124,13 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Invoices of this job belong to its customer and QuickBooks knows it by number: both are fixed once saved.
         return ["number", "customer"] if obj is not None else []
+
+    def get_exclude(self, request, obj=None):
+        return ["business_unit"]  # always the customer's
+
+    def save_model(self, request, obj, form, change):
+        obj.business_unit_id = obj.customer.business_unit_id
+        super().save_model(request, obj, form, change)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -282,10 +282,12 @@ def seed_scale(
     rng = random.Random(seed)  # deterministic
     start = (Invoice.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     n_customers = customers or max(1, payments // 5)
+    unit = services.business_unit_default()
     with transaction.atomic():
         customers = Customer.objects.bulk_create(
             [
                 Customer(
+                    business_unit=unit,
                     display_name=f"Scale Customer {start + i:06d}",
                     email=f"scale{start + i}@example.com" if i % 3 else "",
                     billing_city="Chicago",
@@ -301,6 +303,7 @@ def seed_scale(
             invoices.append(
                 Invoice(
                     customer=customers[i % n_customers],
+                    business_unit=unit,
                     number=f"S-{start + i:08d}",
                     status=Invoice.Status.OPEN,
                     issued_on=_day(i % 60),
@@ -329,6 +332,7 @@ def seed_scale(
             payment_rows.append(
                 Payment(
                     customer=invoice.customer,
+                    business_unit=unit,
                     amount=amount,
                     method=methods[i % len(methods)],
                     reference=f"R{start + i}",

@@ -40,7 +40,49 @@ def _default_currency() -> str:
     return settings.FIELDSYNC_CURRENCY
 
 
+class BusinessUnit(models.Model):
+    """A store, franchise or location that keeps its own books: one QuickBooks company per unit.
+
+    Customers, jobs, invoices and payments belong to exactly one unit (a job's, invoice's and payment's unit is always
+    its customer's; billing.services keeps that true). Everything QuickBooks-side follows from the unit's connection
+    (mappings, settings, limits, export log are keyed by its company's realm). An installation starts with one unit,
+    and with one unit nothing about units shows anywhere.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    # Staff who see and act on the unit's records (with their permissions). Superusers see every unit; while there
+    # is only one unit, every staff user acts on it (see billing.selectors.business_units_visible).
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="business_units")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _only_unit() -> "BusinessUnit":
+    from .services import business_unit_default  # services import this module
+
+    return business_unit_default()
+
+
+def _clean_unit_is_customers(instance) -> None:
+    """A job's, invoice's or payment's unit is its customer's (the database cannot say it across two tables)."""
+    if (
+        instance.customer_id
+        and instance.business_unit_id
+        and instance.business_unit_id != instance.customer.business_unit_id
+    ):
+        raise ValidationError(
+            {"business_unit": f"{instance.customer} belongs to {instance.customer.business_unit}; so must this."}
+        )
+
+
 class Customer(models.Model):
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="customers")
     display_name = models.CharField(max_length=200)
     company_name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
@@ -60,6 +102,13 @@ class Customer(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    def save(self, *args, **kwargs) -> None:
+        # Saved without a unit (a caller from before units, a test's direct create): the only unit, so nothing that
+        # worked with one unit breaks; with several, business_unit_default refuses.
+        if self.business_unit_id is None:
+            self.business_unit = _only_unit()
+        super().save(*args, **kwargs)
+
 
 class Job(models.Model):
     class Status(models.TextChoices):
@@ -69,6 +118,7 @@ class Job(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="jobs")
     number = models.CharField(max_length=30, unique=True)
     title = models.CharField(max_length=200)
     service_address = models.CharField(max_length=300, blank=True)
@@ -83,8 +133,14 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
 
+    def save(self, *args, **kwargs) -> None:
+        if self.business_unit_id is None and self.customer_id is not None:
+            self.business_unit_id = self.customer.business_unit_id  # always the customer's unit
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         _clean_number(self)
+        _clean_unit_is_customers(self)
 
 
 class TaxRate(models.Model):
@@ -117,6 +173,7 @@ class Invoice(models.Model):
         VOID = "void", "Void"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="invoices")
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True)
     # QuickBooks' DocNumber holds 21 characters at most, and ours becomes it.
     number = models.CharField(max_length=21, unique=True)
@@ -147,8 +204,14 @@ class Invoice(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    def save(self, *args, **kwargs) -> None:
+        if self.business_unit_id is None and self.customer_id is not None:
+            self.business_unit_id = self.customer.business_unit_id  # always the customer's unit
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         _clean_number(self)
+        _clean_unit_is_customers(self)
 
 
 class InvoiceLine(models.Model):
@@ -205,6 +268,7 @@ class Payment(models.Model):
         QUICKBOOKS = "quickbooks", "Recorded in QuickBooks"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3, default=_default_currency)
     method = models.CharField(max_length=10, choices=Method.choices)
@@ -240,6 +304,14 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"Payment #{self.pk} {self.amount} {self.currency}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.business_unit_id is None and self.customer_id is not None:
+            self.business_unit_id = self.customer.business_unit_id  # always the customer's unit
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        _clean_unit_is_customers(self)
 
 
 class PaymentApplication(models.Model):

@@ -33,7 +33,7 @@ from .record_forms import (
     add_service_error,
     invoice_line_initial,
 )
-from .selectors import invoice_with_balances, payment_with_amounts
+from .selectors import business_unit_for_request, in_business_unit, invoice_with_balances, payment_with_amounts
 
 PAGE_SIZE = 50
 PAYMENT_PAGE = "exports:payment_detail"
@@ -77,7 +77,7 @@ def _pager(request: HttpRequest, page: int, has_next: bool, count: int) -> dict:
 @require_GET
 def customer_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:100]
-    customers = Customer.objects.order_by("display_name", "id")
+    customers = in_business_unit(Customer.objects, request).order_by("display_name", "id")
     if q:
         customers = customers.filter(
             Q(display_name__icontains=q) | Q(company_name__icontains=q) | Q(email__icontains=q) | Q(phone__icontains=q)
@@ -95,7 +95,7 @@ def customer_create(request: HttpRequest) -> HttpResponse:
     form = CustomerForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            customer = services.customer_create(**form.cleaned_data)
+            customer = services.customer_create(business_unit=business_unit_for_request(request), **form.cleaned_data)
         except ApplicationError as exc:
             add_service_error(form, exc)
         else:
@@ -109,7 +109,7 @@ def customer_create(request: HttpRequest) -> HttpResponse:
 @_required("change_customer")
 @require_http_methods(["GET", "POST"])
 def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     form = CustomerForm.for_customer(customer, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -129,7 +129,7 @@ def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
 def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
     """Everything about one customer: jobs, invoices with what is open, payments with unapplied credit, and (from the
     template) whether the customer is in QuickBooks yet."""
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     invoices = list(
         invoice_with_balances(customer.invoices.select_related("job")).order_by("-issued_on", "-id")[:PAGE_SIZE]
     )
@@ -174,7 +174,7 @@ def _credit_of(payment: Payment) -> dict:
 @_required("add_job")
 @require_http_methods(["GET", "POST"])
 def job_create(request: HttpRequest, customer_id: int) -> HttpResponse:
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     form = JobForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -199,7 +199,7 @@ INVOICE_STATUS_FILTERS = (("", "Any status"), *Invoice.Status.choices)
 def invoice_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
-    invoices = Invoice.objects.select_related("customer").order_by("-id")
+    invoices = in_business_unit(Invoice.objects, request).select_related("customer").order_by("-id")
     if q:
         invoices = invoices.filter(Q(number__icontains=q) | Q(customer__display_name__icontains=q))
     if status in Invoice.Status.values:
@@ -222,7 +222,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def invoice_create(request: HttpRequest, customer_id: int) -> HttpResponse:
     """A draft invoice with its lines. "Add a line" posts the form back with one more empty line (no script)."""
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     data = request.POST if request.method == "POST" else None
     initial = {"job": request.GET.get("job")} if request.GET.get("job", "").isdigit() else None
     form = InvoiceForm(data, customer=customer, initial=initial)
@@ -281,8 +281,9 @@ def _invoice_form_context(customer, form, lines) -> dict:
     return {"nav": "invoices", "customer": customer, "form": form, "lines": lines}
 
 
-def _invoice_or_404(invoice_id: int) -> Invoice:
-    return get_object_or_404(invoice_with_balances(Invoice.objects.select_related("customer", "job")), pk=invoice_id)
+def _invoice_or_404(request: HttpRequest, invoice_id: int) -> Invoice:
+    invoices = in_business_unit(Invoice.objects.select_related("customer", "job"), request)
+    return get_object_or_404(invoice_with_balances(invoices), pk=invoice_id)
 
 
 @login_required
@@ -290,7 +291,7 @@ def _invoice_or_404(invoice_id: int) -> Invoice:
 @require_GET
 def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
     """An invoice: its lines, the payments applied to it, and what is still open (with a button to record it)."""
-    invoice = _invoice_or_404(invoice_id)
+    invoice = _invoice_or_404(request, invoice_id)
     applications = list(invoice.applications.select_related("payment").prefetch_related("refunds").order_by("id"))
     credits = list(
         payment_with_amounts(Payment.objects.filter(customer_id=invoice.customer_id))
@@ -330,7 +331,8 @@ def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
     """Change an invoice's lines, tax or dates, also once issued (billing.services.invoice_edit, as the API's PATCH).
     An issued invoice already in QuickBooks gets the change there too, or a flag saying why not."""
     invoice = get_object_or_404(
-        Invoice.objects.select_related("customer", "tax_rate").prefetch_related("lines"), pk=invoice_id
+        in_business_unit(Invoice.objects, request).select_related("customer", "tax_rate").prefetch_related("lines"),
+        pk=invoice_id,
     )
     if invoice.status == Invoice.Status.VOID:
         messages.error(request, f"{invoice.number} is void; a void invoice cannot change.")
@@ -380,7 +382,7 @@ def _invoice_edit_context(invoice, form, lines) -> dict:
 
 
 def _invoice_action(request: HttpRequest, invoice_id: int, action, done: str) -> HttpResponse:
-    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    invoice = get_object_or_404(in_business_unit(Invoice.objects, request), pk=invoice_id)
     try:
         invoice = action(invoice)
     except ApplicationError as exc:
@@ -428,7 +430,7 @@ def payment_create(request: HttpRequest, customer_id: int) -> HttpResponse:
 
     `?invoice=<id>&amount=<open>` fills the form in for "Record the remaining $50.00" (a held payment's page) and
     "Record a payment" (an invoice's page)."""
-    customer = get_object_or_404(Customer, pk=customer_id)
+    customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
     open_invoices = _open_invoices(customer)
     initial = {}
     invoice_id, amount = request.GET.get("invoice", ""), request.GET.get("amount", "")
@@ -463,7 +465,9 @@ def payment_create(request: HttpRequest, customer_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def payment_apply_credit(request: HttpRequest, payment_id: int) -> HttpResponse:
     """Apply a payment's unapplied credit to one of the customer's open invoices."""
-    payment = get_object_or_404(payment_with_amounts(Payment.objects.select_related("customer")), pk=payment_id)
+    payment = get_object_or_404(
+        payment_with_amounts(in_business_unit(Payment.objects, request).select_related("customer")), pk=payment_id
+    )
     open_invoices = _open_invoices(payment.customer)
     invoices = Invoice.objects.filter(pk__in=[invoice.pk for invoice in open_invoices]).order_by("issued_on", "id")
     initial = {"amount": payment.unapplied_credit}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import (
+    Case,
     DecimalField,
     Exists,
     ExpressionWrapper,
@@ -23,10 +24,21 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Round
+from django.http import Http404
 
-from .models import Invoice, InvoiceCredit, InvoiceLine, ManualHandlingItem, Payment, PaymentApplication, Refund
+from .models import (
+    BusinessUnit,
+    Invoice,
+    InvoiceCredit,
+    InvoiceLine,
+    ManualHandlingItem,
+    Payment,
+    PaymentApplication,
+    Refund,
+)
 from .money import ZERO, format_money
 
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -353,3 +365,53 @@ def payment_ids_with_invoice_partners(*, payment_ids: Iterable[int]) -> list[int
 def _chunks(values: list, size: int = 2000):
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+# --- Business units -------------------------------------------------------------------------------------------------
+
+BUSINESS_UNIT_SESSION_KEY = "business_unit_id"
+
+
+def business_units_visible(user) -> QuerySet[BusinessUnit]:
+    """The units a staff user sees and acts on (a query to compose; none of its own): superusers every unit; while
+    the installation has one unit, everybody that one (so it works as before units); else the units they are a
+    member of. Permissions still say what they may do there."""
+    if not getattr(user, "is_authenticated", False):
+        return BusinessUnit.objects.none()
+    units = BusinessUnit.objects.all()
+    if user.is_superuser:
+        return units
+    the_only_one = ~Exists(BusinessUnit.objects.exclude(pk=OuterRef("pk")))
+    member = Exists(BusinessUnit.members.through.objects.filter(businessunit_id=OuterRef("pk"), user_id=user.pk))
+    return units.filter(the_only_one | member)
+
+
+def business_unit_chosen(request) -> QuerySet:
+    """The business unit the staff pages act on, as a query of its id (one row at most) to compose into the page's
+    own queries, so it costs no query of its own: the visible unit chosen in this session, else the first visible by
+    name (the only one, in an installation with one)."""
+    chosen = getattr(request, "session", {}).get(BUSINESS_UNIT_SESSION_KEY)
+    first = [Case(When(pk=chosen, then=Value(0)), default=Value(1))] if isinstance(chosen, int) else []
+    return business_units_visible(request.user).order_by(*first, "name", "pk").values("pk")[:1]
+
+
+def in_business_unit(queryset: QuerySet, request, *, field: str = "business_unit") -> QuerySet:
+    """`queryset` narrowed to the unit the page acts on (no extra query): a record of another unit is not there."""
+    return queryset.filter(**{f"{field}__in": business_unit_chosen(request)})
+
+
+def business_unit_for_request(request) -> BusinessUnit:
+    """The unit itself (see business_unit_chosen), for pages that show or act on it. One query, once per request.
+    Raises Http404 when the user sees no unit."""
+    cached = getattr(request, "_business_unit", None)
+    if cached is not None:
+        return cached
+    unit = BusinessUnit.objects.filter(pk__in=business_unit_chosen(request)).first()
+    if unit is None and not BusinessUnit.objects.exists():  # a database emptied after migrating
+        from .services import business_unit_default  # services import this module
+
+        unit = business_unit_default()
+    if unit is None:
+        raise Http404("You are not a member of any business unit.")
+    request._business_unit = unit
+    return unit

@@ -13,11 +13,13 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from fieldsync.exceptions import ApplicationError, ConflictError
 
 from . import hooks
 from .models import (
+    BusinessUnit,
     Customer,
     Invoice,
     InvoiceCredit,
@@ -78,11 +80,57 @@ def _full_clean(instance, **options) -> None:
         ) from None
 
 
+# --- Business units -----------------------------------------------------------------------------------------------
+
+# The unit migration 0006 puts existing data in; also made again when a database emptied after migrating has none.
+DEFAULT_UNIT_NAME, DEFAULT_UNIT_SLUG = "Main", "main"
+
+
+def business_unit_create(*, name: str, slug: str = "", members: Iterable = ()) -> BusinessUnit:
+    """A new business unit (its slug: `slug`, else made from the name) with its `members` (staff users). Its slug is
+    how API clients and commands name it, so it is fixed once created. Raises ApplicationError (invalid) for a name
+    or slug taken or empty."""
+    name = name.strip()
+    unit = BusinessUnit(name=name, slug=slug.strip() or slugify(name))
+    _full_clean(unit)
+    with transaction.atomic():
+        unit.save()
+        unit.members.set(members)
+    return unit
+
+
+def business_unit_update(*, business_unit: BusinessUnit, name: str, members: Iterable) -> BusinessUnit:
+    """Rename a unit and set who its members are (the staff who see and act on its records). The slug stays."""
+    business_unit.name = name.strip()
+    _full_clean(business_unit)
+    with transaction.atomic():
+        business_unit.save(update_fields=["name"])
+        business_unit.members.set(members)
+    return business_unit
+
+
+def business_unit_default() -> BusinessUnit:
+    """The unit a customer goes into when nobody names one: the only unit (made, as "Main", if there is none yet).
+
+    Raises ApplicationError(code="business_unit_required") when there are several: then the caller must say which."""
+    units = list(BusinessUnit.objects.order_by("pk")[:2])
+    if len(units) == 1:
+        return units[0]
+    if units:
+        raise ApplicationError(
+            "This installation has several business units; say which one this is for.",
+            code="business_unit_required",
+        )
+    unit, _ = BusinessUnit.objects.get_or_create(slug=DEFAULT_UNIT_SLUG, defaults={"name": DEFAULT_UNIT_NAME})
+    return unit
+
+
 # --- Customers and jobs -------------------------------------------------------------------------------------------
 
 
 def customer_create(
     *,
+    business_unit: BusinessUnit | None = None,
     display_name: str,
     company_name: str = "",
     email: str = "",
@@ -94,7 +142,9 @@ def customer_create(
     billing_postal_code: str = "",
     billing_country: str = "US",
 ) -> Customer:
+    """Create a customer in `business_unit` (default: the only unit, see business_unit_default)."""
     customer = Customer(
+        business_unit=business_unit or business_unit_default(),
         display_name=display_name.strip(),
         company_name=company_name.strip(),
         email=email.strip().lower(),
@@ -157,6 +207,7 @@ def job_create(
 ) -> Job:
     job = Job(
         customer=customer,
+        business_unit_id=customer.business_unit_id,  # always the customer's unit
         number=number.strip(),
         title=title.strip(),
         service_address=service_address,
@@ -244,6 +295,7 @@ def invoice_create(
         raise ApplicationError(f"The tax rate {tax_rate.name} is no longer in use.", code="tax_rate_inactive")
     invoice = Invoice(
         customer=customer,
+        business_unit_id=customer.business_unit_id,  # always the customer's unit
         job=job,
         number=number.strip(),
         issued_on=issued_on,
@@ -509,7 +561,7 @@ def invoice_edit(
     if issued:
         invoice.changed_at = timezone.now()
         fields.append("changed_at")
-    _full_clean(invoice)
+    _full_clean(invoice, exclude=["business_unit"])  # an edit never moves it to another unit (clean() checks it)
     invoice.save(update_fields=fields)
     if issued:
         _invoice_sync_paid_status(invoice)
@@ -687,6 +739,7 @@ def _payment_record(
         )
     payment = Payment(
         customer=customer,
+        business_unit_id=customer.business_unit_id,  # always the customer's unit
         amount=amount,
         currency=check_currency(currency),
         method=method,
@@ -698,9 +751,10 @@ def _payment_record(
         export_status_changed_at=timezone.now() if origin == Payment.Origin.QUICKBOOKS else None,
         export_reference=export_reference,
     )
-    # Validated in Python only: the customer is a saved row (save() refuses an unsaved one) and the amount's check
-    # constraint (positive) is parse_amount's rule above; the database enforces both again. Two queries less.
-    _full_clean(payment, exclude=["customer"], validate_constraints=False)
+    # Validated in Python only: the customer is a saved row (save() refuses an unsaved one), the unit is the
+    # customer's (clean() checks it), and the amount's check constraint (positive) is parse_amount's rule above; the
+    # database enforces them again. Three queries less.
+    _full_clean(payment, exclude=["customer", "business_unit"], validate_constraints=False)
     payment.save()
     locked = _lock_invoices(invoice.pk for invoice, _ in parsed)
     available = amount

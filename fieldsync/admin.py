@@ -21,12 +21,14 @@ class ApiClientAdmin(admin.ModelAdmin):
         "token_prefix",
         "can_write",
         "can_export",
+        "business_units",
         "created_at",
         "created_by",
         "last_used_at",
         "revoked_at",
     ]
     readonly_fields = ["name", "token_prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
+    filter_horizontal = ["business_units"]  # the units whose records it acts on (fieldsync.api.units)
     actions = ["revoke"]
 
     def has_add_permission(self, request):

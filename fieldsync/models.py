@@ -25,6 +25,9 @@ class ApiClient(models.Model):
     # Every client may read; writing (customers, jobs, invoices, payments, refunds) and exporting are granted apart.
     can_write = models.BooleanField(default=True)
     can_export = models.BooleanField(default=True)
+    # The business units whose records it sees and writes (fieldsync.api.units); another unit's record does not exist
+    # for it. While the installation has one unit, every client acts on that one.
+    business_units = models.ManyToManyField("billing.BusinessUnit", blank=True, related_name="api_clients")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -43,10 +43,12 @@ def export_invoice_start(*, invoice_id: int, user=None, api_client=None, source=
     return online.export_invoice_start(invoice_id=invoice_id, user=user, api_client=api_client, source=source)
 
 
-def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE):
+def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE, business_unit=None):
     if not desktop.desktop_is_target():
-        # Online also takes the invoices with nothing to pay, on their own.
-        return online.export_all_exportable_start(user=user, api_client=api_client, source=source)
+        # Online also takes the invoices with nothing to pay, on their own; each unit its own company.
+        return online.export_all_exportable_start(
+            user=user, api_client=api_client, source=source, business_unit=business_unit
+        )
     candidates = billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status__in=online.QUEUEABLE))
     return export_batch_start(
         payments=candidates, selection="everything exportable", user=user, api_client=api_client, source=source

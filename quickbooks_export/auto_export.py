@@ -28,6 +28,7 @@ from django_q.tasks import async_task
 
 from billing import selectors as billing_selectors
 from billing.models import Payment
+from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError
 
 from . import selectors as export_selectors
@@ -41,7 +42,7 @@ ExportStatus = Payment.ExportStatus
 
 AUTO_EXPORT_TASK = "quickbooks_export.tasks.auto_export_task"
 SUMMARY_TASK = "quickbooks_export.tasks.auto_export_summary_task"
-AUTO_EXPORT_SCHEDULE = "quickbooks-automatic-export"
+AUTO_EXPORT_SCHEDULE = "quickbooks-automatic-export"  # one per company: see auto_export_schedule_name
 SUMMARY_SCHEDULE = "quickbooks-automatic-export-summary"
 # In WHEN_PAID mode the task is queued on payment; this sweep only catches what a lost task missed.
 WHEN_PAID_SWEEP_MINUTES = 5
@@ -82,10 +83,22 @@ def _next_local(at: time, now: datetime) -> datetime:
     return candidate
 
 
+def auto_export_schedule_name(realm_id: str) -> str:
+    """Each company (so each business unit) exports on its own schedule, in its own mode."""
+    return f"{AUTO_EXPORT_SCHEDULE}-{realm_id}"
+
+
 def _schedules_sync(row: AutoExportSettings) -> None:
     now = timezone.now()
+    name = auto_export_schedule_name(row.realm_id)
+    # The installation-wide schedule of before business units (runs the only unit's export); its company's own
+    # replaces it.
+    Schedule.objects.filter(name=AUTO_EXPORT_SCHEDULE).delete()
     if row.mode == Mode.OFF:
-        Schedule.objects.filter(name__in=[AUTO_EXPORT_SCHEDULE, SUMMARY_SCHEDULE]).delete()
+        Schedule.objects.filter(name=name).delete()
+        # The summary covers every unit: it stops with the last company exporting automatically.
+        if not AutoExportSettings.objects.exclude(mode=Mode.OFF).exists():
+            Schedule.objects.filter(name=SUMMARY_SCHEDULE).delete()
         return
     if row.mode == Mode.WHEN_PAID:
         timing = {
@@ -102,7 +115,8 @@ def _schedules_sync(row: AutoExportSettings) -> None:
     else:
         timing = {"schedule_type": Schedule.DAILY, "minutes": None, "next_run": _next_local(row.nightly_at, now)}
     Schedule.objects.update_or_create(
-        name=AUTO_EXPORT_SCHEDULE, defaults={"func": AUTO_EXPORT_TASK, "args": repr(row.mode), "repeats": -1, **timing}
+        name=name,
+        defaults={"func": AUTO_EXPORT_TASK, "args": repr((row.mode, row.realm_id)), "repeats": -1, **timing},
     )
     Schedule.objects.update_or_create(
         name=SUMMARY_SCHEDULE,
@@ -115,19 +129,20 @@ def _schedules_sync(row: AutoExportSettings) -> None:
     )
 
 
-def _current_realm() -> str | None:
-    return QuickBooksConnection.objects.filter(is_current=True).values_list("realm_id", flat=True).first()
-
-
 def invoice_paid_listener(invoice_id: int) -> None:
-    """billing.hooks listener (after commit): in WHEN_PAID mode, queue one automatic export task.
+    """billing.hooks listener (after commit): when the company of the invoice's business unit exports WHEN_PAID,
+    queue one automatic export task for that company.
 
     Two queries; the export itself runs in the worker, never in the request that recorded the payment."""
-    realm_id = _current_realm()
+    realm_id = (
+        QuickBooksConnection.objects.filter(is_current=True, business_unit__invoices=invoice_id)
+        .values_list("realm_id", flat=True)
+        .first()
+    )
     if realm_id is None:
         return
     if AutoExportSettings.objects.filter(realm_id=realm_id, mode=Mode.WHEN_PAID).exists():
-        async_task(AUTO_EXPORT_TASK, Mode.WHEN_PAID, task_name=f"auto-export-invoice-{invoice_id}")
+        async_task(AUTO_EXPORT_TASK, Mode.WHEN_PAID, realm_id, task_name=f"auto-export-invoice-{invoice_id}")
 
 
 def _exports_go_to_desktop() -> bool:
@@ -139,20 +154,31 @@ def _exports_go_to_desktop() -> bool:
     return desktop_is_target()
 
 
-def auto_export_start() -> ExportBatch | None:
-    """Queue, in one batch with source AUTOMATIC, every payment that is ready and was never tried.
+def auto_export_start(*, realm_id: str | None = None) -> ExportBatch | None:
+    """Queue, in one batch with source AUTOMATIC, every payment of the company's business unit that is ready and was
+    never tried. `realm_id` None: the only unit's company (a schedule made before business units).
 
-    Returns the batch, or None when automatic export is off, no company is connected, or nothing is new. Safe to run
-    any number of times at once (see the module docstring)."""
-    realm_id = _current_realm()
-    if realm_id is None or _exports_go_to_desktop():
+    Returns the batch, or None when automatic export is off, the company is not connected, or nothing is new. Safe to
+    run any number of times at once (see the module docstring)."""
+    current = QuickBooksConnection.objects.filter(is_current=True)
+    if realm_id is not None:
+        current = current.filter(realm_id=realm_id)
+    else:
+        current = current.filter(business_unit=business_unit_default())
+    connection = current.values("realm_id", "business_unit_id").first()
+    if connection is None or _exports_go_to_desktop():
         return None
+    realm_id = connection["realm_id"]
     with transaction.atomic():
         row = AutoExportSettings.objects.select_for_update().filter(realm_id=realm_id).first()
         if row is None or row.mode == Mode.OFF:
             return None
         candidates = list(
-            billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status=ExportStatus.NOT_EXPORTED))
+            billing_selectors.payment_filter_exportable(
+                Payment.objects.filter(
+                    export_status=ExportStatus.NOT_EXPORTED, business_unit_id=connection["business_unit_id"]
+                )
+            )
             .order_by()
             .values_list("pk", flat=True)
         )

@@ -19,6 +19,7 @@ from django.utils import timezone
 from . import inbound
 from .changes import mapped_objects, object_check
 from .client import QuickBooksClient
+from .errors import QuickBooksError
 from .models import QuickBooksCdcCheckpoint, QuickBooksConnection
 
 ENTITIES = ("Payment", "Invoice", "Customer")
@@ -37,10 +38,21 @@ def _updated(row: dict) -> datetime | None:
 
 
 def cdc_sweep() -> int:
-    """One sweep of the connected company. Returns how many changes it recorded. Reads only."""
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
-    if connection is None:
-        return 0
+    """One sweep of every connected company (one per business unit). Returns how many changes it recorded. Reads
+    only. A company QuickBooks refuses (e.g. it needs reconnecting) does not keep the others from being swept; its
+    error is raised afterwards, so the task shows it."""
+    found, failure = 0, None
+    for connection in QuickBooksConnection.objects.filter(is_current=True).order_by("pk"):
+        try:
+            found += _sweep_company(connection)
+        except QuickBooksError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return found
+
+
+def _sweep_company(connection: QuickBooksConnection) -> int:
     client = QuickBooksClient(connection)
     found = 0
     for entity in ENTITIES:

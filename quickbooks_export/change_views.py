@@ -3,7 +3,7 @@ and a person's decision (POST + CSRF, audited). Thin: the rules are in changes.p
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,6 +12,7 @@ from fieldsync.exceptions import ApplicationError
 from quickbooks_export.changes import RESENDABLE, accept_explained, change_resolve, details_side_by_side
 from quickbooks_export.inbound import change_bring_in
 from quickbooks_export.models import QuickBooksChange, QuickBooksMapping
+from quickbooks_export.selectors import in_business_unit_companies
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 view_required = permission_required("quickbooks_export.view_exportbatch", raise_exception=True)
@@ -24,11 +25,10 @@ LIMIT = 200
 @require_GET
 def change_list(request: HttpRequest) -> HttpResponse:
     """Open changes first, then the latest decided ones (one query, whatever the number)."""
-    open_changes = list(
-        QuickBooksChange.objects.filter(state=QuickBooksChange.State.OPEN).order_by("-detected_at", "-id")[:LIMIT]
-    )
+    changes = QuickBooksChange.objects.filter(in_business_unit_companies(request))
+    open_changes = list(changes.filter(state=QuickBooksChange.State.OPEN).order_by("-detected_at", "-id")[:LIMIT])
     decided = list(
-        QuickBooksChange.objects.filter(state=QuickBooksChange.State.RESOLVED)
+        changes.filter(state=QuickBooksChange.State.RESOLVED)
         .select_related("resolved_by")
         .order_by("-resolved_at", "-id")[:50]
     )
@@ -66,6 +66,8 @@ def change_list(request: HttpRequest) -> HttpResponse:
 @export_required
 @require_POST
 def change_action(request: HttpRequest, change_id: int, resolution: str) -> HttpResponse:
+    if QuickBooksChange.objects.filter(pk=change_id).exclude(in_business_unit_companies(request)).exists():
+        raise Http404("No such change.")  # another business unit's
     note = request.POST.get("note", "")
     try:
         if resolution == QuickBooksChange.Resolution.BRING_IN:

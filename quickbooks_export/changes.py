@@ -27,52 +27,62 @@ CHUNK = 200
 def webhook_events_check() -> int:
     """Check the objects of pending events (a chunk at a time). Returns how many changes were found."""
     found = 0
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    # Each business unit's company: an event is checked with the connection of the company it is about.
+    connections = {c.realm_id: c for c in QuickBooksConnection.objects.filter(is_current=True)}
+    clients: dict[str, QuickBooksClient] = {}
+
+    def _client(realm_id: str) -> QuickBooksClient:
+        if realm_id not in clients:
+            clients[realm_id] = QuickBooksClient(connections[realm_id])
+        return clients[realm_id]
+
     while True:
         events = list(QuickBooksEvent.objects.filter(state=QuickBooksEvent.State.PENDING).order_by("id")[:CHUNK])
         if not events:
             return found
         mapped = {}
-        if connection is not None:
-            for mapping in QuickBooksMapping.objects.filter(
-                realm_id=connection.realm_id,
-                kind__in=list(KIND_OF.values()),
-                qbo_id__in={e.qbo_id for e in events if e.realm_id == connection.realm_id},
-            ):
-                mapped[(mapping.kind, mapping.qbo_id)] = mapping
-        client = QuickBooksClient(connection) if connection is not None else None
-        checked, ignored, seen, unmapped_payments, customers = [], [], set(), {}, {}
+        wanted = {(e.realm_id, e.qbo_id) for e in events if e.realm_id in connections}
+        for mapping in QuickBooksMapping.objects.filter(
+            realm_id__in={realm for realm, _ in wanted},
+            kind__in=list(KIND_OF.values()),
+            qbo_id__in={qbo_id for _, qbo_id in wanted},
+        ):
+            mapped[(mapping.realm_id, mapping.kind, mapping.qbo_id)] = mapping
+        checked, ignored, seen = [], [], set()
+        # Per company: payments not ours (maybe keyed in QuickBooks against our invoices, inbound.py) and customers,
+        # each read together below with that company's client.
+        unmapped_payments: dict[str, dict[str, list[int]]] = {}
+        customers: dict[str, dict[str, QuickBooksMapping]] = {}
         for event in events:
-            mapping = mapped.get((KIND_OF.get(event.entity), event.qbo_id))
+            mapping = mapped.get((event.realm_id, KIND_OF.get(event.entity), event.qbo_id))
             if (
                 mapping is None
-                and connection is not None
-                and event.realm_id == connection.realm_id
+                and event.realm_id in connections
                 and event.entity == "Payment"
                 and event.operation.lower().startswith(("create", "update"))
             ):
-                # Maybe a payment keyed in QuickBooks against one of our invoices (inbound.py): read below.
-                unmapped_payments.setdefault(event.qbo_id, []).append(event.pk)
+                unmapped_payments.setdefault(event.realm_id, {}).setdefault(event.qbo_id, []).append(event.pk)
                 continue
-            if mapping is None or event.realm_id != connection.realm_id:
+            if mapping is None:
                 ignored.append(event.pk)
                 continue
             checked.append(event.pk)
-            if (mapping.kind, mapping.qbo_id) in seen:
+            if (mapping.realm_id, mapping.kind, mapping.qbo_id) in seen:
                 continue  # duplicates and later events of the same object: one read says how it is now
-            seen.add((mapping.kind, mapping.qbo_id))
+            seen.add((mapping.realm_id, mapping.kind, mapping.qbo_id))
             if mapping.kind == Kind.CUSTOMER:
-                customers[mapping.qbo_id] = mapping  # read together below (a customer is never deleted)
+                customers.setdefault(mapping.realm_id, {})[mapping.qbo_id] = mapping  # a customer is never deleted
                 continue
-            found += len(object_check(client=client, mapping=mapping, found_by="webhook"))
-        for row in inbound.read_by_ids(client, "Customer", list(customers)) if customers else []:
-            mapping = customers[str(row["Id"])]
-            found += len(object_check(client=client, mapping=mapping, found_by="webhook", row=row))
-        if unmapped_payments:
-            rows = inbound.read_by_ids(client, "Payment", list(unmapped_payments))
-            relevant = inbound.payments_consider(realm_id=connection.realm_id, rows=rows, found_by="webhook")
+            found += len(object_check(client=_client(mapping.realm_id), mapping=mapping, found_by="webhook"))
+        for realm_id, by_id in customers.items():
+            client = _client(realm_id)
+            for row in inbound.read_by_ids(client, "Customer", list(by_id)):
+                found += len(object_check(client=client, mapping=by_id[str(row["Id"])], found_by="webhook", row=row))
+        for realm_id, by_id in unmapped_payments.items():
+            rows = inbound.read_by_ids(_client(realm_id), "Payment", list(by_id))
+            relevant = inbound.payments_consider(realm_id=realm_id, rows=rows, found_by="webhook")
             found += len(relevant)
-            for qbo_id, event_ids in unmapped_payments.items():
+            for qbo_id, event_ids in by_id.items():
                 (checked if qbo_id in relevant else ignored).extend(event_ids)
         now = timezone.now()
         QuickBooksEvent.objects.filter(pk__in=checked).update(state=QuickBooksEvent.State.CHECKED, checked_at=now)

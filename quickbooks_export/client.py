@@ -493,8 +493,18 @@ class QuickBooksClient:
         self._adopt(connection, build=True)
 
     @classmethod
-    def for_current_connection(cls) -> QuickBooksClient:
-        connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    def for_current_connection(cls, *, business_unit=None, realm_id: str | None = None) -> QuickBooksClient:
+        """A client for the current connection of the company `realm_id`, else of `business_unit` (default: the only
+        unit; see billing.services.business_unit_default)."""
+        if realm_id is not None:
+            current = QuickBooksConnection.objects.filter(is_current=True, realm_id=realm_id)
+        else:
+            from billing.services import business_unit_default  # noqa: PLC0415 - billing loads after this module
+
+            current = QuickBooksConnection.objects.filter(
+                is_current=True, business_unit=business_unit or business_unit_default()
+            )
+        connection = current.first()
         if connection is None:
             raise QuickBooksNotConnectedError("QuickBooks is not connected. Connect a company in QuickBooks settings.")
         return cls(connection)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from billing.models import BusinessUnit
+from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError, ConflictError
 from quickbooks_export import client as qbo
 from quickbooks_export.errors import QuickBooksError, QuickBooksNotConnectedError
@@ -40,39 +42,53 @@ class OAuthStateError(ApplicationError):
 
 
 # --- connection: selectors ------------------------------------------------------------------------------------------
-def connection_get_current() -> QuickBooksConnection | None:
-    """The connection exports use (connected or needing reconnection), or None."""
-    return QuickBooksConnection.objects.select_related("connected_by").filter(is_current=True).first()
+def connection_get_current(*, business_unit: BusinessUnit | None = None) -> QuickBooksConnection | None:
+    """The connection the exports of `business_unit` use (connected or needing reconnection), or None.
+
+    Without a unit: the only unit's (see billing.services.business_unit_default; raises ApplicationError with code
+    business_unit_required when there are several, so a caller that forgot the unit never picks another's company)."""
+    unit = business_unit or business_unit_default()
+    return (
+        QuickBooksConnection.objects.select_related("connected_by").filter(is_current=True, business_unit=unit).first()
+    )
 
 
-def connection_get_latest() -> QuickBooksConnection | None:
-    """The current connection, else the most recently disconnected one (for showing history), else None."""
+def connection_get_latest(*, business_unit: BusinessUnit | None = None) -> QuickBooksConnection | None:
+    """The unit's current connection, else its most recently disconnected one (for showing history), else None."""
     return (
         QuickBooksConnection.objects.select_related("connected_by", "disconnected_by")
+        .filter(business_unit=business_unit or business_unit_default())
         .order_by("-is_current", "-connected_at", "-pk")
         .first()
     )
 
 
 # --- connection: OAuth flow -----------------------------------------------------------------------------------------
-def connection_start_authorization(*, request) -> str:
-    """Start connecting: remember a fresh single-use `state` in the session and return QuickBooks' authorize URL.
+def connection_start_authorization(*, request, business_unit: BusinessUnit | None = None) -> str:
+    """Start connecting `business_unit` (default: the only unit): remember a fresh single-use `state`, and the unit it
+    is for, in the session and return QuickBooks' authorize URL. The unit travels with the state, never in the URL,
+    so the answer connects the unit the person chose, whatever they switch to meanwhile.
 
     Raises QuickBooksUnavailableError when QuickBooks' discovery document cannot be read.
     """
+    unit = business_unit or business_unit_default()
     state = secrets.token_urlsafe(32)
     url = qbo.authorization_url(state=state)
-    request.session[OAUTH_STATE_SESSION_KEY] = {"state": state, "issued_at": int(time.time())}
+    request.session[OAUTH_STATE_SESSION_KEY] = {
+        "state": state,
+        "issued_at": int(time.time()),
+        "business_unit_id": unit.pk,
+    }
     return url
 
 
-def _pop_expected_state(request) -> str | None:
+def _pop_expected_state(request) -> tuple[str, int | None] | None:
     saved = request.session.pop(OAUTH_STATE_SESSION_KEY, None)
     if not isinstance(saved, dict) or not saved.get("state"):
         return None
     if time.time() - int(saved.get("issued_at") or 0) > OAUTH_STATE_MAX_AGE_SECONDS:
         return None
-    return str(saved["state"])
+    return str(saved["state"]), saved.get("business_unit_id")
 
 
 def connection_authorization_cancel(*, request) -> None:
@@ -87,21 +103,25 @@ def connection_complete_authorization(*, request, code: str, state: str, realm_i
     OAuthStateError and changes nothing. Refuses a different company while one is current (disconnect first).
     Exchanges the code (network), stores the tokens (encrypted) in a short transaction, then reads the company name
     and, for a company connected for the first time, fills default mapping settings (network; failures there are
-    logged and kept in `last_error`, the connection stays).
+    logged and kept in `last_error`, the connection stays). Connects the unit the state was issued for; other units'
+    connections are never touched, and a company current in another unit is refused.
     """
     expected = _pop_expected_state(request)
-    if not state or expected is None or not secrets.compare_digest(str(state), expected):
+    if not state or expected is None or not secrets.compare_digest(str(state), expected[0]):
         raise OAuthStateError(
             "The answer from QuickBooks did not match a connection request from this browser session (missing, "
             "expired or wrong state), so it was ignored. Start again with Connect."
         )
     if not code or not realm_id or not _REALM_ID.match(realm_id):
         raise ApplicationError("QuickBooks did not send an authorization code and company id; start again.")
-    _refuse_other_company(realm_id)
+    unit = BusinessUnit.objects.filter(pk=expected[1]).first() if expected[1] else business_unit_default()
+    if unit is None:
+        raise OAuthStateError("The business unit this connection was started for no longer exists; start again.")
+    _refuse_other_company(realm_id, unit)
 
     tokens = qbo.exchange_code(code=code, realm_id=realm_id)
     try:
-        connection = _connection_store_tokens(realm_id=realm_id, tokens=tokens, user=user)
+        connection = _connection_store_tokens(realm_id=realm_id, tokens=tokens, user=user, business_unit=unit)
     except ConflictError:
         _revoke_quietly(tokens.refresh_token)
         raise
@@ -121,22 +141,41 @@ def connection_complete_authorization(*, request, code: str, state: str, realm_i
     return connection
 
 
-def _refuse_other_company(realm_id: str, current: QuickBooksConnection | None = None) -> None:
-    current = current or connection_get_current()
+def _refuse_other_company(
+    realm_id: str, business_unit: BusinessUnit, current: QuickBooksConnection | None = None
+) -> None:
+    current = current or connection_get_current(business_unit=business_unit)
     if current is not None and current.realm_id != realm_id:
         raise ConflictError(
-            f"FieldSync is connected to {current.company_name or 'another QuickBooks company'} "
+            f"{business_unit} is connected to {current.company_name or 'another QuickBooks company'} "
             f"(realm {current.realm_id}). Disconnect it before connecting a different company.",
             code="quickbooks_other_company",
+        )
+    # Mappings, settings, limits and the export log are the company's: two units sharing one would mix their books.
+    elsewhere = (
+        QuickBooksConnection.objects.filter(is_current=True, realm_id=realm_id)
+        .exclude(business_unit=business_unit)
+        .select_related("business_unit")
+        .first()
+    )
+    if elsewhere is not None:
+        raise ConflictError(
+            f"{elsewhere.company_name or 'This QuickBooks company'} (realm {realm_id}) is connected to "
+            f"{elsewhere.business_unit}; each business unit keeps its own QuickBooks company.",
+            code="quickbooks_company_in_other_unit",
         )
 
 
 @transaction.atomic
-def _connection_store_tokens(*, realm_id: str, tokens: qbo.TokenSet, user) -> QuickBooksConnection:
-    current = QuickBooksConnection.objects.select_for_update().filter(is_current=True).first()
-    _refuse_other_company(realm_id, current)
+def _connection_store_tokens(
+    *, realm_id: str, tokens: qbo.TokenSet, user, business_unit: BusinessUnit
+) -> QuickBooksConnection:
+    current = (
+        QuickBooksConnection.objects.select_for_update().filter(is_current=True, business_unit=business_unit).first()
+    )
+    _refuse_other_company(realm_id, business_unit, current)
     now = timezone.now()
-    connection = current or QuickBooksConnection(realm_id=realm_id)
+    connection = current or QuickBooksConnection(realm_id=realm_id, business_unit=business_unit)
     # Reconnecting the current company keeps its row (and bumps the token version, so a worker that refreshed
     # from the old tokens will not overwrite these).
     connection.transition_to(QuickBooksConnection.State.CONNECTED)
@@ -171,13 +210,14 @@ def _connection_read_company(connection: QuickBooksConnection) -> None:
     QuickBooksConnection.objects.filter(pk=connection.pk).update(company_name=name, updated_at=timezone.now())
 
 
-def connection_disconnect(*, user) -> QuickBooksConnection:
-    """Revoke FieldSync's authorization at QuickBooks (best effort) and mark the current connection disconnected.
+def connection_disconnect(*, user, business_unit: BusinessUnit | None = None) -> QuickBooksConnection:
+    """Revoke FieldSync's authorization at QuickBooks (best effort) and mark the unit's current connection
+    disconnected (default: the only unit's; other units' connections are untouched).
 
     The tokens are wiped; the row stays as history. If QuickBooks could not confirm the revocation, the connection
     is disconnected anyway and `last_error` says so. Raises QuickBooksNotConnectedError when nothing is connected.
     """
-    current = connection_get_current()
+    current = connection_get_current(business_unit=business_unit)
     if current is None:
         raise QuickBooksNotConnectedError("QuickBooks is not connected; there is nothing to disconnect.")
     revoke_problem = ""
@@ -333,9 +373,13 @@ def mapping_settings_get(*, realm_id: str) -> QuickBooksMappingSettings | None:
     return QuickBooksMappingSettings.objects.prefetch_related("payment_methods").filter(realm_id=realm_id).first()
 
 
-def mapping_settings_get_current() -> QuickBooksMappingSettings | None:
-    """Mapping for the current connection's company (what the export engine reads), or None."""
-    current = QuickBooksConnection.objects.filter(is_current=True).values_list("realm_id", flat=True).first()
+def mapping_settings_get_current(*, business_unit: BusinessUnit | None = None) -> QuickBooksMappingSettings | None:
+    """Mapping for the company of the unit's current connection (default: the only unit's), or None."""
+    current = (
+        QuickBooksConnection.objects.filter(is_current=True, business_unit=business_unit or business_unit_default())
+        .values_list("realm_id", flat=True)
+        .first()
+    )
     return mapping_settings_get(realm_id=current) if current else None
 
 

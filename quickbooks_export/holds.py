@@ -195,7 +195,7 @@ def invoice_hold_check_again(*, hold_id: int, user=None, api_client=None) -> Exp
     """Read the QuickBooks invoice again (one request). Matches now: the hold is released and its payments are queued
     for export (the returned batch). Still different: the hold keeps the new figures and HoldStillApplies says why."""
     hold = _open_hold(hold_id)
-    row = _read(QuickBooksClient.for_current_connection(), hold.qbo_invoice_id)
+    row = _read(QuickBooksClient.for_current_connection(realm_id=hold.realm_id), hold.qbo_invoice_id)
     before = {"qbo_id": hold.qbo_invoice_id, "total": hold.qbo_total, "tax": hold.qbo_tax, "balance": hold.qbo_balance}
     return _conclude(
         hold, row, user=user, action=QuickBooksMappingAudit.Action.CHECK_AGAIN, before=before, api_client=api_client
@@ -213,7 +213,7 @@ def invoice_hold_update_quickbooks(*, hold_id: int, user=None, api_client=None) 
             f"QuickBooks no longer has the invoice {hold.invoice.number} was linked to; unlink it instead.",
             code="hold_not_updatable",
         )
-    client = QuickBooksClient.for_current_connection()
+    client = QuickBooksClient.for_current_connection(realm_id=hold.realm_id)
     current = _read(client, hold.qbo_invoice_id)
     if current is None:
         return _conclude(
@@ -281,7 +281,7 @@ def invoice_hold_unlink(*, hold_id: int, user=None, note: str = "", api_client=N
     hold = _open_hold(hold_id)
     _refuse_unlink_while_payments_need_the_link(hold)
     try:
-        row = _read(QuickBooksClient.for_current_connection(), hold.qbo_invoice_id)
+        row = _read(QuickBooksClient.for_current_connection(realm_id=hold.realm_id), hold.qbo_invoice_id)
     except QuickBooksError as exc:
         raise ApplicationError(
             f"FieldSync could not ask QuickBooks whether invoice {hold.qbo_invoice_id} is still there ({exc.message}); "

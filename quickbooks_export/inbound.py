@@ -266,6 +266,19 @@ def payment_bring_in(*, realm_id: str, row: dict, user=None, change: QuickBooksC
         existing = QuickBooksMapping.objects.filter(realm_id=realm_id, kind=Kind.PAYMENT, qbo_id=qbo_id).first()
         if existing is not None:
             return Payment.objects.get(pk=int(existing.local_key))
+        # It belongs to its invoices' business unit (billing gives a payment its customer's unit): that must be the
+        # unit whose company it was keyed in, or it would land in another unit's books.
+        company_unit = (
+            QuickBooksConnection.objects.filter(is_current=True, realm_id=realm_id)
+            .values_list("business_unit_id", flat=True)
+            .first()
+        )
+        if company_unit is not None and any(i.business_unit_id != company_unit for i in invoices.values()):
+            raise ApplicationError(
+                "The invoices it pays belong to another business unit than this QuickBooks company's; record it by "
+                "hand in the right unit.",
+                code="other_business_unit",
+            )
         customers = {invoice.customer_id for invoice in invoices.values()}
         if len(customers) != 1:
             raise ApplicationError(

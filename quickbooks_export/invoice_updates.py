@@ -68,12 +68,14 @@ CONTENT = ("lines", "tax")
 
 
 def invoice_changed_listener(invoice_id: int) -> None:
-    """billing.hooks listener (after commit): queue the push when the invoice is in the connected QuickBooks."""
-    realm_id = QuickBooksConnection.objects.filter(is_current=True).values_list("realm_id", flat=True).first()
-    if (
-        realm_id
-        and QuickBooksMapping.objects.filter(realm_id=realm_id, kind=Kind.INVOICE, local_key=str(invoice_id)).exists()
-    ):
+    """billing.hooks listener (after commit): queue the push when the invoice is in the QuickBooks company connected
+    for its business unit (one query)."""
+    of_its_unit = QuickBooksConnection.objects.filter(is_current=True, business_unit__invoices=invoice_id).values(
+        "realm_id"
+    )
+    if QuickBooksMapping.objects.filter(
+        realm_id__in=of_its_unit, kind=Kind.INVOICE, local_key=str(invoice_id)
+    ).exists():
         async_task(PUSH_TASK, invoice_id, task_name=f"invoice-update-{invoice_id}-{timezone.now():%H%M%S%f}")
 
 
@@ -202,13 +204,14 @@ def invoice_update_push(*, invoice_id: int) -> str:
     "not_exported", "busy" (an export of the company runs: try again), "unchanged", "updated", or "flagged"
     (recorded on the "Changed in QuickBooks" page; nothing sent, or sent and QuickBooks computed another total).
     Raises QuickBooksError when QuickBooks cannot be reached or refuses (the outbox keeps the update once)."""
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    invoice = Invoice.objects.get(pk=invoice_id)
+    # The company of the invoice's business unit: each unit keeps its own books.
+    connection = QuickBooksConnection.objects.filter(is_current=True, business_unit_id=invoice.business_unit_id).first()
     if connection is None:
         return "not_exported"
     mapping = QuickBooksMapping.objects.filter(
         realm_id=connection.realm_id, kind=Kind.INVOICE, local_key=str(invoice_id)
     ).first()
-    invoice = Invoice.objects.get(pk=invoice_id)
     if mapping is None or mapping.stale_reason or invoice.status in (Invoice.Status.DRAFT, Invoice.Status.VOID):
         return "not_exported"  # a void one is voids.py's
     holder = f"invoice-update:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -125,7 +125,7 @@ def mapping_relink(*, mapping_id: int, qbo_id: str, user, note: str = "") -> Qui
             )
     entity = ENTITY[mapping.kind]
     try:
-        row = _read_any(QuickBooksClient.for_current_connection(), entity, qbo_id)
+        row = _read_any(QuickBooksClient.for_current_connection(realm_id=mapping.realm_id), entity, qbo_id)
     except QuickBooksError as exc:
         raise ApplicationError(f"QuickBooks could not be asked: {exc.message}", code="quickbooks_error") from None
     if row is None:
@@ -177,7 +177,7 @@ def mapping_reactivate(*, mapping_id: int, user) -> QuickBooksMapping:
     if mapping.kind == Kind.INVOICE:
         raise ApplicationError("Invoices are not made inactive; relink or unlink it instead.", code="not_reactivatable")
     entity = ENTITY[mapping.kind]
-    client = QuickBooksClient.for_current_connection()
+    client = QuickBooksClient.for_current_connection(realm_id=mapping.realm_id)
     try:
         row = _read_any(client, entity, mapping.qbo_id)
         if row is None:

@@ -25,10 +25,12 @@ PAYMENT_METHOD_LABELS: dict[str, str] = {
 class QuickBooksConnection(models.Model):
     """One authorization of FieldSync by one QuickBooks company (realm).
 
-    At most one row is current (connected or needing reconnection); disconnected rows stay as history. Tokens are
-    stored encrypted (see crypto.py) and are never shown by __str__/__repr__, the admin or error messages.
-    `token_version` increases every time the stored tokens change, so a worker that refreshed from an older version
-    can tell that another worker rotated the tokens first (see client.py).
+        Each business unit has at most one current row (connected or needing reconnection), and a company is current in
+    at most one unit: everything keyed by realm (mappings, settings, limits, the runner's lease, the export log) is
+    then that unit's. Connecting one unit never touches another's row. Disconnected rows stay as history. Tokens are
+        stored encrypted (see crypto.py) and are never shown by __str__/__repr__, the admin or error messages.
+        `token_version` increases every time the stored tokens change, so a worker that refreshed from an older version
+        can tell that another worker rotated the tokens first (see client.py).
     """
 
     class State(models.TextChoices):
@@ -43,6 +45,9 @@ class QuickBooksConnection(models.Model):
         State.DISCONNECTED: frozenset(),
     }
 
+    business_unit = models.ForeignKey(
+        "billing.BusinessUnit", on_delete=models.PROTECT, related_name="quickbooks_connections"
+    )
     realm_id = models.CharField("realm id", max_length=32)
     company_name = models.CharField(max_length=255, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.CONNECTED)
@@ -73,9 +78,12 @@ class QuickBooksConnection(models.Model):
         permissions = [("manage_quickbooks_connection", "Can manage the QuickBooks connection")]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_current"], condition=Q(is_current=True), name="qbo_connection_at_most_one_current"
+                fields=["business_unit"], condition=Q(is_current=True), name="qbo_connection_one_current_per_unit"
             ),
-            # "Current" is exactly "not disconnected": the flag exists only so the unique constraint above can use it.
+            models.UniqueConstraint(
+                fields=["realm_id"], condition=Q(is_current=True), name="qbo_connection_company_current_once"
+            ),
+            # "Current" is exactly "not disconnected": the flag exists only so the unique constraints above can use it.
             models.CheckConstraint(
                 condition=(
                     Q(is_current=True, state__in=["connected", "needs_reconnect"])
@@ -90,6 +98,14 @@ class QuickBooksConnection(models.Model):
 
     def __repr__(self) -> str:
         return f"<QuickBooksConnection pk={self.pk} realm_id={self.realm_id!r} state={self.state!r}>"
+
+    def save(self, *args, **kwargs) -> None:
+        # Saved without a unit (a caller from before units): the only unit's; with several, it refuses.
+        if self.business_unit_id is None:
+            from billing.services import business_unit_default  # billing's models load after this module
+
+            self.business_unit = business_unit_default()
+        super().save(*args, **kwargs)
 
     # --- tokens: plaintext only in memory ----------------------------------------------------------------------
     def get_access_token(self) -> str:

@@ -33,8 +33,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
-from billing.models import Invoice, Payment, PaymentApplication
+from billing.models import BusinessUnit, Invoice, Payment, PaymentApplication
 from billing.money import format_money
+from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError, ConflictError
 
 from . import limiter, mappers
@@ -70,22 +71,34 @@ class Problem(models.TextChoices):
 
 
 def reconciliation_start(
-    *, date_from: date, date_to: date, trigger: str, user=None, enqueue: bool = True
+    *,
+    date_from: date,
+    date_to: date,
+    trigger: str,
+    user=None,
+    business_unit: BusinessUnit | None = None,
+    enqueue: bool = True,
 ) -> ReconciliationRun:
-    """Queue a reconciliation of the connected company for [date_from, date_to] (transaction dates); the task is
-    enqueued when the transaction commits. Raises ApplicationError for a bad range and ConflictError when QuickBooks
-    is not connected or a run of the company is already under way; nothing is created then."""
+    """Queue a reconciliation of the company connected for `business_unit` (default: the only unit; each unit keeps
+    its own books) for [date_from, date_to] (transaction dates); the task is enqueued when the transaction commits.
+    Raises ApplicationError for a bad range and ConflictError when the unit has no QuickBooks connected or a run of
+    the company is already under way; nothing is created then."""
     if date_from > date_to:
         raise ApplicationError("The first date is after the last one; swap them.", code="invalid_range")
     if (date_to - date_from).days >= MAX_DAYS:
         raise ApplicationError(
             f"Reconcile at most {MAX_DAYS} days at a time; choose a shorter range.", code="range_too_long"
         )
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    unit = business_unit or business_unit_default()
+    connection = QuickBooksConnection.objects.filter(is_current=True, business_unit=unit).first()
     if connection is None:
         raise ConflictError("QuickBooks is not connected; connect it before reconciling.", code="not_connected")
+    return _run_queue(connection.realm_id, date_from, date_to, trigger, user, enqueue)
+
+
+def _run_queue(realm_id: str, date_from: date, date_to: date, trigger: str, user, enqueue: bool) -> ReconciliationRun:
     under_way = (
-        ReconciliationRun.objects.filter(realm_id=connection.realm_id)
+        ReconciliationRun.objects.filter(realm_id=realm_id)
         .filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__gte=timezone.now() - STALE_AFTER))
         .first()
     )
@@ -93,9 +106,7 @@ def reconciliation_start(
         raise ConflictError(
             f"Reconciliation #{under_way.pk} is still under way; wait for it to finish.", code="reconciliation_busy"
         )
-    run = ReconciliationRun(
-        realm_id=connection.realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user
-    )
+    run = ReconciliationRun(realm_id=realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user)
     run.full_clean()
     run.save()
     if enqueue:
@@ -105,22 +116,28 @@ def reconciliation_start(
     return run
 
 
-def reconciliation_nightly() -> ReconciliationRun | None:
-    """The nightly run: the last NIGHTLY_DAYS days up to today, run here and now (the caller is a worker)."""
-    if not QuickBooksConnection.objects.filter(is_current=True).exists():
-        return None
+def reconciliation_nightly() -> list[ReconciliationRun]:
+    """The nightly runs: the last NIGHTLY_DAYS days up to today, for each connected company (one per business unit),
+    one after the other, here and now (the caller is a worker). A company with a run under way is skipped."""
     today = timezone.localdate()
-    try:
-        run = reconciliation_start(
-            date_from=today - timedelta(days=NIGHTLY_DAYS - 1),
-            date_to=today,
-            trigger=ReconciliationRun.Trigger.NIGHTLY,
-            enqueue=False,
-        )
-    except ConflictError as exc:
-        logger.info("Nightly reconciliation skipped: %s", exc.message)
-        return None
-    return reconciliation_run(run_id=run.pk)
+    runs = []
+    for realm_id in (
+        QuickBooksConnection.objects.filter(is_current=True).order_by("pk").values_list("realm_id", flat=True)
+    ):
+        try:
+            run = _run_queue(
+                realm_id,
+                today - timedelta(days=NIGHTLY_DAYS - 1),
+                today,
+                ReconciliationRun.Trigger.NIGHTLY,
+                None,
+                enqueue=False,
+            )
+        except ConflictError as exc:
+            logger.info("Nightly reconciliation of realm %s skipped: %s", realm_id, exc.message)
+            continue
+        runs.append(reconciliation_run(run_id=run.pk))
+    return runs
 
 
 # --- Running it -----------------------------------------------------------------------------------------------------
@@ -188,9 +205,9 @@ def _fail(run: ReconciliationRun, message: str) -> ReconciliationRun:
 
 
 def _reconcile(run: ReconciliationRun, *, sleep) -> tuple[list[ReconciliationRow], int]:
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
-    if connection is None or connection.realm_id != run.realm_id:
-        raise ConflictError("Another QuickBooks company is connected now than the one this reconciliation was for.")
+    connection = QuickBooksConnection.objects.filter(is_current=True, realm_id=run.realm_id).first()
+    if connection is None:
+        raise ConflictError("The QuickBooks company this reconciliation was for is not connected now.")
     invoices, payments = _records(run)
     reader = _Reader(run, QuickBooksClient(connection), sleep)
     qbo_invoices = reader.read_all("Invoice", [r.qbo_id for r in invoices])

@@ -9,15 +9,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from billing.selectors import business_unit_for_request
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.forms import ReconciliationForm
 from quickbooks_export.models import ReconciliationRow, ReconciliationRun
 from quickbooks_export.reconciliation import NIGHTLY_DAYS, Problem, reconciliation_start
+from quickbooks_export.selectors import in_business_unit_companies
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
 view_required = permission_required("quickbooks_export.view_exportbatch", raise_exception=True)
@@ -45,15 +48,21 @@ def reconciliation_list(request: HttpRequest) -> HttpResponse:
                     date_to=form.cleaned_data["date_to"],
                     trigger=ReconciliationRun.Trigger.PAGE,
                     user=request.user,
+                    business_unit=business_unit_for_request(request),
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
                 return redirect("exports:reconciliation_detail", run_id=run.pk)
         status = 400
-    runs = list(ReconciliationRun.objects.select_related("created_by").order_by("-created_at", "-id")[:RUNS_LISTED])
+    runs = list(_runs(request).select_related("created_by").order_by("-created_at", "-id")[:RUNS_LISTED])
     context = {"nav": "reconciliation", "form": form, "runs": runs, "can_start": can_start}
     return render(request, "exports/reconciliation.html", context, status=status)
+
+
+def _runs(request: HttpRequest) -> QuerySet[ReconciliationRun]:
+    """The runs of the company of the business unit the pages act on: another unit's run is not there (404)."""
+    return ReconciliationRun.objects.filter(in_business_unit_companies(request))
 
 
 def _progress_context(run: ReconciliationRun) -> dict:
@@ -65,7 +74,7 @@ def _progress_context(run: ReconciliationRun) -> dict:
 @require_GET
 def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run: its totals, then its rows, discrepancies first, a page at a time (a fixed number of queries)."""
-    run = get_object_or_404(ReconciliationRun.objects.select_related("created_by"), pk=run_id)
+    run = get_object_or_404(_runs(request).select_related("created_by"), pk=run_id)
     page = Paginator(run.rows.order_by("ok", "id"), ROWS_PER_PAGE).get_page(request.GET.get("page"))
     labels = dict(Problem.choices)
     for row in page.object_list:
@@ -79,7 +88,7 @@ def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def reconciliation_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     """The fragment the run's page polls every second until the run has finished."""
-    run = get_object_or_404(ReconciliationRun, pk=run_id)
+    run = get_object_or_404(_runs(request), pk=run_id)
     return render(request, "exports/_reconciliation_progress.html", _progress_context(run))
 
 
@@ -143,7 +152,7 @@ def _amounts(row: ReconciliationRow):
 @view_required
 @require_GET
 def reconciliation_csv(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(ReconciliationRun, pk=run_id)
+    run = get_object_or_404(_runs(request), pk=run_id)
     if run.state != ReconciliationRun.State.DONE:
         messages.error(request, "This reconciliation has no result to download.")
         return redirect("exports:reconciliation_detail", run_id=run.pk)

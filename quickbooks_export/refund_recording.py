@@ -62,8 +62,9 @@ def refund_recording_blocker(*, item: ManualHandlingItem, allowed: bool) -> str:
     return ""
 
 
-def record_refunds_allowed() -> bool:
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+def record_refunds_allowed(*, business_unit_id: int) -> bool:
+    """Whether the company of the unit lets FieldSync record refunds (its mapping settings say so)."""
+    connection = QuickBooksConnection.objects.filter(is_current=True, business_unit_id=business_unit_id).first()
     if connection is None:
         return False
     return QuickBooksMappingSettings.objects.filter(realm_id=connection.realm_id, record_refunds_for_me=True).exists()
@@ -223,9 +224,11 @@ def manual_item_record_in_quickbooks(*, item_id: int, user) -> ManualHandlingIte
     item = ManualHandlingItem.objects.select_related("refund__application__invoice", "payment__customer").get(
         pk=item_id
     )
-    if blocker := refund_recording_blocker(item=item, allowed=record_refunds_allowed()):
+    if blocker := refund_recording_blocker(
+        item=item, allowed=record_refunds_allowed(business_unit_id=item.payment.business_unit_id)
+    ):
         raise ConflictError(blocker, code="refund_recording_not_allowed")
-    connection = QuickBooksConnection.objects.get(is_current=True)
+    connection = QuickBooksConnection.objects.get(is_current=True, business_unit_id=item.payment.business_unit_id)
     refund, payment = item.refund, item.payment
     client = QuickBooksClient(connection)
 

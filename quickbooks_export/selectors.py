@@ -10,10 +10,32 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from billing.models import Invoice, Payment
+from billing.selectors import business_unit_chosen
 
-from .models import ExportAttempt, ExportBatch, ExportBatchItem, QuickBooksMapping, QuickBooksRequest
+from .models import (
+    ExportAttempt,
+    ExportBatch,
+    ExportBatchItem,
+    QuickBooksConnection,
+    QuickBooksMapping,
+    QuickBooksRequest,
+)
 
 Outcome = ExportBatchItem.Outcome
+
+
+def in_companies_of(units: QuerySet, *, field: str = "realm_id") -> Q:
+    """A filter for rows keyed by company (batches, links, changes, undos, reconciliations) of `units` (a query of
+    unit ids): their companies' rows, and those of no other unit's company (QuickBooks Desktop's, a company never
+    connected), so with one unit every row. A subquery: no query of its own."""
+    mine = QuickBooksConnection.objects.filter(business_unit__in=units).values("realm_id")
+    others = QuickBooksConnection.objects.exclude(business_unit__in=units).values("realm_id")
+    return Q(**{f"{field}__in": mine}) | ~Q(**{f"{field}__in": others})
+
+
+def in_business_unit_companies(request, *, field: str = "realm_id") -> Q:
+    """in_companies_of the business unit the staff pages act on."""
+    return in_companies_of(business_unit_chosen(request), field=field)
 
 
 def export_batch_counts(*, batch_id: int) -> dict[str, int]:
@@ -48,7 +70,13 @@ def invoices_to_export_alone(*, realm_id: str, never_tried: bool = False) -> Que
     asked = ExportBatchItem.objects.filter(invoice=OuterRef("pk"), batch__realm_id=realm_id)
     if not never_tried:
         asked = asked.filter(outcome=Outcome.PENDING)
-    return billing_selectors.invoice_filter_nothing_to_pay().exclude(Exists(mapped)).exclude(Exists(asked))
+    of_its_unit = QuickBooksConnection.objects.filter(is_current=True, realm_id=realm_id).values("business_unit")
+    return (
+        billing_selectors.invoice_filter_nothing_to_pay()
+        .filter(business_unit__in=of_its_unit)  # the company's business unit's invoices: not another unit's books
+        .exclude(Exists(mapped))
+        .exclude(Exists(asked))
+    )
 
 
 def invoice_items_failed_waiting() -> QuerySet[ExportBatchItem]:

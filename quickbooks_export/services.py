@@ -55,7 +55,7 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from billing import services as billing_services
-from billing.models import Customer, Invoice, Payment, PaymentApplication
+from billing.models import BusinessUnit, Customer, Invoice, Payment, PaymentApplication
 from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
 from fieldsync.observability import get_request_id
@@ -109,8 +109,9 @@ IN_QUICKBOOKS = (ExportStatus.EXPORTED, ExportStatus.EXPORTED_MANUALLY, ExportSt
 # --- Starting exports ---------------------------------------------------------------------------------------------
 
 
-def _current_connection() -> QuickBooksConnection:
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+def _current_connection(business_unit_id: int) -> QuickBooksConnection:
+    """The connection of the unit whose payments are exported: each unit exports to its own company."""
+    connection = QuickBooksConnection.objects.filter(is_current=True, business_unit_id=business_unit_id).first()
     if connection is None:
         raise QuickBooksNotConnectedError(
             "QuickBooks is not connected. Connect a company on the QuickBooks page before exporting."
@@ -149,24 +150,33 @@ def export_batch_start(
     payments), gets an item in the batch: held payments are SKIPPED with their reason, payments already in QuickBooks
     are LINKED, the rest are queued. Each selected invoice (a $0.00 invoice with no payment: it goes on its own,
     invoice-only) gets a pending item; one that has something to pay, or payments, is refused with the reason and
-    nothing is queued. Raises QuickBooksNotConnectedError when no company is connected, and ApplicationError for an
-    empty selection, an unknown id or an invoice that cannot go on its own.
+    nothing is queued. The batch goes to the QuickBooks company of the business unit of its payments and invoices.
+    Raises QuickBooksNotConnectedError when that unit has no company connected, and ApplicationError for an empty
+    selection, an unknown id, an invoice that cannot go on its own or records of several units.
     """
-    connection = _current_connection()
     selected = _ids_of(payments)
     invoice_ids = _ids_of(invoices)
     if not selected and not invoice_ids:
         raise ApplicationError("Select at least one payment to export.", code="empty_selection")
-    _refuse_invoices_not_alone(invoice_ids)
-    known = set()
+    invoice_units = _refuse_invoices_not_alone(invoice_ids)
+    known: dict[int, int] = {}
     for start in range(0, len(selected), 2000):
-        known.update(Payment.objects.filter(pk__in=selected[start : start + 2000]).values_list("pk", flat=True))
+        known.update(
+            Payment.objects.filter(pk__in=selected[start : start + 2000]).values_list("pk", "business_unit_id")
+        )
     if missing := [pk for pk in selected if pk not in known]:
         raise ApplicationError(
             f"No payment with id {', '.join(map(str, missing[:10]))}.",
             code="unknown_payment",
             extra={"missing": missing},
         )
+    if len(units := set(known.values()) | set(invoice_units.values())) > 1:
+        raise ApplicationError(
+            "These payments or invoices belong to several business units, each with its own QuickBooks company; "
+            "export one unit's at a time.",
+            code="several_business_units",
+        )
+    connection = _current_connection(units.pop())
 
     all_ids = billing_selectors.payment_ids_with_invoice_partners(payment_ids=selected)
     readiness = billing_selectors.payment_export_readiness_map(payment_ids=all_ids)
@@ -219,11 +229,12 @@ def export_batch_start(
     return batch
 
 
-def _refuse_invoices_not_alone(invoice_ids: list[int]) -> None:
-    """Refuse, before anything is written, an unknown invoice or one that cannot go to QuickBooks on its own."""
+def _refuse_invoices_not_alone(invoice_ids: list[int]) -> dict[int, int]:
+    """Refuse, before anything is written, an unknown invoice or one that cannot go to QuickBooks on its own.
+    Returns invoice id -> its business unit's id."""
     if not invoice_ids:
-        return
-    known = set(Invoice.objects.filter(pk__in=invoice_ids).values_list("pk", flat=True))
+        return {}
+    known = dict(Invoice.objects.filter(pk__in=invoice_ids).values_list("pk", "business_unit_id"))
     if missing := [pk for pk in invoice_ids if pk not in known]:
         raise ApplicationError(
             f"No invoice with id {', '.join(map(str, missing[:10]))}.",
@@ -239,6 +250,7 @@ def _refuse_invoices_not_alone(invoice_ids: list[int]) -> None:
             code="invoice_has_something_to_pay",
             extra={"refusals": {str(pk): message for pk, message in refusals.items()}},
         )
+    return known
 
 
 def _open_hold_reasons(realm_id: str, payment_ids: list[int], statuses: dict[int, str]) -> dict[int, str]:
@@ -274,10 +286,16 @@ def export_invoice_start(*, invoice_id: int, user=None, api_client=None, source=
     )
 
 
-def export_all_exportable_start(*, user=None, api_client=None, source=ExportBatch.Source.PAGE) -> ExportBatch:
-    """Every payment the fully-paid rule lets go, and every invoice with nothing to pay not in QuickBooks yet."""
-    candidates = billing_selectors.payment_filter_exportable(Payment.objects.filter(export_status__in=QUEUEABLE))
-    connection = _current_connection()
+def export_all_exportable_start(
+    *, user=None, api_client=None, source=ExportBatch.Source.PAGE, business_unit: BusinessUnit | None = None
+) -> ExportBatch:
+    """Every payment of `business_unit` (default: the only unit) the fully-paid rule lets go, and every invoice of it
+    with nothing to pay not in its QuickBooks company yet."""
+    unit = business_unit or billing_services.business_unit_default()
+    candidates = billing_selectors.payment_filter_exportable(
+        Payment.objects.filter(export_status__in=QUEUEABLE, business_unit=unit)
+    )
+    connection = _current_connection(unit.pk)
     invoices = export_selectors.invoices_to_export_alone(realm_id=connection.realm_id)
     return export_batch_start(
         payments=candidates,

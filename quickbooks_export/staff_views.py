@@ -28,6 +28,8 @@ from billing.money import format_money
 from billing.selectors import (
     ExportReadiness,
     InvoiceState,
+    business_unit_for_request,
+    in_business_unit,
     invoice_get_with_balances,
     payment_export_readiness_map,
     payment_with_amounts,
@@ -199,10 +201,11 @@ def _filter_query(data) -> str:
 # --- Payments -----------------------------------------------------------------------------------------------------
 
 
-def _payment_filter(data) -> PaymentFilter:
-    # An empty query string means "no filter" (an unbound FilterSet), so the first visit shows every payment.
+def _payment_filter(request: HttpRequest, data) -> PaymentFilter:
+    # An empty query string means "no filter" (an unbound FilterSet), so the first visit shows every payment (of the
+    # business unit the pages act on).
     bound = {key: data.get(key) for key in FILTER_FIELDS if (data.get(key) or "").strip()}
-    return PaymentFilter(bound or None, queryset=Payment.objects.all())
+    return PaymentFilter(bound or None, queryset=in_business_unit(Payment.objects, request))
 
 
 @login_required
@@ -211,7 +214,7 @@ def _payment_filter(data) -> PaymentFilter:
 def payment_list(request: HttpRequest) -> HttpResponse:
     """The bulk page: filter, tick, export. The page never counts the matches itself (over 100,000 payments a count
     under the fully-paid rule costs most of a second); `payment_count` fills the number in once the page is shown."""
-    payment_filter = _payment_filter(request.GET)
+    payment_filter = _payment_filter(request, request.GET)
     size = _positive_int(request.GET.get("size"), DEFAULT_PAGE_SIZE)
     size = size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
     page = _positive_int(request.GET.get("page"), 1)
@@ -260,7 +263,7 @@ def _without(data, key: str):
 def payment_count(request: HttpRequest) -> HttpResponse:
     """How many payments match the filters, and how many of them can be selected (those not in QuickBooks yet), in
     one query: a fragment the Payments page loads once it is shown."""
-    counts = _payment_filter(request.GET).qs.aggregate(
+    counts = _payment_filter(request, request.GET).qs.aggregate(
         count=Count("pk"), selectable=Count("pk", filter=~Q(export_status__in=IN_QUICKBOOKS))
     )
     return render(request, "exports/_payment_count.html", counts)
@@ -274,7 +277,7 @@ def payments_export(request: HttpRequest) -> HttpResponse:
     filter_query = _filter_query(request.POST)
     back = reverse("exports:payment_list") + (f"?{filter_query}" if filter_query else "")
     if request.POST.get("scope") == "matching":
-        payment_filter = _payment_filter(request.POST)
+        payment_filter = _payment_filter(request, request.POST)
         described = payment_filter.describe()
         # As on the page, where they have no checkbox: payments already in QuickBooks are never selected.
         payments = payment_filter.qs.exclude(export_status__in=IN_QUICKBOOKS)
@@ -292,7 +295,7 @@ def payments_export(request: HttpRequest) -> HttpResponse:
                 "Record what is still open on their invoices first, then export them.",
             )
             return redirect(back)
-        payments = ids
+        payments = in_business_unit(Payment.objects.filter(pk__in=ids), request)  # another unit's: not selectable
         selection = f"{len(ids)} selected payment{'s' if len(ids) != 1 else ''}"
     try:
         batch = export_routing.export_batch_start(
@@ -385,15 +388,20 @@ def _record_remaining_links(request: HttpRequest, payment: Payment, readiness: E
     ]
 
 
-def _payment_or_404(payment_id: int) -> Payment:
-    return get_object_or_404(Payment.objects.select_related("customer"), pk=payment_id)
+def _payment_or_404(request: HttpRequest, payment_id: int) -> Payment:
+    return get_object_or_404(in_business_unit(Payment.objects.select_related("customer"), request), pk=payment_id)
+
+
+def _batches(request: HttpRequest) -> QuerySet[ExportBatch]:
+    return ExportBatch.objects.filter(export_selectors.in_business_unit_companies(request))  # not another unit's
 
 
 @login_required
 @view_payments_required
 @require_GET
 def payment_detail(request: HttpRequest, payment_id: int) -> HttpResponse:
-    payment = get_object_or_404(payment_with_amounts(Payment.objects.select_related("customer")), pk=payment_id)
+    payments = in_business_unit(Payment.objects.select_related("customer"), request)
+    payment = get_object_or_404(payment_with_amounts(payments), pk=payment_id)
     panel = _export_panel_context(request, payment)
     states = {invoice.invoice_id: invoice for invoice in panel["readiness"].invoices}
     applied = []
@@ -493,9 +501,9 @@ def _render_panel(request: HttpRequest, payment: Payment, *, batch=None, error: 
 @require_GET
 def payment_export_panel(request: HttpRequest, payment_id: int) -> HttpResponse:
     """The QuickBooks card of a payment; the page polls it while an export of the payment is under way."""
-    payment = _payment_or_404(payment_id)
+    payment = _payment_or_404(request, payment_id)
     batch_id = request.GET.get("batch", "")
-    batch = get_object_or_404(ExportBatch, pk=int(batch_id)) if batch_id.isdigit() else None
+    batch = get_object_or_404(_batches(request), pk=int(batch_id)) if batch_id.isdigit() else None
     return _render_panel(request, payment, batch=batch)
 
 
@@ -522,7 +530,7 @@ def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
 
     When other payments would go too (an invoice goes to QuickBooks with all its payments), nothing is sent until
     the person has seen which ones and confirmed (`confirmed=1`)."""
-    payment = _payment_or_404(payment_id)
+    payment = _payment_or_404(request, payment_id)
     partners = _partners_sent_along(payment)
     if partners and request.POST.get("confirmed") != "1":
         context = _export_panel_context(request, payment)
@@ -549,7 +557,7 @@ def payment_export(request: HttpRequest, payment_id: int) -> HttpResponse:
 @require_POST
 def invoice_export(request: HttpRequest, invoice_id: int) -> HttpResponse:
     """Export to QuickBooks an invoice with nothing to pay ($0.00, no payment), on its own; else say why not."""
-    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    invoice = get_object_or_404(in_business_unit(Invoice.objects, request), pk=invoice_id)
     try:
         batch = export_routing.export_invoice_start(
             invoice_id=invoice.pk, user=request.user, source=ExportBatch.Source.PAGE
@@ -564,7 +572,7 @@ def invoice_export(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @export_required
 @require_POST
 def payment_retry(request: HttpRequest, payment_id: int) -> HttpResponse:
-    payment = _payment_or_404(payment_id)
+    payment = _payment_or_404(request, payment_id)
     if request.POST.get("next") == "batch":
         try:
             batch = export_routing.export_payment_retry(payment_id=payment.pk, user=request.user)
@@ -592,7 +600,7 @@ HOLD_ACTIONS = {
 @require_POST
 def payment_hold_action(request: HttpRequest, payment_id: int, hold_id: int, action: str) -> HttpResponse:
     """Check again, Update the QuickBooks invoice to match FieldSync, or Unlink, for one invoice hold."""
-    payment = _payment_or_404(payment_id)
+    payment = _payment_or_404(request, payment_id)
     if action not in HOLD_ACTIONS:
         raise Http404("No such action.")
     # The hold must be one of this payment's invoices' (a hold id from another payment's page is not this page's).
@@ -613,7 +621,7 @@ def payment_hold_action(request: HttpRequest, payment_id: int, hold_id: int, act
 
 def _status_action(request: HttpRequest, payment_id: int, action, done: str, *, needs_note: bool) -> HttpResponse:
     """Mark exported by hand, exclude, include: a plain form post, then back to the payment with what happened."""
-    payment = _payment_or_404(payment_id)
+    payment = _payment_or_404(request, payment_id)
     note = request.POST.get("note", "").strip()
     try:
         if needs_note and not note:
@@ -703,7 +711,7 @@ def _progress_context(batch: ExportBatch) -> dict:
 @view_exports_required
 @require_GET
 def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
-    batch = get_object_or_404(ExportBatch.objects.select_related("created_by"), pk=batch_id)
+    batch = get_object_or_404(_batches(request).select_related("created_by"), pk=batch_id)
     context = {**_progress_context(batch), "nav": "log", "can_export": request.user.has_perm(EXPORT_PERMISSION)}
     return render(request, "exports/batch_detail.html", context)
 
@@ -713,7 +721,7 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
 @require_GET
 def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
     """The progress fragment the batch page polls every second until the batch is finished."""
-    batch = get_object_or_404(ExportBatch, pk=batch_id)
+    batch = get_object_or_404(_batches(request), pk=batch_id)
     context = {**_progress_context(batch), "can_export": request.user.has_perm(EXPORT_PERMISSION)}
     return render(request, "exports/_batch_progress.html", context)
 
@@ -737,7 +745,7 @@ def _item_amount(item: ExportBatchItem) -> str:
 @require_GET
 def batch_items(request: HttpRequest, batch_id: int, outcome: str) -> HttpResponse:
     """The records of a batch with one outcome (or all), with the reason or QuickBooks' error in plain words."""
-    batch = get_object_or_404(ExportBatch.objects.select_related("created_by"), pk=batch_id)
+    batch = get_object_or_404(_batches(request).select_related("created_by"), pk=batch_id)
     if outcome != "all" and outcome not in Outcome.values:
         raise Http404("No such outcome.")
     items = export_selectors.export_batch_items(batch_id=batch.pk, outcome=None if outcome == "all" else outcome)
@@ -761,7 +769,7 @@ def batch_items(request: HttpRequest, batch_id: int, outcome: str) -> HttpRespon
 @export_required
 @require_POST
 def batch_retry_failed(request: HttpRequest, batch_id: int) -> HttpResponse:
-    batch = get_object_or_404(ExportBatch, pk=batch_id)
+    batch = get_object_or_404(_batches(request), pk=batch_id)
     try:
         retry = export_routing.export_batch_retry_failed(batch_id=batch.pk, user=request.user)
     except ApplicationError as exc:
@@ -795,13 +803,17 @@ CHANGES_SENT_DAYS = 30  # the export log's "Changes sent to QuickBooks": updates
 @require_GET
 def export_log(request: HttpRequest) -> HttpResponse:
     batches = Paginator(
-        _batches_with_counts(ExportBatch.objects.select_related("created_by")).order_by("-created_at", "-id"), 25
+        _batches_with_counts(_batches(request).select_related("created_by")).order_by("-created_at", "-id"), 25
     ).get_page(request.GET.get("page"))
     # Failed records whose payment is still failed (a later retry may have exported it), newest first.
     failed = []
     seen: set[int] = set()
     failed_items = (
         ExportBatchItem.objects.filter(RETRYABLE, outcome=Outcome.FAILED)
+        .filter(  # the chosen unit's payments and invoices (an item names one or the other)
+            Q(payment__business_unit__in=billing_selectors.business_unit_chosen(request))
+            | Q(invoice__business_unit__in=billing_selectors.business_unit_chosen(request))
+        )
         .select_related("payment__customer", "invoice__customer", "batch")
         .order_by("-id")[:100]
     )
@@ -854,11 +866,20 @@ QUICKBOOKS_TRANSACTION = {
 def manual_items(request: HttpRequest) -> HttpResponse:
     """Refunds of payments already in QuickBooks, with exactly what to do there; handled ones stay, with the note."""
     can_handle = request.user.has_perm(HANDLE_PERMISSION)
-    can_record = can_handle and request.user.has_perm(EXPORT_PERMISSION) and refund_recording.record_refunds_allowed()
+    can_record = (
+        can_handle
+        and request.user.has_perm(EXPORT_PERMISSION)
+        and refund_recording.record_refunds_allowed(business_unit_id=business_unit_for_request(request).pk)
+    )
     related = ("customer", "payment", "refund__application__invoice", "handled_by")
-    open_items = ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.OPEN).select_related(*related)
+    open_items = (
+        in_business_unit(ManualHandlingItem.objects, request, field="payment__business_unit")
+        .filter(status=ManualHandlingItem.Status.OPEN)
+        .select_related(*related)
+    )
     handled = Paginator(
-        ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.HANDLED)
+        in_business_unit(ManualHandlingItem.objects, request, field="payment__business_unit")
+        .filter(status=ManualHandlingItem.Status.HANDLED)
         .select_related(*related)
         .order_by("-handled_at", "-id"),
         25,
@@ -896,7 +917,7 @@ def manual_items(request: HttpRequest) -> HttpResponse:
 @require_POST
 def manual_item_record(request: HttpRequest, item_id: int) -> HttpResponse:
     """“Record it in QuickBooks for me”: FieldSync posts the item's transaction once and marks it handled."""
-    get_object_or_404(ManualHandlingItem, pk=item_id)
+    get_object_or_404(in_business_unit(ManualHandlingItem.objects, request, field="payment__business_unit"), pk=item_id)
     try:
         item = refund_recording.manual_item_record_in_quickbooks(item_id=item_id, user=request.user)
     except ApplicationError as exc:
@@ -922,7 +943,8 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
     """Every link between our customers, items, invoices, payments and QuickBooks records, stale ones first when
     asked; 50 a page, in four queries (count, page, customer names, invoice numbers)."""
     kind = request.GET.get("kind", "")
-    queryset = QuickBooksMapping.objects.order_by("kind", "local_key", "id")
+    of_unit = export_selectors.in_business_unit_companies(request)
+    queryset = QuickBooksMapping.objects.filter(of_unit).order_by("kind", "local_key", "id")
     if kind in QuickBooksMapping.Kind.values:
         queryset = queryset.filter(kind=kind)
     if request.GET.get("stale"):
@@ -940,7 +962,7 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
         "can_manage": request.user.has_perm(MANAGE_MAPPINGS_PERMISSION),
         # Tax codes are chosen on the QuickBooks page (from the company's live list); listed here too.
         "tax_code_mappings": list(
-            QuickBooksTaxCodeMapping.objects.select_related("tax_rate").order_by("tax_rate__name")
+            QuickBooksTaxCodeMapping.objects.filter(of_unit).select_related("tax_rate").order_by("tax_rate__name")
         )
         if not kind
         else [],
@@ -953,6 +975,9 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def mapping_action(request: HttpRequest, mapping_id: int, action: str) -> HttpResponse:
     """Unlink, link to a different QuickBooks record (`qbo_id`), or make the QuickBooks record active again."""
+    of_unit = export_selectors.in_business_unit_companies(request)
+    if QuickBooksMapping.objects.filter(pk=mapping_id).exclude(of_unit).exists():
+        raise Http404("No such link.")  # another business unit's
     note = request.POST.get("note", "").strip()
     try:
         if action == "unlink":

@@ -64,11 +64,12 @@ def export_sweep_task() -> int:
     return len(realms)
 
 
-def auto_export_task(trigger: str = "") -> int | None:
-    """Automatic export (on payment, hourly or nightly): queue what is newly ready; returns the batch id or None."""
+def auto_export_task(trigger: str = "", realm_id: str | None = None) -> int | None:
+    """Automatic export (on payment, hourly or nightly) of one company: queue what is newly ready; returns the batch id
+    or None."""
     from .auto_export import auto_export_start
 
-    batch = auto_export_start()
+    batch = auto_export_start(realm_id=realm_id)
     logger.info("Automatic export (%s): %s", trigger or "asked", f"Export #{batch.pk}" if batch else "nothing new")
     return batch.pk if batch is not None else None
 
@@ -179,14 +180,15 @@ def enqueue_reconciliation_run(run_id: int) -> None:
     async_task(RECONCILIATION_TASK, run_id, task_name=f"reconciliation-{run_id}-{timezone.now():%H%M%S%f}")
 
 
-def reconciliation_nightly_task() -> int | None:
-    """Nightly (schedule of migration 0009): reconcile the last 35 days; returns the run's id."""
+def reconciliation_nightly_task() -> list[int]:
+    """Nightly (schedule of migration 0010): reconcile the last 35 days of each connected company; returns the runs'
+    ids."""
     from fieldsync.metrics import quickbooks_calls_flush
 
     from .reconciliation import reconciliation_nightly
 
     try:
-        run = reconciliation_nightly()
+        runs = reconciliation_nightly()
     finally:
         quickbooks_calls_flush()
-    return run.pk if run is not None else None
+    return [run.pk for run in runs]

@@ -38,6 +38,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing import services as billing_services
@@ -136,7 +137,11 @@ def export_undo_plan(*, batch_id: int | None = None, payment_id: int | None = No
 
     Raises QuickBooksNotConnectedError when no company is connected, QuickBooksError when QuickBooks cannot be read.
     """
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    # The company of the payments' business unit (a batch holds one unit's payments).
+    of_unit = Payment.objects.filter(
+        Q(export_items__batch_id=batch_id) if batch_id is not None else Q(pk=payment_id)
+    ).values("business_unit_id")[:1]
+    connection = QuickBooksConnection.objects.filter(is_current=True, business_unit_id__in=of_unit).first()
     if connection is None:
         raise ConflictError("QuickBooks is not connected; connect it before undoing an export.", code="not_connected")
     plan = UndoPlan(realm_id=connection.realm_id)

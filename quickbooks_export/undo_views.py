@@ -9,8 +9,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing.models import Payment
+from billing.selectors import in_business_unit
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.models import ExportBatch, ExportUndo
+from quickbooks_export.selectors import in_business_unit_companies
 from quickbooks_export.undo import export_undo_plan, export_undo_start
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
@@ -38,7 +40,7 @@ def _confirm(request: HttpRequest, *, subject: str, back: str, batch_id=None, pa
 @export_required
 @require_http_methods(["GET", "POST"])
 def batch_undo(request: HttpRequest, batch_id: int) -> HttpResponse:
-    batch = get_object_or_404(ExportBatch, pk=batch_id)
+    batch = get_object_or_404(ExportBatch.objects.filter(in_business_unit_companies(request)), pk=batch_id)
     back = reverse("exports:batch_detail", kwargs={"batch_id": batch.pk})
     return _confirm(request, subject=f"Export #{batch.pk}", back=back, batch_id=batch.pk)
 
@@ -47,7 +49,7 @@ def batch_undo(request: HttpRequest, batch_id: int) -> HttpResponse:
 @export_required
 @require_http_methods(["GET", "POST"])
 def payment_undo(request: HttpRequest, payment_id: int) -> HttpResponse:
-    payment = get_object_or_404(Payment, pk=payment_id)
+    payment = get_object_or_404(in_business_unit(Payment.objects, request), pk=payment_id)
     back = reverse("exports:payment_detail", kwargs={"payment_id": payment.pk})
     return _confirm(request, subject=f"the export of payment #{payment.pk}", back=back, payment_id=payment.pk)
 
@@ -56,5 +58,6 @@ def payment_undo(request: HttpRequest, payment_id: int) -> HttpResponse:
 @export_required
 @require_GET
 def undo_detail(request: HttpRequest, undo_id: int) -> HttpResponse:
-    undo = get_object_or_404(ExportUndo.objects.select_related("created_by"), pk=undo_id)
+    undos = ExportUndo.objects.filter(in_business_unit_companies(request))
+    undo = get_object_or_404(undos.select_related("created_by"), pk=undo_id)
     return render(request, "exports/undo_detail.html", {"nav": "log", "undo": undo})

@@ -76,9 +76,14 @@ TAKEN_ADDRESS = {
 }
 
 
+def _connection_of_customer(customer_id: int):
+    """The current connection of the customer's business unit (its company), or None."""
+    return QuickBooksConnection.objects.filter(is_current=True, business_unit__customers=customer_id)
+
+
 def customer_changed_listener(customer_id: int) -> None:
     """billing.hooks listener (after commit): queue the push when the customer is in the connected QuickBooks."""
-    realm_id = QuickBooksConnection.objects.filter(is_current=True).values_list("realm_id", flat=True).first()
+    realm_id = _connection_of_customer(customer_id).values_list("realm_id", flat=True).first()
     if (
         realm_id
         and QuickBooksMapping.objects.filter(realm_id=realm_id, kind=Kind.CUSTOMER, local_key=str(customer_id)).exists()
@@ -129,7 +134,7 @@ def customer_update_push(*, customer_id: int) -> str:
     "not_exported", "unchanged", "updated", "conflict" (recorded for a person; nothing sent) or "quickbooks_wins"
     (the company's setting: nothing sent, QuickBooks' changed details taken into FieldSync). Raises QuickBooksError
     when QuickBooks cannot be reached or refuses (the task is retried by django-q2; the outbox keeps it once)."""
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    connection = _connection_of_customer(customer_id).first()
     if connection is None:
         return "not_exported"
     mapping = QuickBooksMapping.objects.filter(

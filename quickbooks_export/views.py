@@ -5,8 +5,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import TaxRate
+from billing.selectors import business_unit_for_request
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.auto_export import auto_export_settings_get, auto_export_settings_update
+from quickbooks_export.client import QuickBooksClient
 from quickbooks_export.company import company_profile_get, company_profile_refresh, tax_code_mapping_update
 from quickbooks_export.connection import (
     connection_authorization_cancel,
@@ -48,7 +50,7 @@ def _render_settings(
     auto_form: AutoExportForm | None = None,
     status: int = 200,
 ):
-    connection = connection_get_latest()
+    connection = connection_get_latest(business_unit=business_unit_for_request(request))
     current = connection if connection is not None and connection.is_current else None
     mapping = mapping_settings_get(realm_id=current.realm_id) if current else None
     can_manage = request.user.has_perm(MANAGE_PERMISSION)
@@ -56,7 +58,10 @@ def _render_settings(
     # Only people who may change the mapping need the live choices (two QuickBooks queries).
     if form is None and can_manage and current is not None and current.is_connected:
         try:
-            form = MappingSettingsForm(choices=mapping_choices_get(), initial=MappingSettingsForm.initial_from(mapping))
+            form = MappingSettingsForm(
+                choices=mapping_choices_get(client=QuickBooksClient(current)),
+                initial=MappingSettingsForm.initial_from(mapping),
+            )
         except QuickBooksError as exc:
             choices_error = exc.message
     payment_methods = {row.method: row for row in mapping.payment_methods.all()} if mapping else {}
@@ -99,7 +104,7 @@ def settings_page(request):
 @require_POST  # starting OAuth changes state (the session's OAuth state); a link or an image must not start it
 def connect(request):
     try:
-        url = connection_start_authorization(request=request)
+        url = connection_start_authorization(request=request, business_unit=business_unit_for_request(request))
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("quickbooks_export:settings")
@@ -148,7 +153,7 @@ def callback(request):
 @require_POST
 def disconnect(request):
     try:
-        connection = connection_disconnect(user=request.user)
+        connection = connection_disconnect(user=request.user, business_unit=business_unit_for_request(request))
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("quickbooks_export:settings")
@@ -163,12 +168,12 @@ def disconnect(request):
 @manage_required
 @require_POST
 def mapping_update(request):
-    connection = connection_get_latest()
+    connection = connection_get_latest(business_unit=business_unit_for_request(request))
     if connection is None or not connection.is_current:
         messages.error(request, "Connect QuickBooks before choosing the mapping.")
         return redirect("quickbooks_export:settings")
     try:
-        choices = mapping_choices_get()
+        choices = mapping_choices_get(client=QuickBooksClient(connection))
     except QuickBooksError as exc:
         messages.error(request, exc.message)
         return redirect("quickbooks_export:settings")
@@ -195,9 +200,9 @@ def mapping_update(request):
 def company_refresh(request):
     """Read the company's country, currency, preferences and tax codes again (three QuickBooks reads)."""
     try:
-        from quickbooks_export.client import QuickBooksClient
-
-        profile = company_profile_refresh(client=QuickBooksClient.for_current_connection())
+        profile = company_profile_refresh(
+            client=QuickBooksClient.for_current_connection(business_unit=business_unit_for_request(request))
+        )
     except QuickBooksError as exc:
         messages.error(request, exc.message)
     else:
@@ -209,7 +214,7 @@ def company_refresh(request):
 @manage_required
 @require_POST
 def tax_codes_update(request):
-    connection = connection_get_latest()
+    connection = connection_get_latest(business_unit=business_unit_for_request(request))
     if connection is None or not connection.is_current:
         messages.error(request, "Connect QuickBooks before choosing tax codes.")
         return redirect("quickbooks_export:settings")
@@ -239,7 +244,7 @@ def tax_codes_update(request):
 @manage_required
 @require_POST
 def auto_export_update(request):
-    connection = connection_get_latest()
+    connection = connection_get_latest(business_unit=business_unit_for_request(request))
     if connection is None or not connection.is_current:
         messages.error(request, "Connect QuickBooks before choosing automatic export.")
         return redirect("quickbooks_export:settings")

@@ -43,8 +43,13 @@ Kind = QuickBooksMapping.Kind
 VOID_TASK = "quickbooks_export.tasks.invoice_void_push_task"
 
 
+def _connection_of_invoice(invoice_id: int):
+    """The current connection of the invoice's business unit (its company), or None."""
+    return QuickBooksConnection.objects.filter(is_current=True, business_unit__invoices=invoice_id)
+
+
 def invoice_voided_listener(invoice_id: int) -> None:
-    realm_id = QuickBooksConnection.objects.filter(is_current=True).values_list("realm_id", flat=True).first()
+    realm_id = _connection_of_invoice(invoice_id).values_list("realm_id", flat=True).first()
     if (
         realm_id
         and QuickBooksMapping.objects.filter(realm_id=realm_id, kind=Kind.INVOICE, local_key=str(invoice_id)).exists()
@@ -58,7 +63,7 @@ def _voided(row: dict) -> bool:
 
 def invoice_void_push(*, invoice_id: int) -> str:
     """Returns "not_exported", "busy" (an export runs: try again), "already_void", "voided" or "flagged"."""
-    connection = QuickBooksConnection.objects.filter(is_current=True).first()
+    connection = _connection_of_invoice(invoice_id).first()
     invoice = Invoice.objects.get(pk=invoice_id)
     if connection is None or invoice.status != Invoice.Status.VOID:
         return "not_exported"

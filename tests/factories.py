@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 
 from billing import services
 from billing.models import (
+    BusinessUnit,
     Customer,
     Invoice,
     InvoiceLine,
@@ -33,10 +34,21 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("correct horse battery staple")
 
 
+class BusinessUnitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BusinessUnit
+
+    name = factory.Sequence(lambda n: f"Unit {n:03d}")
+    slug = factory.LazyAttribute(lambda unit: unit.name.lower().replace(" ", "-"))
+
+
 class CustomerFactory(factory.django.DjangoModelFactory):
+    """A customer of the only business unit unless given one (as billing.services.customer_create does)."""
+
     class Meta:
         model = Customer
 
+    business_unit = factory.LazyFunction(services.business_unit_default)
     display_name = factory.Sequence(lambda n: f"Customer {n:04d}")
     email = factory.Sequence(lambda n: f"customer{n}@example.com")
     phone = "555-0100"
@@ -51,6 +63,7 @@ class JobFactory(factory.django.DjangoModelFactory):
         model = Job
 
     customer = factory.SubFactory(CustomerFactory)
+    business_unit = factory.SelfAttribute("customer.business_unit")
     number = factory.Sequence(lambda n: f"JOB-{n:05d}")
     title = "Water heater replacement"
     scheduled_on = datetime.date(2026, 11, 2)
@@ -63,6 +76,7 @@ class InvoiceFactory(factory.django.DjangoModelFactory):
         model = Invoice
 
     customer = factory.SubFactory(CustomerFactory)
+    business_unit = factory.SelfAttribute("customer.business_unit")
     number = factory.Sequence(lambda n: f"INV-{1000 + n}")
     status = Invoice.Status.DRAFT
 
@@ -85,6 +99,7 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         model = Payment
 
     customer = factory.SubFactory(CustomerFactory)
+    business_unit = factory.SelfAttribute("customer.business_unit")
     amount = Decimal("100.00")
     method = Payment.Method.CHECK
     reference = factory.Sequence(lambda n: f"{4000 + n}")
@@ -134,7 +149,7 @@ def issued_invoice(
     customer = customer or CustomerFactory()
     invoice = services.invoice_create(
         customer=customer,
-        number=number or InvoiceFactory.build().number,
+        number=number or InvoiceFactory.build(customer=customer).number,
         sales_tax=sales_tax,
         lines=[services.LineInput(service_name="Labor", unit_price=amount)],
     )

@@ -18,6 +18,7 @@ from fieldsync.api.base import ApiListView, ApiView, actor
 from fieldsync.api.fields import CurrencyField, MoneyField, QuantityField, money_out
 from fieldsync.api.filters import MAX_ID, CustomerFilter, InvoiceFilter, JobFilter, PaymentFilter
 from fieldsync.api.idempotency import idempotent
+from fieldsync.api.units import BusinessUnitField, UnitScopedMixin, in_units, unit_for_create
 from quickbooks_export.models import InvoiceExportHold
 
 # --- References in request bodies ---------------------------------------------------------------------------------
@@ -51,9 +52,17 @@ class NumberRelatedField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
+class UnitIdRelatedField(UnitScopedMixin, IdRelatedField):
+    """A row of the caller's business units by id (fieldsync.api.units)."""
+
+
+class UnitNumberRelatedField(UnitScopedMixin, NumberRelatedField):
+    """A row of the caller's business units by number (fieldsync.api.units)."""
+
+
 def customer_ref(**kwargs):
     kwargs.setdefault("help_text", "A customer id.")
-    return IdRelatedField(
+    return UnitIdRelatedField(
         queryset=Customer.objects.all(),
         error_messages={"does_not_exist": "No customer has the id {pk_value}."},
         **kwargs,
@@ -62,7 +71,7 @@ def customer_ref(**kwargs):
 
 def invoice_ref(**kwargs):
     kwargs.setdefault("help_text", 'An invoice number, e.g. "INV-1042".')
-    return NumberRelatedField(
+    return UnitNumberRelatedField(
         slug_field="number",
         queryset=Invoice.objects.select_related("customer"),
         error_messages={"does_not_exist": "No invoice is numbered {value}."},
@@ -268,12 +277,13 @@ class CustomersApi(ApiListView):
         billing_region = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
         billing_postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
         billing_country = serializers.CharField(max_length=2, required=False, allow_blank=True, default="US")
+        business_unit = BusinessUnitField(required=False)
 
         class Meta:
             ref_name = "CustomerCreate"
 
     def get_queryset(self):
-        return selectors.customer_list()
+        return in_units(selectors.customer_list(), self.request)
 
     @extend_schema(operation_id="customers_list", responses={200: CustomerOutputSerializer(many=True)})
     def get(self, request):
@@ -283,9 +293,11 @@ class CustomersApi(ApiListView):
     @extend_schema(operation_id="customers_create", request=InputSerializer, responses={201: OutputSerializer})
     @idempotent
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        customer = services.customer_create(**serializer.validated_data)
+        data = dict(serializer.validated_data)
+        data["business_unit"] = unit_for_create(request, data.pop("business_unit", None))
+        customer = services.customer_create(**data)
         return Response(self.OutputSerializer(customer).data, status=status.HTTP_201_CREATED)
 
 
@@ -315,7 +327,7 @@ class TaxRatesApi(ApiListView):
     @extend_schema(operation_id="tax_rates_create", request=InputSerializer, responses={201: OutputSerializer})
     @idempotent
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         rate = services.tax_rate_create(**serializer.validated_data)
         return Response(self.OutputSerializer(rate).data, status=status.HTTP_201_CREATED)
@@ -326,7 +338,7 @@ class CustomerDetailApi(ApiView):
 
     @extend_schema(operation_id="customers_retrieve", responses={200: CustomerOutputSerializer})
     def get(self, request, customer_id: int):
-        customer = selectors.customer_list().filter(pk=customer_id).first()
+        customer = in_units(selectors.customer_list(), request).filter(pk=customer_id).first()
         if customer is None:
             raise Http404
         return Response(CustomerOutputSerializer(customer).data)
@@ -362,7 +374,7 @@ class JobsApi(ApiListView):
             return value
 
     def get_queryset(self):
-        return selectors.job_list()
+        return in_units(selectors.job_list(), self.request)
 
     @extend_schema(operation_id="jobs_list", responses={200: JobOutputSerializer(many=True)})
     def get(self, request):
@@ -372,7 +384,7 @@ class JobsApi(ApiListView):
     @extend_schema(operation_id="jobs_create", request=InputSerializer, responses={201: OutputSerializer})
     @idempotent
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         job = services.job_create(**serializer.validated_data)
         return Response(self.OutputSerializer(job).data, status=status.HTTP_201_CREATED)
@@ -383,7 +395,7 @@ class JobDetailApi(ApiView):
 
     @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutputSerializer})
     def get(self, request, job_id: int):
-        job = selectors.job_list().filter(pk=job_id).first()
+        job = in_units(selectors.job_list(), request).filter(pk=job_id).first()
         if job is None:
             raise Http404
         return Response(JobOutputSerializer(job).data)
@@ -417,7 +429,7 @@ class InvoicesApi(ApiListView):
             validators=[validate_number],
             help_text=f"Unique; becomes the QuickBooks DocNumber; {NUMBER_CHARACTERS}.",
         )
-        job = NumberRelatedField(
+        job = UnitNumberRelatedField(
             slug_field="number",
             queryset=Job.objects.all(),
             required=False,
@@ -455,7 +467,7 @@ class InvoicesApi(ApiListView):
             return value
 
     def get_queryset(self):
-        return selectors.invoice_list()
+        return in_units(selectors.invoice_list(), self.request)
 
     @extend_schema(operation_id="invoices_list", responses={200: InvoiceOutputSerializer(many=True)})
     def get(self, request):
@@ -485,7 +497,7 @@ class InvoicesApi(ApiListView):
     )
     @idempotent
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         lines = [services.LineInput(**line) for line in data.pop("lines")]
@@ -502,8 +514,9 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def invoice_or_404(number: str) -> Invoice:
-    invoice = Invoice.objects.filter(number=number).first() if _storable(number) else None
+def invoice_or_404(request, number: str) -> Invoice:
+    """The invoice of a URL, if it is of the caller's business units (the exports API uses it too), or 404."""
+    invoice = in_units(Invoice.objects, request).filter(number=number).first() if _storable(number) else None
     if invoice is None:
         raise Http404
     return invoice
@@ -552,7 +565,9 @@ class InvoiceDetailApi(ApiView):
 
     @extend_schema(operation_id="invoices_retrieve", responses={200: InvoiceOutputSerializer})
     def get(self, request, number: str):
-        invoice = selectors.invoice_get(number=number) if _storable(number) else None
+        invoice = (
+            in_units(selectors.invoice_list(), request).filter(number=number).first() if _storable(number) else None
+        )
         if invoice is None:
             raise Http404
         return Response(InvoiceOutputSerializer(invoice).data)
@@ -576,14 +591,14 @@ class InvoiceDetailApi(ApiView):
     )
     def patch(self, request, number: str):
         # No Idempotency-Key: a PATCH carries the values wanted, so repeating it changes nothing more.
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         if "lines" in data:
             data["lines"] = [
                 services.LineEdit(line_id=line.pop("id"), **line) for line in (dict(row) for row in data["lines"])
             ]
-        invoice = services.invoice_edit(invoice=invoice_or_404(number), **data)
+        invoice = services.invoice_edit(invoice=invoice_or_404(request, number), **data)
         return _invoice_response(invoice.number)
 
 
@@ -602,9 +617,9 @@ class InvoiceIssueApi(ApiView):
     @extend_schema(operation_id="invoices_issue", request=InputSerializer, responses={200: InvoiceOutputSerializer})
     @idempotent
     def post(self, request, number: str):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        invoice = services.invoice_issue(invoice=invoice_or_404(number), **serializer.validated_data)
+        invoice = services.invoice_issue(invoice=invoice_or_404(request, number), **serializer.validated_data)
         return _invoice_response(invoice.number)
 
 
@@ -616,7 +631,7 @@ class InvoiceVoidApi(ApiView):
     @extend_schema(operation_id="invoices_void", request=None, responses={200: InvoiceOutputSerializer})
     @idempotent
     def post(self, request, number: str):
-        invoice = services.invoice_void(invoice=invoice_or_404(number))
+        invoice = services.invoice_void(invoice=invoice_or_404(request, number))
         return _invoice_response(invoice.number)
 
 
@@ -702,7 +717,7 @@ class PaymentsApi(ApiListView):
             return data
 
     def get_queryset(self):
-        return selectors.payment_list()
+        return in_units(selectors.payment_list(), self.request)
 
     @extend_schema(operation_id="payments_list", responses={200: PaymentOutputSerializer(many=True)})
     def get(self, request):
@@ -774,7 +789,7 @@ class PaymentsApi(ApiListView):
     )
     @idempotent
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         applications = [
@@ -785,9 +800,9 @@ class PaymentsApi(ApiListView):
         return _payment_response(payment.pk, status.HTTP_201_CREATED)
 
 
-def payment_or_404(payment_id: int) -> Payment:
-    """The payment of a URL (the exports API uses it too), or 404."""
-    payment = Payment.objects.filter(pk=payment_id).first() if payment_id <= MAX_ID else None
+def payment_or_404(request, payment_id: int) -> Payment:
+    """The payment of a URL, if it is of the caller's business units (the exports API uses it too), or 404."""
+    payment = in_units(Payment.objects, request).filter(pk=payment_id).first() if payment_id <= MAX_ID else None
     if payment is None:
         raise Http404
     return payment
@@ -798,7 +813,7 @@ class PaymentDetailApi(ApiView):
 
     @extend_schema(operation_id="payments_retrieve", responses={200: PaymentOutputSerializer})
     def get(self, request, payment_id: int):
-        payment = selectors.payment_get(payment_id=payment_or_404(payment_id).pk)
+        payment = selectors.payment_get(payment_id=payment_or_404(request, payment_id).pk)
         return Response(PaymentOutputSerializer(payment).data)
 
 
@@ -814,9 +829,9 @@ class PaymentApplicationsApi(ApiView):
     @extend_schema(operation_id="payments_apply", request=InputSerializer, responses={201: PaymentOutputSerializer})
     @idempotent
     def post(self, request, payment_id: int):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        payment = payment_or_404(payment_id)
+        payment = payment_or_404(request, payment_id)
         services.payment_apply(payment=payment, **serializer.validated_data)
         return _payment_response(payment.pk, status.HTTP_201_CREATED)
 
@@ -856,10 +871,10 @@ class PaymentRefundsApi(ApiView):
     )
     @idempotent
     def post(self, request, payment_id: int):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         refund = services.refund_record(
-            payment=payment_or_404(payment_id), user=actor(request)["user"], **serializer.validated_data
+            payment=payment_or_404(request, payment_id), user=actor(request)["user"], **serializer.validated_data
         )
         refund = Refund.objects.select_related("application__invoice", "manual_item").get(pk=refund.pk)
         return Response(RefundOutputSerializer(refund).data, status=status.HTTP_201_CREATED)

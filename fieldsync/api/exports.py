@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from billing.models import Payment
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
 from fieldsync.api.billing import PaymentOutputSerializer, _payment_response, invoice_or_404, payment_or_404
@@ -18,6 +19,7 @@ from fieldsync.api.filters import MAX_ID
 from fieldsync.api.idempotency import idempotent
 from fieldsync.api.pagination import ApiCursorPagination
 from fieldsync.api.permissions import EXPORT_PERMISSION, MANAGE_QUICKBOOKS
+from fieldsync.api.units import BusinessUnitField, in_units, in_units_companies, unit_for_create
 from fieldsync.exceptions import ApplicationError
 from quickbooks_desktop import routing as export_routing
 from quickbooks_export import selectors as export_selectors
@@ -115,8 +117,10 @@ def _batch_response(batch: ExportBatch, status_code: int = status.HTTP_200_OK) -
     return Response(ExportBatchOutputSerializer(batch).data, status=status_code)
 
 
-def _batch_or_404(batch_id: int) -> ExportBatch:
-    batch = ExportBatch.objects.filter(pk=batch_id).first() if batch_id <= MAX_ID else None
+def _batch_or_404(request, batch_id: int) -> ExportBatch:
+    """A batch of the caller's business units' companies, or 404."""
+    batches = ExportBatch.objects.filter(in_units_companies(request))
+    batch = batches.filter(pk=batch_id).first() if batch_id <= MAX_ID else None
     if batch is None:
         raise Http404
     return batch
@@ -140,6 +144,11 @@ class ExportsApi(ApiListView):
         all_exportable = serializers.BooleanField(
             required=False, default=False, help_text="Export every payment the fully-paid rule lets go."
         )
+        business_unit = BusinessUnitField(
+            required=False,
+            help_text="With all_exportable: the business unit whose payments go (each unit has its own QuickBooks "
+            "company); required when you act on several.",
+        )
 
         class Meta:
             ref_name = "ExportCreate"
@@ -152,7 +161,7 @@ class ExportsApi(ApiListView):
             return data
 
     def get_queryset(self):
-        return ExportBatch.objects.all()
+        return ExportBatch.objects.filter(in_units_companies(self.request))
 
     @extend_schema(operation_id="exports_list", responses={200: ExportBatchOutputSerializer(many=True)})
     def get(self, request):
@@ -183,14 +192,22 @@ class ExportsApi(ApiListView):
     )
     @idempotent
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         who = actor(request)
         if data.get("all_exportable"):
-            batch = export_routing.export_all_exportable_start(**who, source=ExportBatch.Source.API)
+            unit = unit_for_create(request, data.get("business_unit"))
+            batch = export_routing.export_all_exportable_start(**who, source=ExportBatch.Source.API, business_unit=unit)
         else:
             ids = sorted(set(data["payment_ids"]))
+            yours = set(in_units(Payment.objects.filter(pk__in=ids), request).values_list("pk", flat=True))
+            if missing := [pk for pk in ids if pk not in yours]:  # another unit's: as unknown as no payment at all
+                raise ApplicationError(
+                    f"No payment with id {', '.join(map(str, missing[:10]))}.",
+                    code="unknown_payment",
+                    extra={"missing": missing},
+                )
             batch = export_routing.export_batch_start(
                 payments=ids,
                 selection=f"{len(ids)} payment{'s' if len(ids) != 1 else ''} selected through the API",
@@ -224,7 +241,7 @@ class ExportDetailApi(ApiView):
         ],
     )
     def get(self, request, batch_id: int):
-        return _batch_response(_batch_or_404(batch_id))
+        return _batch_response(_batch_or_404(request, batch_id))
 
 
 class ExportItemsPagination(ApiCursorPagination):
@@ -246,7 +263,7 @@ class ExportItemsApi(ApiListView):
     def get_queryset(self):
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        batch = _batch_or_404(self.kwargs["batch_id"])
+        batch = _batch_or_404(self.request, self.kwargs["batch_id"])
         return (
             export_selectors.export_batch_items(batch_id=batch.pk, **filters.validated_data)
             .select_related(None)
@@ -272,7 +289,7 @@ class PaymentExportApi(ApiView):
     @extend_schema(operation_id="payments_export", request=None, responses={202: ExportBatchOutputSerializer})
     @idempotent
     def post(self, request, payment_id: int):
-        payment = payment_or_404(payment_id)
+        payment = payment_or_404(request, payment_id)
         batch = export_routing.export_payment_start(
             payment_id=payment.pk, **actor(request), source=ExportBatch.Source.API
         )
@@ -289,7 +306,7 @@ class InvoiceExportApi(ApiView):
     @extend_schema(operation_id="invoices_export", request=None, responses={202: ExportBatchOutputSerializer})
     @idempotent
     def post(self, request, number: str):
-        invoice = invoice_or_404(number)
+        invoice = invoice_or_404(request, number)
         batch = export_routing.export_invoice_start(
             invoice_id=invoice.pk, **actor(request), source=ExportBatch.Source.API
         )
@@ -325,9 +342,9 @@ class PaymentExportHoldApi(ApiView):
         from quickbooks_export import holds
         from quickbooks_export.models import InvoiceExportHold
 
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        payment = payment_or_404(payment_id)
+        payment = payment_or_404(request, payment_id)
         action = serializer.validated_data["action"]
         who = actor(request)
         # Changing the QuickBooks invoice or its link needs what the links page needs for the same change; an API

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError, ConflictError
 from fieldsync.models import ApiClient
 
@@ -43,15 +44,18 @@ def _new_token() -> str:
 
 
 def api_client_create(
-    *, name: str, can_write: bool = True, can_export: bool = True, user=None
+    *, name: str, can_write: bool = True, can_export: bool = True, user=None, business_units=None
 ) -> tuple[ApiClient, str]:
-    """Create a client and return it with its token. The token is not stored anywhere: show it once.
+    """Create a client acting on `business_units` (default: the only unit) and return it with its token. The token is
+    not stored anywhere: show it once.
 
-    Raises ConflictError (code api_client_exists) when the name is taken.
+    Raises ConflictError (code api_client_exists) when the name is taken, and ApplicationError (code
+    business_unit_required) when the installation has several units and none is given.
     """
     name = name.strip()
     if not name:
         raise ApplicationError("An API client needs a name.", code="name_required")
+    units = list(business_units) if business_units else [business_unit_default()]
     if ApiClient.objects.filter(name=name).exists():
         raise ConflictError(f"An API client named {name!r} already exists.", code="api_client_exists")
     for _ in range(5):  # a prefix collision (48 random bits) is unlikely; draw again rather than fail
@@ -66,6 +70,7 @@ def api_client_create(
                     can_export=can_export,
                     created_by=user,
                 )
+                client.business_units.set(units)
         except IntegrityError:
             if ApiClient.objects.filter(name=name).exists():
                 raise ConflictError(f"An API client named {name!r} already exists.", code="api_client_exists") from None

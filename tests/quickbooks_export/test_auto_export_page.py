@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django_q.models import Schedule
 
-from quickbooks_export.auto_export import AUTO_EXPORT_SCHEDULE
+from quickbooks_export.auto_export import AUTO_EXPORT_SCHEDULE, auto_export_schedule_name
 from quickbooks_export.models import AutoExportSettings
 from tests.quickbooks_export.export.conftest import connect
 
@@ -29,7 +29,7 @@ def test_choosing_nightly_saves_it_and_schedules_the_export(manager_client, mana
     assert "Automatic export: every night at 22:00." in response.content.decode()
     row = AutoExportSettings.objects.get(realm_id=company.realm_id)
     assert (row.mode, row.nightly_at.hour, row.updated_by) == ("nightly", 22, manager)
-    assert Schedule.objects.get(name=AUTO_EXPORT_SCHEDULE).schedule_type == Schedule.DAILY
+    assert Schedule.objects.get(name=auto_export_schedule_name(company.realm_id)).schedule_type == Schedule.DAILY
 
 
 def test_nightly_without_a_time_is_refused_in_place_and_nothing_is_saved(manager_client, company):

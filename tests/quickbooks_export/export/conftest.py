@@ -25,15 +25,19 @@ class Company:
         return self.server.entities(self.realm_id, entity)
 
 
-def connect(server: SandboxServer, settings, *, company_name: str = "Acme Plumbing", **company) -> Company:
-    """Connect a new sandbox company; `company` goes to the sandbox (e.g. profile="ca")."""
+def connect(
+    server: SandboxServer, settings, *, company_name: str = "Acme Plumbing", business_unit=None, **company
+) -> Company:
+    """Connect a new sandbox company to `business_unit` (default: the only one); `company` goes to the sandbox (e.g.
+    profile="ca")."""
     settings.QBO_ENVIRONMENT = "local"
     settings.QBO_SANDBOX_URL = server.base_url
     settings.QBO_DISCOVERY_URL = server.discovery_url
     settings.QBO_API_BASE_URL = server.base_url
     request = RequestFactory().get("/quickbooks/connect/")
     request.session = SessionStore()
-    state = parse_qs(urlsplit(connection_start_authorization(request=request)).query)["state"][0]
+    url = connection_start_authorization(request=request, business_unit=business_unit)
+    state = parse_qs(urlsplit(url).query)["state"][0]
     authorization = server.authorize(settings.QBO_REDIRECT_URI, state=state, company_name=company_name, **company)
     connection_complete_authorization(
         request=request, code=authorization.code, state=state, realm_id=authorization.realm_id, user=None

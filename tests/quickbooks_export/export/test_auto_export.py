@@ -15,9 +15,9 @@ from billing.models import Payment
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export import tasks
 from quickbooks_export.auto_export import (
-    AUTO_EXPORT_SCHEDULE,
     AUTO_EXPORT_TASK,
     SUMMARY_SCHEDULE,
+    auto_export_schedule_name,
     auto_export_settings_update,
     auto_export_start,
     auto_export_summary_send,
@@ -59,7 +59,7 @@ def test_when_paid_exports_the_invoice_and_all_its_payments_once_it_is_fully_pai
 
     with django_capture_on_commit_callbacks(execute=True):
         final = pay(invoice, "200.00")
-    assert queued_auto_exports() == [(AUTO_EXPORT_TASK, ("when_paid",))]
+    assert queued_auto_exports() == [(AUTO_EXPORT_TASK, ("when_paid", qbo_company.realm_id))]
 
     [batch_id] = run_queued_auto_exports(qbo_company.realm_id)
     batch = ExportBatch.objects.get(pk=batch_id)
@@ -132,22 +132,22 @@ def test_the_setting_keeps_the_schedules_in_step(qbo_company, settings):
     realm = qbo_company.realm_id
 
     auto_export_settings_update(realm_id=realm, mode=Mode.HOURLY, nightly_at=None, user=None)
-    hourly = Schedule.objects.get(name=AUTO_EXPORT_SCHEDULE)
+    hourly = Schedule.objects.get(name=auto_export_schedule_name(realm))
     assert (hourly.func, hourly.schedule_type) == (AUTO_EXPORT_TASK, Schedule.HOURLY)
     assert hourly.next_run.minute == 0 and hourly.next_run > timezone.now()
     assert Schedule.objects.get(name=SUMMARY_SCHEDULE).schedule_type == Schedule.DAILY
 
     auto_export_settings_update(realm_id=realm, mode=Mode.NIGHTLY, nightly_at=datetime.time(22, 30), user=None)
-    nightly = Schedule.objects.get(name=AUTO_EXPORT_SCHEDULE)
+    nightly = Schedule.objects.get(name=auto_export_schedule_name(realm))
     local = nightly.next_run.astimezone(ZoneInfo("America/Chicago"))
     assert nightly.schedule_type == Schedule.DAILY and (local.hour, local.minute) == (22, 30)
     assert timezone.now() < nightly.next_run <= timezone.now() + datetime.timedelta(days=1)
 
     auto_export_settings_update(realm_id=realm, mode=Mode.WHEN_PAID, nightly_at=None, user=None)
-    assert Schedule.objects.get(name=AUTO_EXPORT_SCHEDULE).schedule_type == Schedule.MINUTES
+    assert Schedule.objects.get(name=auto_export_schedule_name(realm)).schedule_type == Schedule.MINUTES
 
     auto_export_settings_update(realm_id=realm, mode=Mode.OFF, nightly_at=None, user=None)
-    assert not Schedule.objects.filter(name__in=[AUTO_EXPORT_SCHEDULE, SUMMARY_SCHEDULE]).exists()
+    assert not Schedule.objects.filter(name__in=[auto_export_schedule_name(realm), SUMMARY_SCHEDULE]).exists()
     assert AutoExportSettings.objects.get(realm_id=realm).mode == Mode.OFF
 
 
@@ -158,7 +158,7 @@ def test_nightly_without_a_time_is_refused_and_changes_nothing(qbo_company):
         auto_export_settings_update(realm_id=qbo_company.realm_id, mode=Mode.NIGHTLY, nightly_at=None, user=None)
 
     assert AutoExportSettings.objects.get(realm_id=qbo_company.realm_id).mode == Mode.HOURLY
-    assert Schedule.objects.get(name=AUTO_EXPORT_SCHEDULE).schedule_type == Schedule.HOURLY
+    assert Schedule.objects.get(name=auto_export_schedule_name(qbo_company.realm_id)).schedule_type == Schedule.HOURLY
 
 
 def _exporter(username: str, email: str):

@@ -172,8 +172,9 @@ def test_automatic_export_sends_a_zero_invoice_once_when_it_is_issued(qbo_compan
     )
     with django_capture_on_commit_callbacks(execute=True):
         invoice = warranty_invoice("INV-W6")  # settled at issue: the invoice_paid listener queues a run
-    assert [row.task["args"] for row in OrmQ.objects.all() if row.task["func"] == AUTO_EXPORT_TASK] == [("when_paid",)]
-    [batch_id] = [tasks.auto_export_task("when_paid")]
+    queued = [row.task["args"] for row in OrmQ.objects.all() if row.task["func"] == AUTO_EXPORT_TASK]
+    assert queued == [("when_paid", qbo_company.realm_id)]  # one schedule per company
+    [batch_id] = [tasks.auto_export_task("when_paid", qbo_company.realm_id)]
     drain(qbo_company.realm_id)
 
     batch = ExportBatch.objects.get(pk=batch_id)

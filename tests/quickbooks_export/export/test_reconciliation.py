@@ -158,7 +158,7 @@ def test_the_nightly_schedule_reconciles_the_last_35_days(qbo_company, exported)
     assert timezone.localtime(schedule.next_run).time() == datetime.time(3, 0)
     today = timezone.localdate()
 
-    run_id = import_string(schedule.func)()  # what the worker does with it
+    [run_id] = import_string(schedule.func)()  # what the worker does with it: one run per connected company
 
     run = ReconciliationRun.objects.get(pk=run_id)
     assert (run.trigger, run.date_from, run.date_to) == ("nightly", today - datetime.timedelta(days=34), today)
