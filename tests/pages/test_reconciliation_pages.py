@@ -135,3 +135,20 @@ def test_the_pages_and_the_csv_make_the_same_queries_for_2_and_12_records(
                     b"".join(response.streaming_content)  # the CSV's queries happen as it streams
             counts.append(len(queries))
     assert counts[:3] == counts[3:]
+
+
+def test_a_range_with_nothing_exported_says_nothing_was_checked(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    """Not "QuickBooks matches FieldSync" when there was nothing to compare (the demo's exports are older than the
+    default range): say so, and how to reconcile them."""
+    exported(1)
+    run = start(office_client, django_capture_on_commit_callbacks, date_from="2026-01-01", date_to="2026-01-31")
+    reconciliation_run(run_id=run.pk)
+
+    html = office_client.get(reverse("exports:reconciliation_detail", args=[run.pk])).content.decode()
+    assert 'id="nothing-checked"' in html and "matches FieldSync" not in html
+    run = start(office_client, django_capture_on_commit_callbacks)  # November: the exported payment's month
+    reconciliation_run(run_id=run.pk)
+    html = office_client.get(reverse("exports:reconciliation_detail", args=[run.pk])).content.decode()
+    assert "QuickBooks matches FieldSync for every record checked" in html and 'id="nothing-checked"' not in html
