@@ -15,6 +15,7 @@ from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.client import QuickBooksClient
 from quickbooks_export.company import company_profile_refresh, unit_tracking_update
+from quickbooks_export.errors import QuickBooksObjectNotFoundError, QuickBooksValidationError
 from quickbooks_export.models import ClassTracking, ExportBatchItem, QuickBooksUnitTracking
 from tests.factories import CustomerFactory, pay
 
@@ -191,10 +192,10 @@ def test_quickbooks_refuses_an_inactive_class_sent_anyway(company):
             }
         ],
     }
-    with pytest.raises(Exception, match="made inactive"):
+    with pytest.raises(QuickBooksObjectNotFoundError, match="made inactive"):
         client.create("Invoice", body, request_id="class-inactive-1")
     body["ClassRef"] = {"value": "999"}
-    with pytest.raises(Exception, match="Invalid Reference Id"):
+    with pytest.raises(QuickBooksValidationError, match="Invalid Reference Id"):
         client.create("Invoice", body, request_id="class-unknown-1")
     assert company.entities("Invoice") == []
 
@@ -228,6 +229,7 @@ def test_the_page_shows_tracking_and_saves_a_choice(manager_client, company, dja
 
     refused = manager_client.post(reverse("quickbooks_export:unit_tracking"), {"class_id": inactive})
     assert refused.status_code == 400
+    assert "Select a valid choice" in refused.content.decode()
     row.refresh_from_db()
     assert row.class_id == residential
 
