@@ -9,6 +9,7 @@ from quickbooks_export.models import (
     QuickBooksMappingSettings,
     QuickBooksPaymentMethodMapping,
     QuickBooksTaxCodeMapping,
+    QuickBooksUnitTracking,
 )
 
 
@@ -119,7 +120,24 @@ class QuickBooksMappingAuditAdmin(_ReadOnlyAdmin):
 
 @admin.register(QuickBooksCompanyProfile)
 class QuickBooksCompanyProfileAdmin(_ReadOnlyAdmin):
-    list_display = ["realm_id", "country", "home_currency", "automated_sales_tax", "custom_txn_numbers", "read_at"]
+    list_display = [
+        "realm_id",
+        "country",
+        "home_currency",
+        "automated_sales_tax",
+        "custom_txn_numbers",
+        "class_tracking",
+        "track_departments",
+        "read_at",
+    ]
+
+
+@admin.register(QuickBooksUnitTracking)
+class QuickBooksUnitTrackingAdmin(_ReadOnlyAdmin):
+    """Chosen on the QuickBooks page (company.unit_tracking_update); read-only here."""
+
+    list_display = ["realm_id", "business_unit", "class_name", "department_name", "updated_by", "updated_at"]
+    list_select_related = ["business_unit", "updated_by"]
 
 
 @admin.register(QuickBooksTaxCodeMapping)

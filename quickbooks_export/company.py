@@ -4,7 +4,9 @@ minutes (QuickBooks meters reads), refreshed on demand from the QuickBooks page.
 
 Sources (docs/quickbooks_books_match.md): Intuit API reference, CompanyInfo (Country, and HomeCurrency is in
 Preferences.CurrencyPrefs), Preferences (CurrencyPrefs.MultiCurrencyEnabled, SalesFormsPrefs.CustomTxnNumbers,
-TaxPrefs.UsingSalesTax, TaxPrefs.PartnerTaxEnabled from minorversion 3), TaxCode.
+TaxPrefs.UsingSalesTax, TaxPrefs.PartnerTaxEnabled from minorversion 3), TaxCode; class and location tracking
+(AccountingInfoPrefs.ClassTrackingPerTxn / ClassTrackingPerTxnLine / TrackDepartments / DepartmentTerminology) and the
+Class and Department lists (docs/business_units.md, "Class and location per unit").
 """
 
 from datetime import timedelta
@@ -16,7 +18,7 @@ from django.utils import timezone
 from fieldsync.exceptions import ApplicationError
 
 from .client import QuickBooksClient
-from .models import QuickBooksCompanyProfile
+from .models import ClassTracking, QuickBooksCompanyProfile, QuickBooksUnitTracking
 
 MAX_AGE = timedelta(minutes=5)
 
@@ -35,9 +37,39 @@ def _ref(value) -> str:
     return str((value or {}).get("value", "")) if isinstance(value, dict) else str(value or "")
 
 
+def _class_tracking(accounting: dict) -> str:
+    """Intuit ("Categorize income and expenses"): class tracking is on when ClassTrackingPerTxn or
+    ClassTrackingPerTxnLine is true; the first puts one class on the whole transaction, the second one per line."""
+    if accounting.get("ClassTrackingPerTxnLine"):
+        return ClassTracking.PER_LINE
+    if accounting.get("ClassTrackingPerTxn"):
+        return ClassTracking.PER_TRANSACTION
+    return ClassTracking.OFF
+
+
+_LIST_QUERIES = {
+    "Class": "SELECT * FROM Class WHERE Active IN (true, false)",
+    "Department": "SELECT * FROM Department WHERE Active IN (true, false)",
+}
+
+
+def _listed(client: QuickBooksClient, entity: str) -> list[dict]:
+    """A Class or Department list, inactive ones included (a query names Active to get them) so a choice that was
+    made inactive in QuickBooks shows as such."""
+    rows = client.query_all(_LIST_QUERIES[entity])
+    return [
+        {
+            "id": str(row["Id"]),
+            "name": row.get("FullyQualifiedName") or row.get("Name", ""),
+            "active": row.get("Active", True),
+        }
+        for row in rows
+    ]
+
+
 def company_profile_refresh(*, client: QuickBooksClient) -> QuickBooksCompanyProfile:
-    """Read CompanyInfo, Preferences and the TaxCode list (three requests) and store them. Network: call outside any
-    transaction."""
+    """Read CompanyInfo, Preferences and the TaxCode list (three requests), and the Class / Department lists while the
+    company tracks them (one more request each), and store them. Network: call outside any transaction."""
     info = client.company_info()
     prefs_rows = client.query("SELECT * FROM Preferences")
     prefs = prefs_rows[0] if prefs_rows else {}
@@ -45,6 +77,9 @@ def company_profile_refresh(*, client: QuickBooksClient) -> QuickBooksCompanyPro
     currency_prefs = prefs.get("CurrencyPrefs") or {}
     tax_prefs = prefs.get("TaxPrefs") or {}
     sales_forms = prefs.get("SalesFormsPrefs") or {}
+    accounting = prefs.get("AccountingInfoPrefs") or {}
+    class_tracking = _class_tracking(accounting)
+    track_departments = bool(accounting.get("TrackDepartments"))
     country = (info.get("Country") or (info.get("CompanyAddr") or {}).get("Country") or "").upper()[:2]
     profile, _ = QuickBooksCompanyProfile.objects.update_or_create(
         realm_id=client.realm_id,
@@ -59,6 +94,11 @@ def company_profile_refresh(*, client: QuickBooksClient) -> QuickBooksCompanyPro
                 {"id": str(c["Id"]), "name": c.get("Name", ""), "active": c.get("Active", True) is not False}
                 for c in codes
             ],
+            "class_tracking": class_tracking,
+            "track_departments": track_departments,
+            "department_terminology": str(accounting.get("DepartmentTerminology") or "")[:40],
+            "classes": _listed(client, "Class") if class_tracking != ClassTracking.OFF else [],
+            "departments": _listed(client, "Department") if track_departments else [],
             "read_at": timezone.now(),
         },
     )
@@ -133,3 +173,69 @@ def tax_code_mapping_update(
             )
         else:
             QuickBooksTaxCodeMapping.objects.filter(realm_id=realm_id, tax_rate_id=rate_id).delete()
+
+
+def unit_tracking_for_realm(*, realm_id: str) -> dict[int, QuickBooksUnitTracking]:
+    """Business unit id -> its chosen class and location in this company (one query; read once per export run)."""
+    return {row.business_unit_id: row for row in QuickBooksUnitTracking.objects.filter(realm_id=realm_id)}
+
+
+def unit_tracking_problem(profile: QuickBooksCompanyProfile | None, tracking: QuickBooksUnitTracking | None) -> str:
+    """Why a unit's chosen class or location cannot go on its invoices, in words; "" when it can (or nothing is
+    chosen, or the company does not track it: then nothing is sent). Checked against the lists as last read, so a
+    class made inactive in QuickBooks stops the export with this message instead of QuickBooks' 610."""
+    if profile is None or tracking is None:
+        return ""
+    if tracking.class_id and profile.tracks_classes and tracking.class_id not in profile.active_choices("classes"):
+        return (
+            f"The QuickBooks class {tracking.class_name or tracking.class_id} chosen for "
+            f"{tracking.business_unit} is inactive or gone in QuickBooks; choose another on the QuickBooks page."
+        )
+    if (
+        tracking.department_id
+        and profile.track_departments
+        and tracking.department_id not in profile.active_choices("departments")
+    ):
+        return (
+            f"The QuickBooks {profile.location_label.lower()} {tracking.department_name or tracking.department_id} "
+            f"chosen for {tracking.business_unit} is inactive or gone in QuickBooks; choose another on the "
+            "QuickBooks page."
+        )
+    return ""
+
+
+@transaction.atomic
+def unit_tracking_update(*, realm_id: str, business_unit, user, class_id: str, department_id: str) -> None:
+    """Save the class and location a unit's invoices carry in this company. Ids must be active entries of the
+    company's lists as last read (and the company must track them); "" clears a choice."""
+    profile = company_profile_get(realm_id=realm_id)
+    if profile is None:
+        raise ApplicationError(
+            "FieldSync has not read this QuickBooks company yet; read it on the QuickBooks page first.",
+            code="company_not_read",
+        )
+    classes, departments = profile.active_choices("classes"), profile.active_choices("departments")
+    if class_id and (not profile.tracks_classes or class_id not in classes):
+        raise ApplicationError(
+            f"QuickBooks has no active class {class_id} (or class tracking is off); read the company again on the "
+            "QuickBooks page and choose again.",
+            code="unknown_class",
+        )
+    if department_id and (not profile.track_departments or department_id not in departments):
+        raise ApplicationError(
+            f"QuickBooks has no active {profile.location_label.lower()} {department_id} (or "
+            f"{profile.location_label.lower()} tracking is off); read the company again on the QuickBooks page and "
+            "choose again.",
+            code="unknown_department",
+        )
+    if not class_id and not department_id:
+        QuickBooksUnitTracking.objects.filter(realm_id=realm_id, business_unit=business_unit).delete()
+        return
+    row, _ = QuickBooksUnitTracking.objects.select_for_update().get_or_create(
+        realm_id=realm_id, business_unit=business_unit
+    )
+    row.class_id, row.class_name = class_id, classes.get(class_id, "")
+    row.department_id, row.department_name = department_id, departments.get(department_id, "")
+    row.updated_by = user
+    row.full_clean()
+    row.save()

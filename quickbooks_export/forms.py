@@ -114,6 +114,24 @@ class TaxCodeMappingForm(forms.Form):
         return {rate.pk: self.cleaned_data.get(f"rate_{rate.pk}", "") for rate in self.rates}
 
 
+class UnitTrackingForm(forms.Form):
+    """The QuickBooks class and location a unit's invoices carry. Choices: the active entries of the company's lists
+    as last read; a field shows only while the company tracks it."""
+
+    class_id = forms.ChoiceField(label="Class", required=False)
+    department_id = forms.ChoiceField(label="Location", required=False)
+
+    def __init__(self, *args, profile, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["class_id"].choices = [NONE_CHOICE, *profile.active_choices("classes").items()]
+        self.fields["department_id"].label = profile.location_label
+        self.fields["department_id"].choices = [NONE_CHOICE, *profile.active_choices("departments").items()]
+        if not profile.tracks_classes:
+            del self.fields["class_id"]
+        if not profile.track_departments:
+            del self.fields["department_id"]
+
+
 class AutoExportForm(forms.Form):
     """When FieldSync exports by itself (auto_export.py)."""
 

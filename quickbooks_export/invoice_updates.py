@@ -53,6 +53,7 @@ from .models import (
     QuickBooksMappingSettings,
     QuickBooksRequest,
     QuickBooksTaxCodeMapping,
+    QuickBooksUnitTracking,
 )
 from .services import UPDATE_KIND, _batch_item_id, _lease_acquire, _lease_release
 from .updates import _close
@@ -123,12 +124,21 @@ def invoice_update_body(
         sales_tax_code_id=chosen or theirs,
         no_tax_code_id=settings_row.no_tax_code_id if settings_row else "",
         customer=invoice.customer,
+        **_unit_refs(realm_id, invoice),
     )
     body = {"Line": payload["Line"], "TxnTaxDetail": payload.get("TxnTaxDetail", {})}
-    for key in ("GlobalTaxCalculation", "BillAddr", "ShipAddr", "TxnDate", "DueDate"):
+    for key in ("GlobalTaxCalculation", "BillAddr", "ShipAddr", "TxnDate", "DueDate", "ClassRef", "DepartmentRef"):
         if key in payload:
             body[key] = payload[key]
     return body
+
+
+def _unit_refs(realm_id: str, invoice) -> dict[str, str]:
+    """The class and location chosen for the invoice's unit, as the export sends them (services._unit_refs)."""
+    tracking = QuickBooksUnitTracking.objects.filter(
+        realm_id=realm_id, business_unit_id=invoice.business_unit_id
+    ).first()
+    return {"class_id": tracking.class_id, "department_id": tracking.department_id} if tracking else {}
 
 
 def _money(value) -> Decimal | None:

@@ -13,6 +13,8 @@ from decimal import Decimal
 from billing.models import Customer, Invoice, Payment, Refund
 from billing.money import ZERO
 
+from .models import ClassTracking
+
 # QuickBooks field limits (Intuit API reference).
 DISPLAY_NAME_MAX = 500
 DOC_NUMBER_MAX = 21
@@ -149,6 +151,8 @@ def invoice_payload(
     sales_tax_code_id: str = "",
     no_tax_code_id: str = "",
     customer: Customer | None = None,
+    class_id: str = "",
+    department_id: str = "",
 ) -> dict:
     """`invoice` carries `lines` and the annotated `total` (billing.selectors.invoice_with_balances).
 
@@ -159,8 +163,12 @@ def invoice_payload(
     - Other countries: every line carries the mapped TaxCode (the taxed one, or the no-tax one); QuickBooks computes
       the tax from the codes.
     - Custom transaction numbers off: no DocNumber (QuickBooks assigns its own); our number stays in PrivateNote.
+    - `class_id` / `department_id` (the unit's QuickBooksUnitTracking): a ClassRef on the invoice when the company
+      keeps one class per transaction, on each line when it keeps one per line, none when class tracking is off; a
+      DepartmentRef only when it tracks locations (Intuit, "Categorize income and expenses"; Invoice reference).
     Whatever QuickBooks computes is compared with our total before any payment is posted (services.py).
     """
+    class_tracking = profile.class_tracking if profile is not None and class_id else ClassTracking.OFF
     taxed = invoice.sales_tax > 0
     us = profile is None or profile.is_us
     lines = []
@@ -173,6 +181,8 @@ def invoice_payload(
                 detail["TaxCodeRef"] = {"value": "TAX" if line_taxed else "NON"}
             elif code := (sales_tax_code_id if line_taxed else no_tax_code_id):
                 detail["TaxCodeRef"] = {"value": code}
+        if class_tracking == ClassTracking.PER_LINE:
+            detail["ClassRef"] = {"value": class_id}
         lines.append(
             {
                 "DetailType": "SalesItemLineDetail",
@@ -188,6 +198,10 @@ def invoice_payload(
     }
     if profile is None or profile.custom_txn_numbers:
         payload["DocNumber"] = invoice.number[:DOC_NUMBER_MAX]
+    if class_tracking == ClassTracking.PER_TRANSACTION:
+        payload["ClassRef"] = {"value": class_id}
+    if department_id and profile is not None and profile.track_departments:
+        payload["DepartmentRef"] = {"value": department_id}
     if invoice.issued_on:
         payload["TxnDate"] = invoice.issued_on.isoformat()
     if invoice.due_on:

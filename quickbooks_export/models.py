@@ -239,6 +239,12 @@ class QuickBooksMappingSettings(models.Model):
         return {"value": row.qbo_payment_method_id, "name": row.qbo_payment_method_name}
 
 
+class ClassTracking(models.TextChoices):
+    OFF = "off", "Off"
+    PER_TRANSACTION = "transaction", "One class per invoice"
+    PER_LINE = "line", "One class per invoice line"
+
+
 class QuickBooksCompanyProfile(models.Model):
     """What kind of QuickBooks company a realm is, as last read from CompanyInfo, Preferences and TaxCode (see
     company.py): the export engine builds invoices for it and refuses a company in another currency."""
@@ -254,6 +260,15 @@ class QuickBooksCompanyProfile(models.Model):
     automated_sales_tax = models.BooleanField(default=False)
     # [{"id", "name", "active"}] of the company's TaxCode list.
     tax_codes = models.JSONField(default=list, blank=True)
+    # Preferences.AccountingInfoPrefs.ClassTrackingPerTxn / ClassTrackingPerTxnLine: where invoices carry a class.
+    class_tracking = models.CharField(max_length=12, choices=ClassTracking.choices, default=ClassTracking.OFF)
+    # Preferences.AccountingInfoPrefs.TrackDepartments and DepartmentTerminology (what the company calls them,
+    # "Location" by default).
+    track_departments = models.BooleanField(default=False)
+    department_terminology = models.CharField(max_length=40, blank=True)
+    # [{"id", "name", "active"}] of the Class and Department lists, read only while the company tracks them.
+    classes = models.JSONField(default=list, blank=True)
+    departments = models.JSONField(default=list, blank=True)
     read_at = models.DateTimeField()
 
     class Meta:
@@ -280,6 +295,56 @@ class QuickBooksCompanyProfile(models.Model):
         if not self.custom_txn_numbers:
             parts.append("QuickBooks numbers invoices itself")
         return ", ".join(parts)
+
+    @property
+    def location_label(self) -> str:
+        """What the company calls a Department ("Location" unless it chose another word)."""
+        return self.department_terminology or "Location"
+
+    def describe_tracking(self) -> str:
+        """Class and location tracking in words, e.g. "Classes: one per invoice line; locations: tracked"."""
+        classes = {
+            ClassTracking.OFF: "classes not tracked",
+            ClassTracking.PER_TRANSACTION: "one class per invoice",
+            ClassTracking.PER_LINE: "one class per invoice line",
+        }[ClassTracking(self.class_tracking)]
+        label = self.location_label.lower()
+        places = f"{label}s tracked" if self.track_departments else f"{label}s not tracked"
+        return f"{classes[0].upper()}{classes[1:]}; {places}"
+
+    @property
+    def tracks_classes(self) -> bool:
+        return self.class_tracking != ClassTracking.OFF
+
+    def active_choices(self, kind: str) -> dict[str, str]:
+        """Id -> name of the active classes ("classes") or departments ("departments")."""
+        return {row["id"]: row["name"] for row in getattr(self, kind) if row.get("active", True)}
+
+
+class QuickBooksUnitTracking(models.Model):
+    """The Class and Department (location) a business unit's invoices carry in its QuickBooks company, chosen by a
+    person on the QuickBooks page (never guessed; none by default). Sent only while the company tracks them (see
+    mappers.invoice_payload); ids and names as QuickBooks listed them when chosen."""
+
+    realm_id = models.CharField("realm id", max_length=32)
+    business_unit = models.ForeignKey("billing.BusinessUnit", on_delete=models.CASCADE, related_name="+")
+    class_id = models.CharField("QuickBooks class id", max_length=32, blank=True)
+    class_name = models.CharField(max_length=200, blank=True)
+    department_id = models.CharField("QuickBooks location id", max_length=32, blank=True)
+    department_name = models.CharField(max_length=200, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "QuickBooks class and location of a unit"
+        constraints = [models.UniqueConstraint(fields=["realm_id", "business_unit"], name="qbo_unit_tracking_unique")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.business_unit_id} in {self.realm_id}: class {self.class_name or '-'}, {self.department_name or '-'}"
+        )
 
 
 class QuickBooksTaxCodeMapping(models.Model):

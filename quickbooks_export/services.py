@@ -431,6 +431,8 @@ class _Run:
     profile: object = None
     # Our tax rate id -> QuickBooks TaxCode Id (QuickBooksTaxCodeMapping), read once per run.
     tax_codes: dict[int, str] | None = None
+    # Business unit id -> its chosen QuickBooks class and location (QuickBooksUnitTracking), read once per run.
+    unit_tracking: dict = field(default_factory=dict)
     # Customers, items and invoices looked up by e-mail, name and number in batches (lookups.py), for this run.
     lookups: LookupCache = field(default_factory=LookupCache)
 
@@ -464,6 +466,7 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
         _replay_outbox(run)
         run.profile = _company_profile(run)
         company.company_currency_check(run.profile)
+        run.unit_tracking = company.unit_tracking_for_realm(realm_id=realm_id)
         while True:
             if time.monotonic() >= run.deadline:
                 result = "continuing"
@@ -1595,6 +1598,14 @@ def _ensure_invoices(
                 run, payments_of[pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}"
             )
             continue
+        if problem := company.unit_tracking_problem(run.profile, run.unit_tracking.get(invoice.business_unit_id)):
+            _fail(
+                run,
+                payments_of[pk],
+                ApplicationError(problem, code="class_or_location_inactive"),
+                f"Invoice {invoice.number}",
+            )
+            continue
         customer = next(p.customer for p in payments if p.customer_id == invoice.customer_id) if payments else None
         entries.append(
             (
@@ -1607,6 +1618,7 @@ def _ensure_invoices(
                     sales_tax_code_id=_tax_code_for(run, invoice),
                     no_tax_code_id=run.mapping_settings.no_tax_code_id,
                     customer=customer,
+                    **_unit_refs(run, invoice),
                 ),
             )
         )
@@ -1677,6 +1689,15 @@ def _tax_code_for(run: _Run, invoice: Invoice) -> str:
     return company.invoice_tax_code_id(
         tax_rate_id=invoice.tax_rate_id, per_rate=run.tax_codes, settings_row=run.mapping_settings
     )
+
+
+def _unit_refs(run: _Run, invoice: Invoice) -> dict[str, str]:
+    """The class and location chosen for the invoice's unit (mappers.invoice_payload sends them only where the
+    company tracks them)."""
+    tracking = run.unit_tracking.get(invoice.business_unit_id)
+    if tracking is None:
+        return {}
+    return {"class_id": tracking.class_id, "department_id": tracking.department_id}
 
 
 def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
@@ -2032,6 +2053,14 @@ def _ensure_invoices_alone(
         if problem := _tax_code_missing(run, invoice):
             _fail(run, [invoice.pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}")
             continue
+        if problem := company.unit_tracking_problem(run.profile, run.unit_tracking.get(invoice.business_unit_id)):
+            _fail(
+                run,
+                [invoice.pk],
+                ApplicationError(problem, code="class_or_location_inactive"),
+                f"Invoice {invoice.number}",
+            )
+            continue
         payload = mappers.invoice_payload(
             invoice,
             customer_id=customer_id,
@@ -2040,6 +2069,7 @@ def _ensure_invoices_alone(
             sales_tax_code_id=_tax_code_for(run, invoice),
             no_tax_code_id=run.mapping_settings.no_tax_code_id,
             customer=invoice.customer,
+            **_unit_refs(run, invoice),
         )
         entries.append((str(invoice.pk), payload))
     for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():

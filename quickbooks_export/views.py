@@ -9,7 +9,12 @@ from billing.selectors import business_unit_for_request
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.auto_export import auto_export_settings_get, auto_export_settings_update
 from quickbooks_export.client import QuickBooksClient
-from quickbooks_export.company import company_profile_get, company_profile_refresh, tax_code_mapping_update
+from quickbooks_export.company import (
+    company_profile_get,
+    company_profile_refresh,
+    tax_code_mapping_update,
+    unit_tracking_update,
+)
 from quickbooks_export.connection import (
     connection_authorization_cancel,
     connection_complete_authorization,
@@ -21,8 +26,13 @@ from quickbooks_export.connection import (
     mapping_settings_update,
 )
 from quickbooks_export.errors import QuickBooksError
-from quickbooks_export.forms import AutoExportForm, MappingSettingsForm, TaxCodeMappingForm
-from quickbooks_export.models import PAYMENT_METHOD_KEYS, PAYMENT_METHOD_LABELS, QuickBooksTaxCodeMapping
+from quickbooks_export.forms import AutoExportForm, MappingSettingsForm, TaxCodeMappingForm, UnitTrackingForm
+from quickbooks_export.models import (
+    PAYMENT_METHOD_KEYS,
+    PAYMENT_METHOD_LABELS,
+    QuickBooksTaxCodeMapping,
+    QuickBooksUnitTracking,
+)
 
 MANAGE_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
 VIEW_PERMISSION = "quickbooks_export.view_quickbooksconnection"
@@ -42,11 +52,20 @@ def _tax_form(realm_id: str, profile, mapping, data=None) -> TaxCodeMappingForm 
     )
 
 
+def _unit_tracking_form(profile, tracking, data=None) -> UnitTrackingForm | None:
+    """None when the company is not read yet or tracks neither classes nor locations."""
+    if profile is None or not (profile.tracks_classes or profile.track_departments):
+        return None
+    initial = {"class_id": tracking.class_id, "department_id": tracking.department_id} if tracking else {}
+    return UnitTrackingForm(data, initial=initial, profile=profile)
+
+
 def _render_settings(
     request,
     *,
     form: MappingSettingsForm | None = None,
     tax_form: TaxCodeMappingForm | None = None,
+    tracking_form: UnitTrackingForm | None = None,
     auto_form: AutoExportForm | None = None,
     status: int = 200,
 ):
@@ -68,6 +87,15 @@ def _render_settings(
     profile = company_profile_get(realm_id=current.realm_id) if current else None
     if tax_form is None and can_manage and current is not None:
         tax_form = _tax_form(current.realm_id, profile, mapping)
+    tracking = (
+        QuickBooksUnitTracking.objects.filter(
+            realm_id=current.realm_id, business_unit_id=current.business_unit_id
+        ).first()
+        if current and profile
+        else None
+    )
+    if tracking_form is None and can_manage and current is not None:
+        tracking_form = _unit_tracking_form(profile, tracking)
     auto = auto_export_settings_get(realm_id=current.realm_id) if current else None
     if auto_form is None and can_manage and auto is not None:
         auto_form = AutoExportForm(initial={"mode": auto.mode, "nightly_at": auto.nightly_at})
@@ -76,6 +104,8 @@ def _render_settings(
         "auto_form": auto_form,
         "profile": profile,
         "tax_form": tax_form,
+        "tracking": tracking,
+        "tracking_form": tracking_form,
         "connection": connection,
         "current": current,
         "mapping": mapping,
@@ -237,6 +267,37 @@ def tax_codes_update(request):
         messages.error(request, exc.message)
     else:
         messages.success(request, "Tax codes saved.")
+    return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def unit_tracking_update_view(request):
+    """Save the QuickBooks class and location of the unit's invoices (chosen from the lists read with the company)."""
+    connection = connection_get_latest(business_unit=business_unit_for_request(request))
+    if connection is None or not connection.is_current:
+        messages.error(request, "Connect QuickBooks before choosing a class or location.")
+        return redirect("quickbooks_export:settings")
+    profile = company_profile_get(realm_id=connection.realm_id)
+    form = _unit_tracking_form(profile, None, request.POST)
+    if form is None:
+        messages.error(request, "This QuickBooks company tracks neither classes nor locations (read it again first).")
+        return redirect("quickbooks_export:settings")
+    if not form.is_valid():
+        return _render_settings(request, tracking_form=form, status=400)
+    try:
+        unit_tracking_update(
+            realm_id=connection.realm_id,
+            business_unit=connection.business_unit,
+            user=request.user,
+            class_id=form.cleaned_data.get("class_id", ""),
+            department_id=form.cleaned_data.get("department_id", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Class and location saved.")
     return redirect("quickbooks_export:settings")
 
 

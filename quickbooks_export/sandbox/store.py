@@ -26,8 +26,10 @@ COMPANY_TZ = ZoneInfo("America/Los_Angeles")
 
 ENTITY_NAMES = (
     "Account",
+    "Class",
     "CompanyInfo",
     "Customer",
+    "Department",
     "Deposit",
     "Invoice",
     "Item",
