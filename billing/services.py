@@ -33,7 +33,13 @@ from .models import (
     TaxRate,
 )
 from .money import MAX_AMOUNT, MAX_QUANTITY, ZERO, check_currency, format_money, parse_amount, quantize
-from .selectors import invoice_get_with_balances, payment_export_readiness_map, payment_with_amounts
+from .selectors import (
+    ExportReadiness,
+    InvoiceState,
+    invoice_get_with_balances,
+    payment_export_readiness_map,
+    payment_with_amounts,
+)
 
 ExportStatus = Payment.ExportStatus
 
@@ -611,7 +617,8 @@ def _apply(
         )
     if invoice.currency != payment.currency:
         raise ApplicationError(f"{invoice.number} is in {invoice.currency}.", code="currency_mismatch")
-    open_balance = invoice_get_with_balances(invoice_id=invoice.pk).open_balance
+    balances = invoice_get_with_balances(invoice_id=invoice.pk)
+    open_balance = balances.open_balance
     if amount > open_balance:
         raise ApplicationError(
             f"{format_money(amount, invoice.currency)} is more than the {format_money(open_balance, invoice.currency)} "
@@ -637,6 +644,17 @@ def _apply(
             application.save(update_fields=["amount"])
     # Under the invoice's row lock nothing else changed its balance: no need to read it again.
     _invoice_sync_paid_status(invoice, open_balance=open_balance - amount)
+    # The invoice as the fully-paid rule sees it now, for a caller answering without a read (payment_record).
+    application.invoice_state = InvoiceState(
+        invoice_id=invoice.pk,
+        number=invoice.number,
+        status=invoice.status,
+        total=balances.total,
+        amount_paid=balances.amount_paid + amount,
+        open_balance=open_balance - amount,
+        currency=invoice.currency,
+        reversal_pending=balances.reversal_pending,
+    )
     return application
 
 
@@ -758,9 +776,20 @@ def _payment_record(
     payment.save()
     locked = _lock_invoices(invoice.pk for invoice, _ in parsed)
     available = amount
+    recorded = []
     for invoice, value in parsed:
-        _apply(payment=payment, invoice=locked[invoice.pk], amount=value, available=available, new_payment=True)
+        recorded.append(
+            _apply(payment=payment, invoice=locked[invoice.pk], amount=value, available=available, new_payment=True)
+        )
         available -= value
+    # What a caller would otherwise read back (the answer to POST /api/v1/payments/), known here under the locks:
+    # the applications in the order they were created (their ids') and the fully-paid rule's Python twin over the
+    # invoices as they are now (ordered by number, as payment_export_readiness_map orders them). No refund exists yet.
+    payment.applications_recorded = recorded
+    payment.export_readiness = ExportReadiness(
+        payment_id=payment.pk,
+        invoices=tuple(sorted((item.invoice_state for item in recorded), key=lambda state: state.number)),
+    )
     return payment
 
 

@@ -132,3 +132,19 @@ class QuickBooksCallCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.outcome}: {self.count}"
+
+
+class ApiRateCount(models.Model):
+    """Requests counted against one API rate budget (a client's, a staff user's) in its current fixed window: the
+    API throttle's counter when the default cache is the database cache (fieldsync.api.throttling). One row per
+    budget, bumped by one INSERT ... ON CONFLICT DO UPDATE per request."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    window_start = models.BigIntegerField(help_text="Unix time (seconds) the current window began.")
+    hits = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "API rate count"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits} since {self.window_start}"

@@ -797,7 +797,9 @@ class PaymentsApi(ApiListView):
             for item in data.pop("applications")
         ]
         payment = services.payment_record(applications=applications, **data)
-        return _payment_response(payment.pk, status.HTTP_201_CREATED)
+        return Response(
+            PaymentOutputSerializer(selectors.payment_as_recorded(payment)).data, status=status.HTTP_201_CREATED
+        )
 
 
 def payment_or_404(request, payment_id: int) -> Payment:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from django.db.models import Count, Prefetch, QuerySet
 
 from billing.models import Customer, Invoice, InvoiceLine, Job, Payment, PaymentApplication, Refund
+from billing.money import ZERO
 from billing.selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
 from quickbooks_export.models import ExportBatchItem, InvoiceExportHold
 
@@ -65,6 +66,32 @@ def payment_get(*, payment_id: int) -> Payment | None:
     if payment is not None:
         payments_attach_readiness([payment])
     return payment
+
+
+def payment_as_recorded(payment: Payment) -> Payment:
+    """A payment billing.services.payment_record just returned, shaped like payment_get's (amounts, applications,
+    refunds, export readiness) from what the service already holds: no query. A new payment has no refund and is not
+    exported (so not on hold); its applications and the fully-paid rule over its invoices come from the service,
+    which computed them under the invoices' row locks. tests/api/test_payments.py checks the answer equals a GET."""
+    applications = payment.applications_recorded
+    applied = sum((application.amount for application in applications), ZERO)
+    payment.gross_applied = payment.amount_applied = applied
+    payment.amount_refunded = payment.amount_netted = ZERO
+    payment.unapplied_credit = payment.amount - applied
+    payment.export_hold_reason = payment.export_hold_message = ""
+    # Django's own shape for prefetched rows (what prefetch_related leaves): payment.applications.all() and
+    # payment.refunds.all() answer from these lists without a query.
+    payment._prefetched_objects_cache = {
+        "applications": _rows(PaymentApplication.objects.filter(payment=payment), applications),
+        "refunds": _rows(Refund.objects.none(), []),
+    }
+    return payment
+
+
+def _rows(queryset: QuerySet, rows: list) -> QuerySet:
+    queryset._result_cache = list(rows)
+    queryset._prefetch_done = True
+    return queryset
 
 
 def export_batches_attach_counts(batches: Iterable) -> list:

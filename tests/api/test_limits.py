@@ -248,10 +248,10 @@ def test_405_comes_before_authentication(client):
 
 
 def test_an_unexpected_error_in_a_view_is_a_json_500_with_a_logged_request_id(api, monkeypatch, caplog):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(selectors, "payment_get", broken)
+    monkeypatch.setattr(selectors, "payment_as_recorded", broken)  # after the payment is written
     invoice = issued_invoice(amount="100.00")
 
     with caplog.at_level(logging.ERROR, logger="fieldsync.api"):

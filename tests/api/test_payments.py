@@ -203,3 +203,34 @@ def test_a_draft_invoice_cannot_be_paid(api):
     draft = InvoiceFactory()
     response = api.post("payments/", body(invoice=draft.number, amount="10.00"))
     assert response.status_code == 400 and response.json()["code"] == "invoice_not_open"
+
+
+def test_the_answer_to_a_post_is_what_a_get_of_the_payment_shows(api):
+    """POST answers from what payment_record computed under its locks (no read back): it must be the GET's answer."""
+    customer = CustomerFactory()
+    paid_before = issued_invoice(customer=customer, amount="90.00", number="INV-2001")
+    pay(paid_before, "30.00")
+    issued_invoice(customer=customer, amount="75.00", number="INV-1999")
+    issued_invoice(customer=customer, amount="40.00", number="INV-2002")
+    posts = [
+        # Whole amount to one invoice, partly paid before: now paid in full, exportable.
+        body(invoice="INV-2001", amount="60.00", reference="  ch_9  ", memo="Balance"),
+        # Split, applications not in number order, both invoices still open, plus unapplied credit: held, the
+        # reasons in invoice-number order as the stored rule gives them.
+        body(
+            customer=customer.pk,
+            amount="100.00",
+            applications=[{"invoice": "INV-2002", "amount": "15.00"}, {"invoice": "INV-1999", "amount": "25.00"}],
+        ),
+        # Only credit, applied to nothing.
+        body(customer=customer.pk, amount="12.34", method="check"),
+    ]
+    for sent in posts:
+        created = api.post("payments/", sent)
+        assert created.status_code == 201, created.content
+
+        shown = api.get(f"payments/{created.json()['id']}/").json()
+        assert set(created.json()) == set(shown)
+        for field, value in shown.items():
+            assert created.json()[field] == value, field
+    assert created.json()["held_reason"] == "Held: not applied to any invoice yet; apply it to an invoice first."

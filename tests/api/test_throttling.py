@@ -85,3 +85,40 @@ def test_throttling_works_with_the_database_cache_production_uses(api, settings)
     cache.clear()
 
     assert [api.get("customers/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.fixture
+def database_cache(settings):
+    from fieldsync.settings import base
+
+    settings.CACHES = base.CACHES
+    cache.clear()
+
+
+def test_on_the_database_cache_a_request_costs_one_counting_statement(api, database_cache):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api.get("customers/")  # the token's last-use stamp is written once a minute: not inside the count below
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("customers/").status_code == 200
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len([sql for sql in statements if "fieldsync_apiratecount" in sql]) == 1
+    assert not [sql for sql in statements if "fieldsync_cache" in sql]
+
+
+def test_on_the_database_cache_the_budget_comes_back_when_the_window_ends(api, database_cache, monkeypatch):
+    from fieldsync.api.throttling import ApiClientRateThrottle
+
+    clock = [1_800_000_030.0]  # 30 s into a minute
+    monkeypatch.setattr(ApiClientRateThrottle, "timer", staticmethod(lambda: clock[0]))
+    answers = [api.get("customers/") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1]["Retry-After"] == "30"
+    assert answers[-1].json()["code"] == "throttled"
+
+    clock[0] += 29.5
+    assert api.get("customers/").status_code == 429
+    clock[0] += 0.5  # the next minute
+    assert [api.get("customers/").status_code for _ in range(4)] == [200, 200, 200, 429]
