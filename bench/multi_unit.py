@@ -120,11 +120,14 @@ def run(args, base: str, database: str, sandbox_pid: int) -> None:
             time.sleep(1)
         elapsed = time.monotonic() - started
         cpu.sample()
+        report(args, base, realms, before, batches, started_at, elapsed, cpu, runner_samples, export_batch_counts)
     finally:
-        cluster.terminate()
-        cluster.wait(timeout=30)
-
-    report(args, base, realms, before, batches, started_at, elapsed, cpu, runner_samples, export_batch_counts)
+        cluster.terminate()  # django-q2 stops its workers on SIGTERM; a loaded machine can take a while
+        try:
+            cluster.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            cluster.kill()
+            cluster.wait()
 
 
 def report(args, base, realms, before, batches, started_at, elapsed, cpu, runner_samples, export_batch_counts) -> None:
