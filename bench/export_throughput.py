@@ -11,14 +11,11 @@ failed records. Figures only: nothing is asserted on time.
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-from benchutil import ROOT, free_port
+from benchutil import free_port, sandbox_company, sandbox_connect, sandbox_environ, sandbox_start
 
 
 def main() -> None:
@@ -32,32 +29,8 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "fieldsync.settings.base",
-            "QBO_ENVIRONMENT": "local",
-            "QBO_SANDBOX_URL": base,
-            "QBO_DISCOVERY_URL": f"{base}/.well-known/openid_configuration",
-            "QBO_API_BASE_URL": base,
-            "OAUTHLIB_INSECURE_TRANSPORT": "1",
-            "FIELDSYNC_LOG_LEVEL": "WARNING",
-            "EXPORT_RUN_SECONDS": "3600",
-        }
-    )
-    sandbox = subprocess.Popen(  # noqa: S603 - our own manage.py
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "qbo_sandbox",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(args.latency_ms),
-            "--data-file",
-            str(workdir / "sandbox.json"),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    os.environ.update(sandbox_environ(base))
+    sandbox = sandbox_start(port=port, latency_ms=args.latency_ms, data_file=workdir / "sandbox.json")
     try:
         run(args, base)
     finally:
@@ -69,41 +42,18 @@ def run(args, base: str) -> None:
     import django
 
     django.setup()
-    import requests
-    from django.conf import settings
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
-    from django.test import RequestFactory
 
     from billing.demo import seed_scale
     from billing.models import Payment
-    from quickbooks_export.connection import connection_complete_authorization, connection_start_authorization
     from quickbooks_export.models import ExportBatch
     from quickbooks_export.selectors import export_batch_counts
     from quickbooks_export.services import export_batch_start, export_run
 
     call_command("migrate", verbosity=0)
     seed_scale(payments=args.payments, customers=args.customers, paid_in_full_ratio=1.0)
-    for _ in range(50):
-        try:
-            requests.get(f"{base}/.well-known/openid_configuration", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-
-    request = RequestFactory().get("/")
-    request.session = SessionStore()
-    state = parse_qs(urlsplit(connection_start_authorization(request=request)).query)["state"][0]
-    approve = requests.post(
-        f"{base}/_sandbox/authorize",
-        json={"redirect_uri": settings.QBO_REDIRECT_URI, "state": state, "company_name": "Bench Plumbing"},
-        timeout=10,
-    ).json()
-    connection = connection_complete_authorization(
-        request=request, code=approve["code"], state=state, realm_id=approve["realm_id"], user=None
-    )
-    realm = connection.realm_id
-    before = requests.get(f"{base}/_sandbox/companies/{realm}", timeout=10).json()["stats"]
+    realm = sandbox_connect(base, company_name="Bench Plumbing")
+    before = sandbox_company(base, realm)["stats"]
 
     started = time.monotonic()
     batch = export_batch_start(payments=Payment.objects.all(), selection="benchmark", source="command")
@@ -113,7 +63,7 @@ def run(args, base: str) -> None:
 
     batch = ExportBatch.objects.get(pk=batch.pk)
     counts = export_batch_counts(batch_id=batch.pk)
-    after = requests.get(f"{base}/_sandbox/companies/{realm}", timeout=10).json()
+    after = sandbox_company(base, realm)
     stats = after["stats"]
     qbo_payments = after["entities"].get("Payment", [])
     notes = [p.get("PrivateNote", "") for p in qbo_payments]

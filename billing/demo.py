@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from . import services
-from .models import Customer, Invoice, InvoiceLine, Job, Payment, PaymentApplication, Refund
+from .models import BusinessUnit, Customer, Invoice, InvoiceLine, Job, Payment, PaymentApplication, Refund
 from .services import ApplicationInput, LineInput
 
 BASE_DATE = datetime.date(2026, 10, 1)
@@ -252,8 +252,86 @@ def seed_story_company() -> DemoSummary:
     return summary
 
 
+SECOND_UNIT_NAME = "North Store"
+
+_NORTH_CUSTOMERS = [
+    # display name, company, e-mail, phone, street, city
+    (
+        "Harbor Point Condos",
+        "Harbor Point Condominium Assn.",
+        "board@harborpoint.example",
+        "847-555-0211",
+        "1 Harbor Pt",
+        "Waukegan",
+    ),
+    ("Greta Lindqvist", "", "greta.lindqvist@example.com", "847-555-0234", "310 Sheridan Rd", "Highland Park"),
+    (
+        "Lake Forest Animal Clinic",
+        "LF Animal Clinic PC",
+        "office@lfanimal.example",
+        "847-555-0256",
+        "75 Deerpath",
+        "Lake Forest",
+    ),
+]
+
+
+@transaction.atomic
+def seed_second_unit() -> DemoSummary:
+    """A second business unit, "North Store", with a few records of its own (its own customers, and numbers no other
+    unit uses): the header's unit switcher shows, and the unit is connected to its own QuickBooks company on the
+    QuickBooks page, as the first one is. Paid in full, part-paid and unpaid, so its first export has something to
+    send and something held."""
+    unit = services.business_unit_create(name=SECOND_UNIT_NAME)
+    summary = DemoSummary()
+    customers = [
+        services.customer_create(
+            business_unit=unit,
+            display_name=name,
+            company_name=company,
+            email=email,
+            phone=phone,
+            billing_line1=street,
+            billing_city=city,
+            billing_region="IL",
+            billing_postal_code="600" + f"{40 + i:02d}",
+        )
+        for i, (name, company, email, phone, street, city) in enumerate(_NORTH_CUSTOMERS)
+    ]
+    harbor, greta, clinic = customers
+    summary.customers = len(customers)
+    jobs = [
+        services.job_create(
+            customer=customer,
+            number=f"NS-JOB-{300 + n}",
+            title=title,
+            service_address=customer.billing_line1,
+            scheduled_on=_day(day),
+            completed_on=_day(day + 1),
+            status=Job.Status.COMPLETED,
+        )
+        for n, (customer, title, day) in enumerate(
+            [(harbor, "Boiler service, 3 buildings", 4), (greta, "Gutter repair", 6), (clinic, "Kennel drains", 8)],
+            start=1,
+        )
+    ]
+    summary.jobs = len(jobs)
+    # Paid in full by one payment: exportable.
+    inv = _invoice(harbor, jobs[0], "NS-3001", [("Boiler service", "Per building", "3", "260.00")], day=4)
+    _pay(harbor, "780.00", [(inv, "780.00")], method=Payment.Method.ACH, day=9, reference="ACH-31007")
+    # Part-paid: held with $95.00 open.
+    inv = _invoice(greta, jobs[1], "NS-3002", [("Gutter repair", "Front and back, labor", "1", "295.00")], day=6)
+    _pay(greta, "200.00", [(inv, "200.00")], method=Payment.Method.CARD, day=7, reference="ch_3Pgutter")
+    # Unpaid, issued.
+    _invoice(clinic, jobs[2], "NS-3003", [("Drain cleaning", "Kennel floor drains", "6", "85.00")], day=8)
+    summary.invoices = Invoice.objects.filter(business_unit=unit).count()
+    summary.payments = Payment.objects.filter(business_unit=unit).count()
+    return summary
+
+
 def ensure_demo_user(*, password: str):
-    """The staff login printed by seed_demo: a superuser for the local demo only."""
+    """The staff login printed by seed_demo: a superuser for the local demo only, a member of every business unit
+    (a superuser sees them all anyway; membership keeps the demo right if someone makes the login plain staff)."""
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
         username=DEMO_USERNAME,
@@ -268,13 +346,21 @@ def ensure_demo_user(*, password: str):
     if created:
         user.set_password(password)
         user.save()
+    user.business_units.add(*BusinessUnit.objects.all())
     return user, created
 
 
 def seed_scale(
-    *, payments: int, seed: int = 7, batch_size: int = 5000, paid_in_full_ratio: float = 0.85, customers: int = 0
+    *,
+    payments: int,
+    seed: int = 7,
+    batch_size: int = 5000,
+    paid_in_full_ratio: float = 0.85,
+    customers: int = 0,
+    business_unit: BusinessUnit | None = None,
 ) -> DemoSummary:
-    """Bulk-insert `payments` payments, each on its own one-line invoice, for benchmarks.
+    """Bulk-insert `payments` payments, each on its own one-line invoice, for benchmarks, in `business_unit` (default:
+    the only one).
 
     `paid_in_full_ratio` of them pay their invoice in full (exportable), the rest pay half of it (held). One customer
     per five payments unless `customers` says how many.
@@ -282,7 +368,7 @@ def seed_scale(
     rng = random.Random(seed)  # deterministic
     start = (Invoice.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     n_customers = customers or max(1, payments // 5)
-    unit = services.business_unit_default()
+    unit = business_unit or services.business_unit_default()
     with transaction.atomic():
         customers = Customer.objects.bulk_create(
             [

@@ -29,8 +29,10 @@ def populated(db):
         payment_export_status_transition(payment_id=payment.pk, to_status=status, export_reference="77")
     refund_record(payment=payment, amount="1.00", reason="goodwill", refunded_on=payment.received_on, method="cash")
     assert ManualHandlingItem.objects.exists()
-    api_client_create(name="field-app")
-    connection = QuickBooksConnection(realm_id="9130350000000001", company_name="Acme Plumbing")
+    api_client_create(name="field-app", business_units=[payment.business_unit])
+    connection = QuickBooksConnection(
+        business_unit=payment.business_unit, realm_id="9130350000000001", company_name="Acme Plumbing"
+    )
     connection.set_tokens(access_token="a", refresh_token="r", access_expires_in=3600, refresh_expires_in=86400)
     connection.save()
     ExportBatch.objects.create(source=ExportBatch.Source.API, selection="2 payments", realm_id=connection.realm_id)

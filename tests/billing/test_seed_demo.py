@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from billing.models import Customer, Invoice, ManualHandlingItem, Payment
+from billing.demo import SECOND_UNIT_NAME
+from billing.models import BusinessUnit, Customer, Invoice, ManualHandlingItem, Payment
 from billing.selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +29,12 @@ def test_seed_demo_builds_every_invoice_state_the_office_meets():
     assert invoices["INV-1048"] == (Invoice.Status.OPEN, Decimal("40.00"))  # refunded before export
     assert invoices["INV-1050"][0] == Invoice.Status.VOID
     assert invoices["INV-1051"][0] == Invoice.Status.DRAFT
+    assert invoices["NS-3001"] == (Invoice.Status.PAID, Decimal("0.00"))  # the second unit's
+    assert invoices["NS-3002"] == (Invoice.Status.OPEN, Decimal("95.00"))
 
     held_reasons = {r.held_reason for r in readiness.values() if not r.exportable}
     assert "Held: INV-1043 still has $50.00 open." in held_reasons
+    assert "Held: NS-3002 still has $95.00 open." in held_reasons
     overpaid = payment_with_amounts().get(customer__display_name="Lakeview Property Management")
     assert overpaid.unapplied_credit == Decimal("10.00") and readiness[overpaid.pk].exportable
 
@@ -42,12 +46,30 @@ def test_seed_demo_builds_every_invoice_state_the_office_meets():
     assert get_user_model().objects.get(username="admin").is_staff
 
 
+def test_seed_demo_makes_a_second_unit_with_records_of_its_own_and_the_demo_login_in_both():
+    call_command("seed_demo")
+
+    main = Invoice.objects.get(number="INV-1040").business_unit
+    north = BusinessUnit.objects.get(name=SECOND_UNIT_NAME)
+    assert BusinessUnit.objects.count() == 2 and main != north
+    assert Customer.objects.filter(business_unit=north).count() == 3
+    assert set(Invoice.objects.filter(business_unit=north).values_list("number", flat=True)) == {
+        "NS-3001",
+        "NS-3002",
+        "NS-3003",
+    }
+    assert Payment.objects.filter(business_unit=north).count() == 2
+    assert not Invoice.objects.filter(business_unit=main, number__startswith="NS-").exists()
+    assert set(get_user_model().objects.get(username="admin").business_units.all()) == {main, north}
+
+
 def test_seed_demo_is_deterministic_and_if_empty_does_nothing_the_second_time(capsys):
     call_command("seed_demo")
     first = story_state()
     call_command("seed_demo", "--if-empty")
     assert "already present" in capsys.readouterr().out
-    assert Payment.objects.count() == 12
+    assert Payment.objects.count() == 12 + 2
+    assert BusinessUnit.objects.count() == 2
     assert story_state() == first
 
 
@@ -55,6 +77,9 @@ def test_seed_demo_scale_bulk_creates_payments_in_consistent_states():
     call_command("seed_demo", "--scale", "200")
     scaled = Payment.objects.filter(reference__startswith="R")
     assert scaled.count() == 200
+    assert set(scaled.values_list("business_unit", flat=True)) == {
+        Invoice.objects.get(number="INV-1040").business_unit_id
+    }
     readiness = payment_export_readiness_map(payment_ids=scaled.values_list("pk", flat=True))
     for invoice in invoice_with_balances(Invoice.objects.filter(number__startswith="S-")):
         expected = Invoice.Status.PAID if invoice.open_balance == 0 else Invoice.Status.OPEN

@@ -3,13 +3,14 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from billing.demo import DEMO_USERNAME, ensure_demo_user, seed_scale, seed_story_company
-from billing.models import Customer
+from billing.demo import DEMO_USERNAME, ensure_demo_user, seed_scale, seed_second_unit, seed_story_company
+from billing.models import Customer, Invoice
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo company (customers, jobs, invoices in every state, payments, refunds) and a staff login. "
+        "Create the demo company (customers, jobs, invoices in every state, payments, refunds), a second business "
+        "unit with a few records of its own, and a staff login that is a member of both. "
         "--scale N adds N bulk payments for benchmarks."
     )
 
@@ -28,9 +29,15 @@ class Command(BaseCommand):
                 f"{summary.payments} payments, {summary.refunds} refunds, {summary.manual_items} item(s) needing "
                 "manual handling."
             )
+            summary = seed_second_unit()
+            self.stdout.write(
+                f"Second business unit: {summary.customers} customers, {summary.invoices} invoices, "
+                f"{summary.payments} payments."
+            )
         if scale:
             started = time.monotonic()
-            summary = seed_scale(payments=scale)
+            story_unit = Invoice.objects.get(number="INV-1040").business_unit
+            summary = seed_scale(payments=scale, business_unit=story_unit)
             self.stdout.write(
                 f"Bulk: {summary.payments} payments on {summary.invoices} invoices for {summary.customers} customers "
                 f"in {time.monotonic() - started:.1f} s."
