@@ -242,8 +242,13 @@ def prepare(env: dict, count: int) -> dict:
     ]
     invoices = Invoice.objects.bulk_create(
         [
-            Invoice(customer=customers[i % len(customers)], number=f"PC-{i:05d}", status=Invoice.Status.OPEN)
-            for i in range(count)
+            Invoice(
+                customer=customer,
+                business_unit_id=customer.business_unit_id,  # bulk_create skips save(): the customer's unit, given
+                number=f"PC-{i:05d}",
+                status=Invoice.Status.OPEN,
+            )
+            for i, customer in ((i, customers[i % len(customers)]) for i in range(count))
         ]
     )
     InvoiceLine.objects.bulk_create(
