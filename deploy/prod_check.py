@@ -2,21 +2,28 @@
 
     .venv/bin/python deploy/prod_check.py [--payments 100] [--keep-logs]
 
-1. A fresh PostgreSQL database (fieldsync_prodcheck on 127.0.0.1:5432 unless PROD_CHECK_DATABASE_URL says otherwise).
+1. A fresh PostgreSQL database of this checkout's own (fieldsync_prodcheck_<folder> on 127.0.0.1:5432, so two
+   worktrees can run the check at once; PROD_CHECK_DATABASE_URL chooses another), dropped at the end.
 2. Production settings (fieldsync.settings.production) from dummy, production-shaped environment values; QuickBooks is
    the local sandbox through the one documented escape hatch, FIELDSYNC_PROD_CHECK_LOCAL_QUICKBOOKS (every QuickBooks
    URL on this machine; the checks report it as fieldsync.W001, so no `check --deploy --fail-level WARNING` passes
    with it). Static files collected (hashed, compressed) into a temporary STATIC_ROOT.
 3. deploy/Procfile's commands: `release` (migrate, collectstatic), `web` (gunicorn, 2 workers, gunicorn.conf.py) and
    `worker` twice (two qcluster processes sharing the PostgreSQL (ORM) broker); the local QuickBooks sandbox; ports
-   chosen free now; JSON logs.
-4. /health/live and /health/ready (a worker heartbeat) answer; headless Chromium (Debian's /usr/bin/chromium, never a
+   chosen free now (never 8000/8765); JSON logs.
+4. Two business units (Main, North Store), each with --payments open invoices of its own customers and an API client
+   scoped to it alone; a client is refused the other unit's invoice and, later, its payment.
+5. /health/live and /health/ready (a worker heartbeat) answer; headless Chromium (Debian's /usr/bin/chromium, never a
    downloaded browser) signs in, loads the payments page and asserts every static asset is a hashed file served with
-   200 (and compressed on request), loads the API docs, and connects QuickBooks through the sandbox's consent page.
-5. --payments payments posted through the REST API (one invoice each, created in the database), exported through the
-   API, the batch followed to the end; QuickBooks' side counted with a query; /health/ready shows the company
-   connected and /metrics counts the exported payments and the QuickBooks calls.
-6. Everything stopped (also on failure or Ctrl-C). Prints each step with its time; exit status 0 only if all passed.
+   200 (and compressed on request), loads the API docs, and connects each unit (chosen with the unit switcher) to a
+   new company of its own through the sandbox's consent page. Meanwhile the two API clients post --payments payments
+   each (4 requests at a time).
+6. Both units exported at once through the API; the two batches must overlap in time. Each company, queried over
+   the QuickBooks API, holds exactly its unit's payments (by FieldSync's marker), each once, none of the other's;
+   /health/ready lists both units' connections as connected and /metrics counts the exported payments and the
+   QuickBooks calls.
+7. Everything stopped (also on failure or Ctrl-C). Prints each step with its time; exit status 0 only if all passed.
+   On failure: the step that failed, the end of every process's log, and the logs kept.
 
 Browser requests carry `X-Forwarded-Proto: https`, as a TLS-terminating proxy in front of gunicorn would add.
 """
@@ -38,6 +45,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -159,9 +167,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fieldsync-prod-check-"))
     database_url = os.environ.get("PROD_CHECK_DATABASE_URL") or default_database_url()
-    name = database_url.rsplit("/", 1)[1]
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
     if not re.fullmatch(r"[A-Za-z0-9_]+", name):
         raise SystemExit(f"PROD_CHECK_DATABASE_URL must end in a plain database name (letters, digits, _): {name!r}")
+    # dropdb/createdb on the server the URL names (a password, if any, from PGPASSWORD or ~/.pgpass).
+    server = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U", parts.username or "postgres"]
     web_port, sandbox_port = free_port(), free_port()
     web, sandbox = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sandbox_port}"
     step(f"database {name}; web {web}; QuickBooks sandbox {sandbox}; logs in {work}")
@@ -196,8 +207,8 @@ def main() -> None:
     created = passed = False
     try:
         doing("creating the database")
-        subprocess.run(["dropdb", "--if-exists", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+        subprocess.run(["dropdb", "--if-exists", *server, name], check=True)
+        subprocess.run(["createdb", *server, name], check=True)
         created = True
 
         doing("running the Procfile's release command (migrate, collectstatic)")
@@ -221,7 +232,15 @@ def main() -> None:
             {**env, "DJANGO_SETTINGS_MODULE": "fieldsync.settings.base"},  # the stand-in for Intuit, not FieldSync
         )
         # The Procfile's own web and worker commands, with the environment a platform would give them.
-        web_env = {**env, "PORT": str(web_port), "BIND_ADDRESS": "127.0.0.1", "WEB_CONCURRENCY": "2"}
+        # gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): this run's goes in its
+        # own folder, so two checks at once (two worktrees) do not take over each other's.
+        web_env = {
+            **env,
+            "PORT": str(web_port),
+            "BIND_ADDRESS": "127.0.0.1",
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_CMD_ARGS": f"--control-socket {work / 'gunicorn.ctl'}",
+        }
         processes.start("gunicorn", ["sh", "-c", procfile["web"]], web_env)
         for n in (1, 2):
             processes.start(f"qcluster-{n}", ["sh", "-c", procfile["worker"]], env)
@@ -235,11 +254,14 @@ def main() -> None:
         processes.stop_all()
         if not passed:
             processes.print_logs()
-        from django.db import connections
+        from django.conf import settings
 
-        connections.close_all()
+        if settings.configured:  # prepare() ran: its connection must close before the database can be dropped
+            from django.db import connections
+
+            connections.close_all()
         if created:
-            subprocess.run(["dropdb", "--if-exists", "-h", "127.0.0.1", "-U", "postgres", name], check=False)
+            subprocess.run(["dropdb", "--if-exists", *server, name], check=False)
         if args.keep_logs or not passed:
             step(f"logs kept in {work}")
         else:
