@@ -249,6 +249,9 @@ def main() -> None:
     except BaseException as exc:
         message = str(exc) or type(exc).__name__
         print(f"\nprod-check FAILED while {CURRENT[0]}: {type(exc).__name__}: {message}", file=sys.stderr, flush=True)
+        exited = [f"{name} (status {p.returncode})" for name, p in processes.running.items() if p.poll() is not None]
+        if exited:
+            print(f"already exited before the check stopped them: {', '.join(exited)}", file=sys.stderr, flush=True)
         raise
     finally:
         processes.stop_all()
