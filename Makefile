@@ -39,7 +39,8 @@ screenshots: install $(CHROMIUM)
 	$(BIN)/python bench/screenshots.py
 
 # Production settings, collectstatic, gunicorn + two qcluster processes on PostgreSQL, the local sandbox, Chromium
-# signing in and exporting 100 payments; then everything stopped (deploy/prod_check.py, docs/production.md).
+# signing in and connecting two business units to two companies, 100 payments exported per unit at once; then
+# everything stopped (deploy/prod_check.py, docs/production.md). PROD_CHECK_DATABASE_URL chooses its database.
 prod-check: install $(CHROMIUM)
 	$(BIN)/python deploy/prod_check.py
 
