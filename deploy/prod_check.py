@@ -335,7 +335,16 @@ def prepare(env: dict, count: int) -> list[dict]:
         )
         _, token = api_client_create(name=f"prod-check-{unit.slug}", business_units=[unit])
         numbers = [invoice.number for invoice in invoices]
-        units.append({"pk": unit.pk, "name": unit.name, "company": company, "token": token, "invoices": numbers})
+        units.append(
+            {
+                "pk": unit.pk,
+                "slug": unit.slug,
+                "name": unit.name,
+                "company": company,
+                "token": token,
+                "invoices": numbers,
+            }
+        )
     assert Invoice.objects.filter(business_unit=first).count() == count, "invoices must take their customer's unit"
     assert Invoice.objects.filter(business_unit=second).count() == count, "invoices must take their customer's unit"
     step(
@@ -485,9 +494,9 @@ def check_everything(web: str, sandbox: str, units: list[dict], count: int, proc
 
     doing("checking /health/ready and /metrics")
     ready = json.loads(http("GET", f"{web}/health/ready")[2])
-    listed = {q["connection"]: q["state"] for q in ready["quickbooks"]}
-    expected = {connection["pk"]: "connected" for connection in connections.values()}
-    assert listed == expected, f"/health/ready lists {ready['quickbooks']}, not both units' connections {expected}"
+    listed = {q["business_unit"]: (q["connection"], q["state"]) for q in ready["quickbooks"]}
+    expected = {unit["slug"]: (connections[unit["pk"]]["pk"], "connected") for unit in units}
+    assert listed == expected, f"/health/ready lists {ready['quickbooks']}, not both units connected {expected}"
     status, _, body = http("GET", f"{web}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     text = body.decode()
     assert status == 200 and f'fieldsync_payments{{export_status="exported"}} {2 * count}.0' in text, text[:2000]

@@ -3,7 +3,8 @@
 - /health/live: the process answers. Touches nothing else (no database), so a database outage never gets healthy
   web processes restarted in a loop.
 - /health/ready: the database answers, an export worker (django-q2 cluster) sent a heartbeat recently, and the state
-  of each current QuickBooks connection. 503 when the database is unreachable or no worker is alive (with
+  of each business unit's QuickBooks connection (connected, needs_reconnect, not_connected). 503 when the database
+  is unreachable or no worker is alive (with
   FIELDSYNC_READY_REQUIRE_WORKER, on by default). A QuickBooks connection that needs reconnecting is reported but
   does not make the process unready: restarting or removing it from the load balancer would not help — a person must
   reconnect, and the pages say so.
@@ -60,16 +61,30 @@ def _workers() -> dict:
 
 
 def _quickbooks() -> list[dict]:
+    """One entry per business unit, by name: its slug, its current connection's row number (or None) and the state.
+
+    A unit never connected (or disconnected) says "not_connected" beside units that are connected: with one company
+    per unit, an orchestrator must see which store's books are not being fed. Two queries, whatever the number of
+    units.
+    """
+    from billing.models import BusinessUnit
     from quickbooks_export.models import QuickBooksConnection
 
     states = {
         QuickBooksConnection.State.CONNECTED: "connected",
         QuickBooksConnection.State.NEEDS_RECONNECT: "needs_reconnect",
     }
-    current = list(QuickBooksConnection.objects.filter(is_current=True).values_list("pk", "state"))
-    if not current:
-        return [{"connection": None, "state": "not_connected"}]
-    return [{"connection": pk, "state": states.get(state, "not_connected")} for pk, state in current]
+    current = {
+        unit_id: (pk, state)
+        for unit_id, pk, state in QuickBooksConnection.objects.filter(is_current=True).values_list(
+            "business_unit_id", "pk", "state"
+        )
+    }
+    listed = []
+    for unit_id, slug in BusinessUnit.objects.order_by("name", "id").values_list("pk", "slug"):
+        pk, state = current.get(unit_id, (None, None))
+        listed.append({"business_unit": slug, "connection": pk, "state": states.get(state, "not_connected")})
+    return listed
 
 
 @never_cache

@@ -9,6 +9,7 @@ from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
 
+from billing.services import business_unit_create, business_unit_default
 from quickbooks_export.models import QuickBooksConnection
 from tests.quickbooks_export.conftest import make_connection
 
@@ -72,7 +73,7 @@ def test_not_ready_without_any_worker_heartbeat(client):
     body = response.json()
     assert body["status"] == "not_ready"
     assert body["workers"] == {"ok": False, "clusters": 0, "newest_heartbeat_age_seconds": None}
-    assert body["quickbooks"] == [{"connection": None, "state": "not_connected"}]
+    assert body["quickbooks"] == [{"business_unit": "main", "connection": None, "state": "not_connected"}]
 
 
 def test_not_ready_when_the_newest_heartbeat_is_too_old(client, settings):
@@ -101,7 +102,28 @@ def test_a_connection_needing_reconnection_is_reported_not_fatal(client):
     response = client.get("/health/ready")
 
     assert response.status_code == 200
-    assert response.json()["quickbooks"] == [{"connection": connection.pk, "state": "needs_reconnect"}]
+    assert response.json()["quickbooks"] == [
+        {"business_unit": "main", "connection": connection.pk, "state": "needs_reconnect"}
+    ]
+
+
+def test_every_business_unit_is_listed_also_one_never_connected(client, django_assert_num_queries):
+    main = business_unit_default()
+    north = business_unit_create(name="North Store")
+    business_unit_create(name="Airport Kiosk")
+    make_connection(business_unit=main)
+    make_connection(business_unit=north, realm_id="9130350000000099", state=QuickBooksConnection.State.NEEDS_RECONNECT)
+    heartbeat()
+
+    with django_assert_num_queries(3):  # SELECT 1, the units, the current connections; the same for any number
+        response = client.get("/health/ready")
+
+    assert response.status_code == 200  # a unit not connected is reported, not fatal
+    assert [(q["business_unit"], q["state"]) for q in response.json()["quickbooks"]] == [
+        ("airport-kiosk", "not_connected"),
+        ("main", "connected"),
+        ("north-store", "needs_reconnect"),
+    ]
 
 
 def test_not_ready_when_the_database_does_not_answer(client, monkeypatch):
