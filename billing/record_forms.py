@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from fieldsync.exceptions import ApplicationError
 
-from .models import Customer, Invoice, Job, Payment, TaxRate
+from .models import Customer, Invoice, Job, JobType, Payment, TaxRate
 from .money import InvalidAmountError, format_money, parse_amount
 
 
@@ -101,6 +101,19 @@ class JobForm(forms.Form):
     service_address = forms.CharField(label="Service address", max_length=300, required=False)
     scheduled_on = forms.DateField(label="Scheduled for", required=False, widget=DateInput())
     status = forms.ChoiceField(label="Status", choices=Job.Status.choices, initial=Job.Status.SCHEDULED)
+    job_type = forms.ModelChoiceField(
+        label="Job type",
+        queryset=JobType.objects.none(),
+        required=False,
+        empty_label="No job type",
+        error_messages={"invalid_choice": "Choose one of this business unit's job types."},
+    )
+
+    def __init__(self, *args, customer: Customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The customer's unit's types still offered: another unit's type (or a retired one) is not a choice.
+        offered = JobType.objects.filter(business_unit_id=customer.business_unit_id, active=True)
+        self.fields["job_type"].queryset = offered
 
 
 # --- Invoices -----------------------------------------------------------------------------------------------------

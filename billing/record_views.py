@@ -141,7 +141,7 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
     context = {
         "nav": "customers",
         "customer": customer,
-        "jobs": list(customer.jobs.order_by("-id")[:PAGE_SIZE]),
+        "jobs": list(customer.jobs.select_related("job_type").order_by("-id")[:PAGE_SIZE]),
         "invoices": [(invoice, _money_of(invoice)) for invoice in invoices],
         "payments": [(payment, _credit_of(payment)) for payment in payments],
         "open_total": format_money(open_total),
@@ -175,7 +175,7 @@ def _credit_of(payment: Payment) -> dict:
 @require_http_methods(["GET", "POST"])
 def job_create(request: HttpRequest, customer_id: int) -> HttpResponse:
     customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
-    form = JobForm(request.POST or None)
+    form = JobForm(request.POST or None, customer=customer)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_create(customer=customer, **form.cleaned_data)
