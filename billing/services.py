@@ -265,7 +265,8 @@ def job_create(
         job_type=job_type,
     )
     _check_job_type_offered(job, job_type)
-    _full_clean(job)
+    # The type was checked as the object in hand (types are never deleted): no second look-up of its row.
+    _full_clean(job, exclude=["job_type"])
     job.save()
     return job
 
