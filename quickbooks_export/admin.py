@@ -4,12 +4,12 @@ from quickbooks_export.models import (
     InvoiceExportHold,
     QuickBooksCompanyProfile,
     QuickBooksConnection,
+    QuickBooksJobTypeTracking,
     QuickBooksMapping,
     QuickBooksMappingAudit,
     QuickBooksMappingSettings,
     QuickBooksPaymentMethodMapping,
     QuickBooksTaxCodeMapping,
-    QuickBooksJobTypeTracking,
     QuickBooksUnitTracking,
 )
 
