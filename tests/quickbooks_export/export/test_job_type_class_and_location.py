@@ -265,3 +265,22 @@ def test_someone_without_the_manage_permission_sees_the_choices_but_cannot_save(
     response = viewer_client.post(reverse("quickbooks_export:job_type_tracking"), {f"class_{repair.pk}": ""})
     assert response.status_code == 403
     assert QuickBooksJobTypeTracking.objects.get().class_id == commercial
+
+
+def test_resolving_job_types_costs_no_query_per_invoice(company, repair):
+    track(company, per_txn=True)
+    commercial = add(company, "Class", "Commercial")
+    read(company)
+    choose_for(company, repair, class_id=commercial)
+    payments = [paid_invoice(f"INV-{n}", job_type=repair) for n in range(4)]
+
+    with CaptureQueriesContext(connection) as queries:
+        export(*payments)
+
+    assert all(row["ClassRef"]["value"] == commercial for row in in_quickbooks(company).values())
+    statements = [query["sql"] for query in queries.captured_queries]
+    # Jobs come joined to their invoices; the job types' choices are read once per run.
+    assert not [sql for sql in statements if 'FROM "billing_job"' in sql]
+    assert len([sql for sql in statements if 'FROM "quickbooks_export_quickbooksjobtypetracking"' in sql]) == len(
+        [sql for sql in statements if 'FROM "quickbooks_export_quickbooksunittracking"' in sql]
+    )
