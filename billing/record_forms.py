@@ -109,11 +109,20 @@ class JobForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of this business unit's job types."},
     )
 
-    def __init__(self, *args, customer: Customer, **kwargs):
+    def __init__(self, *args, customer: Customer, job: Job | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        # The customer's unit's types still offered: another unit's type (or a retired one) is not a choice.
-        offered = JobType.objects.filter(business_unit_id=customer.business_unit_id, active=True)
-        self.fields["job_type"].queryset = offered
+        # The customer's unit's types still offered (and the one the job has): another unit's type, or a retired
+        # one, is not a choice.
+        offered = Q(active=True) | Q(pk=job.job_type_id) if job is not None and job.job_type_id else Q(active=True)
+        self.fields["job_type"].queryset = JobType.objects.filter(offered, business_unit_id=customer.business_unit_id)
+        if job is not None:
+            del self.fields["number"]  # fixed once the job exists: invoices and QuickBooks know it by number
+
+    @classmethod
+    def for_job(cls, job: Job, *args, **kwargs) -> "JobForm":
+        names = ("title", "service_address", "scheduled_on", "status", "job_type")
+        kwargs.setdefault("initial", {name: getattr(job, name) for name in names})
+        return cls(*args, customer=job.customer, job=job, **kwargs)
 
 
 # --- Invoices -----------------------------------------------------------------------------------------------------
