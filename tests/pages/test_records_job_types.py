@@ -101,9 +101,7 @@ def test_a_job_of_another_unit_cannot_be_edited(clerk, clerk_client, unit):
 def test_editing_a_job_needs_the_change_permission(clerk_client, unit):
     job = services.job_create(customer=CustomerFactory(business_unit=unit), number="J-1", title="Leak")
     page = clerk_client.get(reverse("records:customer_detail", args=[job.customer_id])).content.decode()
-    assert (
-        "Edit job J-1" not in page
-    )  # the link shows only to those who may edit  # the link shows only to those who may edit
+    assert "Edit job J-1" not in page  # the link shows only to those who may edit
     url = reverse("records:job_edit", args=[job.pk])
     assert clerk_client.get(url).status_code == 403
     assert clerk_client.post(url, {"title": "Changed", "status": "scheduled"}).status_code == 403
