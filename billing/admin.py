@@ -10,6 +10,7 @@ records and QuickBooks company follow it), and a job's unit is its customer's.
 """
 
 from django.contrib import admin
+from django.db.models import Q
 
 from . import services
 from .models import (
@@ -18,6 +19,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     Job,
+    JobType,
     ManualHandlingItem,
     Payment,
     PaymentApplication,
@@ -113,12 +115,40 @@ class CustomerAdmin(admin.ModelAdmin):
         return False  # a customer may be in QuickBooks already; nothing is deleted to "fix" books
 
 
+@admin.register(JobType)
+class JobTypeAdmin(admin.ModelAdmin):
+    """A unit's job types ("Repair", "Install"): written through billing.services (job_type_create /
+    job_type_update). A type is made inactive, never deleted (jobs keep theirs); its unit is fixed."""
+
+    list_display = ["name", "business_unit", "active", "created_at"]
+    list_filter = ["business_unit", "active"]
+    list_select_related = ["business_unit"]
+    search_fields = ["name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["business_unit"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = services.job_type_update(job_type=obj, name=obj.name, active=obj.active)
+        else:
+            saved = services.job_type_create(business_unit=obj.business_unit, name=obj.name, active=obj.active)
+        obj.pk, obj.name, obj.created_at = saved.pk, saved.name, saved.created_at
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["number", "title", "customer", "status", "scheduled_on", "completed_on"]
-    list_filter = ["status"]
+    """Jobs are written through billing.services (job_create / job_update), which keep the job's type one of its
+    unit's active types; the form's own validation (Job.clean) says so in place first."""
+
+    list_display = ["number", "title", "customer", "job_type", "status", "scheduled_on", "completed_on"]
+    list_filter = ["status", "job_type"]
     search_fields = ["number", "title", "customer__display_name"]
-    list_select_related = ["customer"]
+    list_select_related = ["customer", "job_type"]
     raw_id_fields = ["customer"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -128,9 +158,38 @@ class JobAdmin(admin.ModelAdmin):
     def get_exclude(self, request, obj=None):
         return ["business_unit"]  # always the customer's
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        field = form.base_fields.get("job_type")
+        if field is not None:
+            types = JobType.objects.select_related("business_unit")
+            if obj is not None:  # the job's unit's types: those offered, and the one it has
+                types = types.filter(business_unit_id=obj.business_unit_id).filter(
+                    Q(active=True) | Q(pk=obj.job_type_id or 0)
+                )
+            else:
+                types = types.filter(active=True)
+            field.queryset = types
+            field.label_from_instance = lambda job_type: f"{job_type.name} ({job_type.business_unit})"
+        return form
+
     def save_model(self, request, obj, form, change):
-        obj.business_unit_id = obj.customer.business_unit_id
-        super().save_model(request, obj, form, change)
+        if change:
+            fields = [name for name in services.JOB_EDITABLE_FIELDS if name in form.changed_data]
+            saved = services.job_update(job=obj, **{name: getattr(obj, name) for name in fields})
+        else:
+            saved = services.job_create(
+                customer=obj.customer,
+                number=obj.number,
+                title=obj.title,
+                service_address=obj.service_address,
+                scheduled_on=obj.scheduled_on,
+                completed_on=obj.completed_on,
+                status=obj.status,
+                job_type=obj.job_type,
+            )
+        obj.pk, obj.business_unit_id, obj.created_at = saved.pk, saved.business_unit_id, saved.created_at
+        obj._state.adding = False
 
     def has_delete_permission(self, request, obj=None):
         return False

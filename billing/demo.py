@@ -145,7 +145,13 @@ def seed_story_company() -> DemoSummary:
     services.tax_rate_create(name="Illinois", percentage="6.25")
     summary.customers = len(customers)
 
-    def job(customer, n, title, day):
+    # The kinds of work the office books (each can carry its own QuickBooks class / location, QuickBooks page).
+    repair, install, maintenance, inspection = (
+        services.job_type_create(business_unit=obrien.business_unit, name=name)
+        for name in ("Repair", "Install", "Maintenance", "Inspection")
+    )
+
+    def job(customer, n, title, day, job_type):
         return services.job_create(
             customer=customer,
             number=f"JOB-{2000 + n}",
@@ -154,19 +160,20 @@ def seed_story_company() -> DemoSummary:
             scheduled_on=_day(day),
             completed_on=_day(day + 1),
             status=Job.Status.COMPLETED,
+            job_type=job_type,
         )
 
     jobs = [
-        job(obrien, 1, "Backflow preventer test", 1),
-        job(maria, 2, "Water heater replacement", 2),
-        job(smith_a, 3, "AC tune-up", 3),
-        job(smith_b, 4, "Furnace repair", 4),
-        job(dangelo, 5, "Pest control", 5),
-        job(lakeview, 6, "Drain cleaning, 4 units", 6),
-        job(chen, 7, "Office deep clean", 7),
-        job(patel, 8, "Sump pump install", 8),
-        job(pta, 9, "Gym HVAC inspection", 9),
-        job(ace, 10, "Leak repair", 10),
+        job(obrien, 1, "Backflow preventer test", 1, inspection),
+        job(maria, 2, "Water heater replacement", 2, install),
+        job(smith_a, 3, "AC tune-up", 3, maintenance),
+        job(smith_b, 4, "Furnace repair", 4, repair),
+        job(dangelo, 5, "Pest control", 5, maintenance),
+        job(lakeview, 6, "Drain cleaning, 4 units", 6, maintenance),
+        job(chen, 7, "Office deep clean", 7, maintenance),
+        job(patel, 8, "Sump pump install", 8, install),
+        job(pta, 9, "Gym HVAC inspection", 9, inspection),
+        job(ace, 10, "Leak repair", 10, repair),
     ]
     summary.jobs = len(jobs)
     cash, check, card, ach = (
@@ -300,6 +307,9 @@ def seed_second_unit() -> DemoSummary:
     ]
     harbor, greta, clinic = customers
     summary.customers = len(customers)
+    repair, maintenance = (
+        services.job_type_create(business_unit=unit, name=name) for name in ("Repair", "Maintenance")
+    )
     jobs = [
         services.job_create(
             customer=customer,
@@ -309,9 +319,14 @@ def seed_second_unit() -> DemoSummary:
             scheduled_on=_day(day),
             completed_on=_day(day + 1),
             status=Job.Status.COMPLETED,
+            job_type=job_type,
         )
-        for n, (customer, title, day) in enumerate(
-            [(harbor, "Boiler service, 3 buildings", 4), (greta, "Gutter repair", 6), (clinic, "Kennel drains", 8)],
+        for n, (customer, title, day, job_type) in enumerate(
+            [
+                (harbor, "Boiler service, 3 buildings", 4, maintenance),
+                (greta, "Gutter repair", 6, repair),
+                (clinic, "Kennel drains", 8, maintenance),
+            ],
             start=1,
         )
     ]

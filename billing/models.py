@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
@@ -110,6 +111,32 @@ class Customer(models.Model):
         super().save(*args, **kwargs)
 
 
+class JobType(models.Model):
+    """The kind of work a job is ("Repair", "Install", "Maintenance"), a short list each business unit keeps for
+    itself. Names are unique within a unit whatever their case. A type no longer offered is made inactive, never
+    deleted: jobs keep it (and its QuickBooks class / location, chosen on the QuickBooks page, follows their
+    invoices), but no new job takes it."""
+
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="job_types")
+    name = models.CharField(max_length=80)
+    active = models.BooleanField(default=True, help_text="Offered for new jobs.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                "business_unit",
+                Lower("name"),
+                name="job_type_name_unique_per_unit",
+                violation_error_message="This business unit already has a job type of that name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Job(models.Model):
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
@@ -125,6 +152,8 @@ class Job(models.Model):
     scheduled_on = models.DateField(null=True, blank=True)
     completed_on = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    # One of its unit's job types (optional); its invoices carry that type's QuickBooks class / location, if chosen.
+    job_type = models.ForeignKey(JobType, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -141,6 +170,10 @@ class Job(models.Model):
     def clean(self) -> None:
         _clean_number(self)
         _clean_unit_is_customers(self)
+        unit_id = self.business_unit_id or (self.customer.business_unit_id if self.customer_id else None)
+        if self.job_type_id and unit_id and self.job_type.business_unit_id != unit_id:
+            # Said as for a type that does not exist: another unit's list is not this unit's business.
+            raise ValidationError({"job_type": "This business unit has no such job type."})
 
 
 class TaxRate(models.Model):

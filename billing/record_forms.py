@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from fieldsync.exceptions import ApplicationError
 
-from .models import Customer, Invoice, Job, Payment, TaxRate
+from .models import Customer, Invoice, Job, JobType, Payment, TaxRate
 from .money import InvalidAmountError, format_money, parse_amount
 
 
@@ -101,6 +101,28 @@ class JobForm(forms.Form):
     service_address = forms.CharField(label="Service address", max_length=300, required=False)
     scheduled_on = forms.DateField(label="Scheduled for", required=False, widget=DateInput())
     status = forms.ChoiceField(label="Status", choices=Job.Status.choices, initial=Job.Status.SCHEDULED)
+    job_type = forms.ModelChoiceField(
+        label="Job type",
+        queryset=JobType.objects.none(),
+        required=False,
+        empty_label="No job type",
+        error_messages={"invalid_choice": "Choose one of this business unit's job types."},
+    )
+
+    def __init__(self, *args, customer: Customer, job: Job | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The customer's unit's types still offered (and the one the job has): another unit's type, or a retired
+        # one, is not a choice.
+        offered = Q(active=True) | Q(pk=job.job_type_id) if job is not None and job.job_type_id else Q(active=True)
+        self.fields["job_type"].queryset = JobType.objects.filter(offered, business_unit_id=customer.business_unit_id)
+        if job is not None:
+            del self.fields["number"]  # fixed once the job exists: invoices and QuickBooks know it by number
+
+    @classmethod
+    def for_job(cls, job: Job, *args, **kwargs) -> "JobForm":
+        names = ("title", "service_address", "scheduled_on", "status", "job_type")
+        kwargs.setdefault("initial", {name: getattr(job, name) for name in names})
+        return cls(*args, customer=job.customer, job=job, **kwargs)
 
 
 # --- Invoices -----------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ urlpatterns = [
     path("customers/<int:customer_id>/", views.customer_detail, name="customer_detail"),
     path("customers/<int:customer_id>/edit/", views.customer_edit, name="customer_edit"),
     path("customers/<int:customer_id>/jobs/new/", views.job_create, name="job_create"),
+    path("jobs/<int:job_id>/edit/", views.job_edit, name="job_edit"),
     path("customers/<int:customer_id>/invoices/new/", views.invoice_create, name="invoice_create"),
     path("customers/<int:customer_id>/payments/new/", views.payment_create, name="payment_create"),
     path("invoices/", views.invoice_list, name="invoice_list"),

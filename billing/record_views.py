@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from fieldsync.exceptions import ApplicationError
 
 from . import services
-from .models import Customer, Invoice, Payment
+from .models import Customer, Invoice, Job, Payment
 from .money import ZERO, format_money
 from .record_forms import (
     ApplyCreditForm,
@@ -141,7 +141,7 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
     context = {
         "nav": "customers",
         "customer": customer,
-        "jobs": list(customer.jobs.order_by("-id")[:PAGE_SIZE]),
+        "jobs": list(customer.jobs.select_related("job_type").order_by("-id")[:PAGE_SIZE]),
         "invoices": [(invoice, _money_of(invoice)) for invoice in invoices],
         "payments": [(payment, _credit_of(payment)) for payment in payments],
         "open_total": format_money(open_total),
@@ -175,7 +175,7 @@ def _credit_of(payment: Payment) -> dict:
 @require_http_methods(["GET", "POST"])
 def job_create(request: HttpRequest, customer_id: int) -> HttpResponse:
     customer = get_object_or_404(in_business_unit(Customer.objects, request), pk=customer_id)
-    form = JobForm(request.POST or None)
+    form = JobForm(request.POST or None, customer=customer)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_create(customer=customer, **form.cleaned_data)
@@ -185,6 +185,25 @@ def job_create(request: HttpRequest, customer_id: int) -> HttpResponse:
             messages.success(request, f"Job {job.number} added for {customer}.")
             return redirect("records:customer_detail", customer_id=customer.pk)
     context = {"nav": "customers", "form": form, "customer": customer}
+    return render(request, "billing/records/job_form.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@_required("change_job")
+@require_http_methods(["GET", "POST"])
+def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A job's title, address, date, status and job type (its number and customer are fixed)."""
+    job = get_object_or_404(in_business_unit(Job.objects.select_related("customer", "job_type"), request), pk=job_id)
+    form = JobForm.for_job(job, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.job_update(job=job, **form.cleaned_data)
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Saved job {job.number}.")
+            return redirect("records:customer_detail", customer_id=job.customer_id)
+    context = {"nav": "customers", "form": form, "customer": job.customer, "job": job}
     return render(request, "billing/records/job_form.html", context, status=400 if form.errors else 200)
 
 

@@ -34,6 +34,7 @@ from .models import (
     Invoice,
     InvoiceCredit,
     InvoiceLine,
+    JobType,
     ManualHandlingItem,
     Payment,
     PaymentApplication,
@@ -326,10 +327,16 @@ def manual_items_open_count() -> int:
     return ManualHandlingItem.objects.filter(status=ManualHandlingItem.Status.OPEN).count()
 
 
+def job_types_of_unit(*, business_unit) -> QuerySet[JobType]:
+    """A unit's job types, those no longer offered too (their jobs keep them), by name."""
+    return JobType.objects.filter(business_unit=business_unit).order_by("name", "pk")
+
+
 def payments_for_export(*, payment_ids: Iterable[int]) -> list[Payment]:
     """Payments with everything QuickBooks needs, in a fixed number of queries: the customer, each application's
-    invoice (with its lines and balances) and the refunds of each application."""
-    invoices = invoice_with_balances().select_related("tax_rate").prefetch_related("lines")
+    invoice (with its lines, balances and job: its type picks the QuickBooks class / location) and the refunds of each
+    application."""
+    invoices = invoice_with_balances().select_related("tax_rate", "job").prefetch_related("lines")
     applications = PaymentApplication.objects.select_related(None).prefetch_related(
         Prefetch("invoice", queryset=invoices), "refunds"
     )

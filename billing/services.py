@@ -25,6 +25,7 @@ from .models import (
     InvoiceCredit,
     InvoiceLine,
     Job,
+    JobType,
     ManualHandlingItem,
     Payment,
     PaymentApplication,
@@ -201,6 +202,44 @@ def customer_update(*, customer: Customer, notify: bool = True, **changes) -> Cu
     return customer
 
 
+def job_type_create(*, business_unit: BusinessUnit, name: str, active: bool = True) -> JobType:
+    """A job type ("Repair", "Install") of `business_unit`. Raises ApplicationError (invalid) for an empty name or
+    one the unit already has, whatever its case."""
+    job_type = JobType(business_unit=business_unit, name=" ".join(name.split()), active=active)
+    _full_clean(job_type)
+    job_type.save()
+    return job_type
+
+
+@transaction.atomic
+def job_type_update(*, job_type: JobType, name: str, active: bool) -> JobType:
+    """Rename a job type or take it out of use (active=False: jobs keep it, new jobs cannot take it). Its unit is
+    fixed. Raises ApplicationError (invalid) as job_type_create."""
+    job_type = JobType.objects.select_for_update().get(pk=job_type.pk)
+    job_type.name, job_type.active = " ".join(name.split()), active
+    _full_clean(job_type)
+    job_type.save(update_fields=["name", "active"])
+    return job_type
+
+
+def _check_job_type_offered(job: Job, job_type: JobType | None) -> None:
+    """A job takes only an active type of its own unit (another unit's is refused as an unknown one)."""
+    if job_type is None:
+        return
+    if job_type.business_unit_id != job.business_unit_id:
+        raise ApplicationError(
+            f"This customer's business unit has no job type {job_type.name}.",
+            code="does_not_exist",
+            extra={"job_type": ["This business unit has no such job type."]},
+        )
+    if not job_type.active:
+        raise ApplicationError(
+            f"The job type {job_type.name} is no longer in use; choose another.",
+            code="inactive",
+            extra={"job_type": [f"The job type {job_type.name} is no longer in use; choose another."]},
+        )
+
+
 def job_create(
     *,
     customer: Customer,
@@ -210,7 +249,10 @@ def job_create(
     scheduled_on: date | None = None,
     completed_on: date | None = None,
     status: str = Job.Status.SCHEDULED,
+    job_type: JobType | None = None,
 ) -> Job:
+    """A job for `customer`, in the customer's unit; `job_type` must be an active type of that unit. Raises
+    ApplicationError (invalid) and saves nothing otherwise."""
     job = Job(
         customer=customer,
         business_unit_id=customer.business_unit_id,  # always the customer's unit
@@ -220,9 +262,34 @@ def job_create(
         scheduled_on=scheduled_on,
         completed_on=completed_on,
         status=status,
+        job_type=job_type,
     )
-    _full_clean(job)
+    _check_job_type_offered(job, job_type)
+    # The type was checked as the object in hand (types are never deleted): no second look-up of its row.
+    _full_clean(job, exclude=["job_type"])
     job.save()
+    return job
+
+
+# What may change on a job once it exists (its number and customer are fixed: invoices and QuickBooks follow them).
+JOB_EDITABLE_FIELDS = ("title", "service_address", "scheduled_on", "completed_on", "status", "job_type")
+
+
+@transaction.atomic
+def job_update(*, job: Job, **changes) -> Job:
+    """Change a job's title, address, dates, status or job type. A new job type must be an active type of the job's
+    unit (the type it already has may stay even when no longer in use). Invoices already in QuickBooks keep the class
+    and location they were sent with. Raises ApplicationError and changes nothing on refusal."""
+    unknown = set(changes) - set(JOB_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"These job fields cannot change: {', '.join(sorted(unknown))}.")
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if "job_type" in changes and getattr(changes["job_type"], "pk", None) != job.job_type_id:
+        _check_job_type_offered(job, changes["job_type"])
+    for field, value in changes.items():
+        setattr(job, field, value.strip() if isinstance(value, str) and field == "title" else value)
+    _full_clean(job)
+    job.save(update_fields=list(changes) or None)
     return job
 
 

@@ -4,6 +4,7 @@ from quickbooks_export.models import (
     InvoiceExportHold,
     QuickBooksCompanyProfile,
     QuickBooksConnection,
+    QuickBooksJobTypeTracking,
     QuickBooksMapping,
     QuickBooksMappingAudit,
     QuickBooksMappingSettings,
@@ -138,6 +139,14 @@ class QuickBooksUnitTrackingAdmin(_ReadOnlyAdmin):
 
     list_display = ["realm_id", "business_unit", "class_name", "department_name", "updated_by", "updated_at"]
     list_select_related = ["business_unit", "updated_by"]
+
+
+@admin.register(QuickBooksJobTypeTracking)
+class QuickBooksJobTypeTrackingAdmin(_ReadOnlyAdmin):
+    """Chosen on the QuickBooks page next to the unit's (tracking.job_type_tracking_update); read-only here."""
+
+    list_display = ["realm_id", "job_type", "class_name", "department_name", "updated_by", "updated_at"]
+    list_select_related = ["job_type", "updated_by"]
 
 
 @admin.register(QuickBooksTaxCodeMapping)

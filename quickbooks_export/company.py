@@ -175,35 +175,6 @@ def tax_code_mapping_update(
             QuickBooksTaxCodeMapping.objects.filter(realm_id=realm_id, tax_rate_id=rate_id).delete()
 
 
-def unit_tracking_for_realm(*, realm_id: str) -> dict[int, QuickBooksUnitTracking]:
-    """Business unit id -> its chosen class and location in this company (one query; read once per export run)."""
-    return {row.business_unit_id: row for row in QuickBooksUnitTracking.objects.filter(realm_id=realm_id)}
-
-
-def unit_tracking_problem(profile: QuickBooksCompanyProfile | None, tracking: QuickBooksUnitTracking | None) -> str:
-    """Why a unit's chosen class or location cannot go on its invoices, in words; "" when it can (or nothing is
-    chosen, or the company does not track it: then nothing is sent). Checked against the lists as last read, so a
-    class made inactive in QuickBooks stops the export with this message instead of QuickBooks' 610."""
-    if profile is None or tracking is None:
-        return ""
-    if tracking.class_id and profile.tracks_classes and tracking.class_id not in profile.active_choices("classes"):
-        return (
-            f"The QuickBooks class {tracking.class_name or tracking.class_id} chosen for "
-            f"{tracking.business_unit} is inactive or gone in QuickBooks; choose another on the QuickBooks page."
-        )
-    if (
-        tracking.department_id
-        and profile.track_departments
-        and tracking.department_id not in profile.active_choices("departments")
-    ):
-        return (
-            f"The QuickBooks {profile.location_label.lower()} {tracking.department_name or tracking.department_id} "
-            f"chosen for {tracking.business_unit} is inactive or gone in QuickBooks; choose another on the "
-            "QuickBooks page."
-        )
-    return ""
-
-
 @transaction.atomic
 def unit_tracking_update(*, realm_id: str, business_unit, user, class_id: str, department_id: str) -> None:
     """Save the class and location a unit's invoices carry in this company. Ids must be active entries of the

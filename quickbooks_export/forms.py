@@ -132,6 +132,61 @@ class UnitTrackingForm(forms.Form):
             del self.fields["department_id"]
 
 
+SAME_AS_UNIT = ("", "Same as the unit")
+
+
+class JobTypeTrackingForm(forms.Form):
+    """Per job type of the unit, the QuickBooks class and location its jobs' invoices carry instead of the unit's.
+    Choices: the active entries of the company's lists as last read ("Same as the unit" keeps the unit's); a column
+    shows only while the company tracks it. Fields class_<job type id> and department_<job type id>."""
+
+    def __init__(self, *args, profile, job_types, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.job_types = list(job_types)
+        classes = [SAME_AS_UNIT, *profile.active_choices("classes").items()]
+        departments = [SAME_AS_UNIT, *profile.active_choices("departments").items()]
+        for job_type in self.job_types:
+            if profile.tracks_classes:
+                label = f"Class for {job_type.name}"
+                self.fields[f"class_{job_type.pk}"] = forms.ChoiceField(
+                    label=label, choices=classes, required=False, widget=forms.Select(attrs={"aria-label": label})
+                )
+            if profile.track_departments:
+                label = f"{profile.location_label} for {job_type.name}"
+                self.fields[f"department_{job_type.pk}"] = forms.ChoiceField(
+                    label=label, choices=departments, required=False, widget=forms.Select(attrs={"aria-label": label})
+                )
+
+    def rows(self):
+        """(job type, its class field or None, its location field or None), for the template."""
+        return [
+            (
+                job_type,
+                self[f"class_{job_type.pk}"] if f"class_{job_type.pk}" in self.fields else None,
+                self[f"department_{job_type.pk}"] if f"department_{job_type.pk}" in self.fields else None,
+            )
+            for job_type in self.job_types
+        ]
+
+    def choices(self) -> dict[int, tuple[str, str]]:
+        """Job type id -> (class id, location id) as chosen; "" for the unit's."""
+        return {
+            job_type.pk: (
+                self.cleaned_data.get(f"class_{job_type.pk}", ""),
+                self.cleaned_data.get(f"department_{job_type.pk}", ""),
+            )
+            for job_type in self.job_types
+        }
+
+    @staticmethod
+    def initial_from(rows: dict) -> dict[str, str]:
+        initial = {}
+        for job_type_id, row in rows.items():
+            initial[f"class_{job_type_id}"] = row.class_id
+            initial[f"department_{job_type_id}"] = row.department_id
+        return initial
+
+
 class AutoExportForm(forms.Form):
     """When FieldSync exports by itself (auto_export.py)."""
 

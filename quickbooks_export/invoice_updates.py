@@ -53,9 +53,9 @@ from .models import (
     QuickBooksMappingSettings,
     QuickBooksRequest,
     QuickBooksTaxCodeMapping,
-    QuickBooksUnitTracking,
 )
 from .services import UPDATE_KIND, _batch_item_id, _lease_acquire, _lease_release
+from .tracking import tracking_choices_for_invoice
 from .updates import _close
 
 Kind = QuickBooksMapping.Kind
@@ -134,11 +134,9 @@ def invoice_update_body(
 
 
 def _unit_refs(realm_id: str, invoice) -> dict[str, str]:
-    """The class and location chosen for the invoice's unit, as the export sends them (services._unit_refs)."""
-    tracking = QuickBooksUnitTracking.objects.filter(
-        realm_id=realm_id, business_unit_id=invoice.business_unit_id
-    ).first()
-    return {"class_id": tracking.class_id, "department_id": tracking.department_id} if tracking else {}
+    """The class and location chosen for the invoice's job type, else its unit, as the export sends them
+    (tracking.py)."""
+    return tracking_choices_for_invoice(realm_id=realm_id, invoice=invoice).for_invoice(invoice).refs()
 
 
 def _money(value) -> Decimal | None:

@@ -347,6 +347,37 @@ class QuickBooksUnitTracking(models.Model):
         )
 
 
+class QuickBooksJobTypeTracking(models.Model):
+    """The Class and/or Department (location) the invoices of one job type's jobs carry in its unit's QuickBooks
+    company, chosen by a person on the QuickBooks page next to the unit's own choice (never guessed; none by
+    default). Each one chosen here replaces the unit's for those invoices; one left empty keeps the unit's
+    (tracking.py). Ids and names as QuickBooks listed them when chosen."""
+
+    realm_id = models.CharField("realm id", max_length=32)
+    job_type = models.ForeignKey("billing.JobType", on_delete=models.CASCADE, related_name="+")
+    class_id = models.CharField("QuickBooks class id", max_length=32, blank=True)
+    class_name = models.CharField(max_length=200, blank=True)
+    department_id = models.CharField("QuickBooks location id", max_length=32, blank=True)
+    department_name = models.CharField(max_length=200, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "QuickBooks class and location of a job type"
+        constraints = [
+            models.UniqueConstraint(fields=["realm_id", "job_type"], name="qbo_job_type_tracking_unique"),
+            models.CheckConstraint(
+                condition=~Q(class_id="") | ~Q(department_id=""), name="qbo_job_type_tracking_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        chosen = f"class {self.class_name or '-'}, {self.department_name or '-'}"
+        return f"job type {self.job_type_id} in {self.realm_id}: {chosen}"
+
+
 class QuickBooksTaxCodeMapping(models.Model):
     """Which QuickBooks TaxCode one of our tax rates becomes, per company (chosen on the QuickBooks page). US: the
     invoice's TxnTaxDetail.TxnTaxCodeRef; elsewhere: the TaxCodeRef of its taxable lines."""

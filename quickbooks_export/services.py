@@ -60,7 +60,7 @@ from billing.money import format_money
 from fieldsync.exceptions import ApplicationError
 from fieldsync.observability import get_request_id
 
-from . import company, invoice_checks, limiter, mappers
+from . import company, invoice_checks, limiter, mappers, tracking
 from . import selectors as export_selectors
 from .client import QUERY_PAGE_SIZE, QuickBooksClient, error_from_fault
 from .errors import (
@@ -431,8 +431,8 @@ class _Run:
     profile: object = None
     # Our tax rate id -> QuickBooks TaxCode Id (QuickBooksTaxCodeMapping), read once per run.
     tax_codes: dict[int, str] | None = None
-    # Business unit id -> its chosen QuickBooks class and location (QuickBooksUnitTracking), read once per run.
-    unit_tracking: dict = field(default_factory=dict)
+    # The QuickBooks class and location chosen per unit and per job type (tracking.py), read once per run.
+    unit_tracking: tracking.TrackingChoices = field(default_factory=tracking.TrackingChoices)
     # Customers, items and invoices looked up by e-mail, name and number in batches (lookups.py), for this run.
     lookups: LookupCache = field(default_factory=LookupCache)
 
@@ -466,7 +466,7 @@ def export_run(*, realm_id: str, run_seconds: float | None = None, sleep: Callab
         _replay_outbox(run)
         run.profile = _company_profile(run)
         company.company_currency_check(run.profile)
-        run.unit_tracking = company.unit_tracking_for_realm(realm_id=realm_id)
+        run.unit_tracking = tracking.tracking_choices_for_realm(realm_id=realm_id)
         while True:
             if time.monotonic() >= run.deadline:
                 result = "continuing"
@@ -1598,7 +1598,7 @@ def _ensure_invoices(
                 run, payments_of[pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}"
             )
             continue
-        if problem := company.unit_tracking_problem(run.profile, run.unit_tracking.get(invoice.business_unit_id)):
+        if problem := tracking.invoice_tracking_problem(run.profile, run.unit_tracking.for_invoice(invoice)):
             _fail(
                 run,
                 payments_of[pk],
@@ -1692,12 +1692,9 @@ def _tax_code_for(run: _Run, invoice: Invoice) -> str:
 
 
 def _unit_refs(run: _Run, invoice: Invoice) -> dict[str, str]:
-    """The class and location chosen for the invoice's unit (mappers.invoice_payload sends them only where the
-    company tracks them)."""
-    tracking = run.unit_tracking.get(invoice.business_unit_id)
-    if tracking is None:
-        return {}
-    return {"class_id": tracking.class_id, "department_id": tracking.department_id}
+    """The class and location chosen for the invoice's job type, else its unit (tracking.py; mappers.invoice_payload
+    sends them only where the company tracks them)."""
+    return run.unit_tracking.for_invoice(invoice).refs()
 
 
 def _tax_code_missing(run: _Run, invoice: Invoice) -> str:
@@ -1956,7 +1953,7 @@ def _export_invoices(run: _Run, invoice_ids: list[int]) -> None:
         return
     invoices = list(
         billing_selectors.invoice_with_balances(Invoice.objects.filter(pk__in=ready))
-        .select_related("customer", "tax_rate")
+        .select_related("customer", "tax_rate", "job")
         .prefetch_related("lines")
         .order_by("pk")
     )
@@ -2053,7 +2050,7 @@ def _ensure_invoices_alone(
         if problem := _tax_code_missing(run, invoice):
             _fail(run, [invoice.pk], ApplicationError(problem, code="tax_code_not_mapped"), f"Invoice {invoice.number}")
             continue
-        if problem := company.unit_tracking_problem(run.profile, run.unit_tracking.get(invoice.business_unit_id)):
+        if problem := tracking.invoice_tracking_problem(run.profile, run.unit_tracking.for_invoice(invoice)):
             _fail(
                 run,
                 [invoice.pk],

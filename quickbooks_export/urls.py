@@ -12,6 +12,7 @@ urlpatterns = [
     path("company/refresh/", views.company_refresh, name="company_refresh"),
     path("tax-codes/", views.tax_codes_update, name="tax_codes"),
     path("class-and-location/", views.unit_tracking_update_view, name="unit_tracking"),
+    path("class-and-location/job-types/", views.job_type_tracking_update_view, name="job_type_tracking"),
     path("automatic-export/", views.auto_export_update, name="auto_export"),
     path("webhooks/", webhooks.webhook_receive, name="webhooks"),
 ]

@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import TaxRate
-from billing.selectors import business_unit_for_request
+from billing.selectors import business_unit_for_request, job_types_of_unit
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.auto_export import auto_export_settings_get, auto_export_settings_update
 from quickbooks_export.client import QuickBooksClient
@@ -26,13 +26,20 @@ from quickbooks_export.connection import (
     mapping_settings_update,
 )
 from quickbooks_export.errors import QuickBooksError
-from quickbooks_export.forms import AutoExportForm, MappingSettingsForm, TaxCodeMappingForm, UnitTrackingForm
+from quickbooks_export.forms import (
+    AutoExportForm,
+    JobTypeTrackingForm,
+    MappingSettingsForm,
+    TaxCodeMappingForm,
+    UnitTrackingForm,
+)
 from quickbooks_export.models import (
     PAYMENT_METHOD_KEYS,
     PAYMENT_METHOD_LABELS,
     QuickBooksTaxCodeMapping,
     QuickBooksUnitTracking,
 )
+from quickbooks_export.tracking import job_type_tracking_rows, job_type_tracking_update
 
 MANAGE_PERMISSION = "quickbooks_export.manage_quickbooks_connection"
 VIEW_PERMISSION = "quickbooks_export.view_quickbooksconnection"
@@ -60,12 +67,22 @@ def _unit_tracking_form(profile, tracking, data=None) -> UnitTrackingForm | None
     return UnitTrackingForm(data, initial=initial, profile=profile)
 
 
+def _job_type_tracking_form(profile, job_types, rows, data=None) -> JobTypeTrackingForm | None:
+    """None when the company is not read yet, tracks neither classes nor locations, or the unit has no job types."""
+    if profile is None or not (profile.tracks_classes or profile.track_departments) or not job_types:
+        return None
+    return JobTypeTrackingForm(
+        data, initial=JobTypeTrackingForm.initial_from(rows), profile=profile, job_types=job_types
+    )
+
+
 def _render_settings(
     request,
     *,
     form: MappingSettingsForm | None = None,
     tax_form: TaxCodeMappingForm | None = None,
     tracking_form: UnitTrackingForm | None = None,
+    job_type_form: JobTypeTrackingForm | None = None,
     auto_form: AutoExportForm | None = None,
     status: int = 200,
 ):
@@ -96,6 +113,14 @@ def _render_settings(
     )
     if tracking_form is None and can_manage and current is not None:
         tracking_form = _unit_tracking_form(profile, tracking)
+    # The unit's job types and their choices: two queries, however many types (the lists live in the profile row).
+    tracks_any = profile is not None and (profile.tracks_classes or profile.track_departments)
+    job_types = list(job_types_of_unit(business_unit=current.business_unit_id)) if current and tracks_any else []
+    job_type_rows = (
+        job_type_tracking_rows(realm_id=current.realm_id, business_unit=current.business_unit_id) if job_types else {}
+    )
+    if job_type_form is None and can_manage and job_types:
+        job_type_form = _job_type_tracking_form(profile, job_types, job_type_rows)
     auto = auto_export_settings_get(realm_id=current.realm_id) if current else None
     if auto_form is None and can_manage and auto is not None:
         auto_form = AutoExportForm(initial={"mode": auto.mode, "nightly_at": auto.nightly_at})
@@ -106,6 +131,8 @@ def _render_settings(
         "tax_form": tax_form,
         "tracking": tracking,
         "tracking_form": tracking_form,
+        "job_type_form": job_type_form,
+        "job_type_choices": [(job_type, job_type_rows.get(job_type.pk)) for job_type in job_types],
         "connection": connection,
         "current": current,
         "mapping": mapping,
@@ -267,6 +294,43 @@ def tax_codes_update(request):
         messages.error(request, exc.message)
     else:
         messages.success(request, "Tax codes saved.")
+    return redirect("quickbooks_export:settings")
+
+
+@login_required
+@manage_required
+@require_POST
+def job_type_tracking_update_view(request):
+    """Save, per job type of the unit, the QuickBooks class and location its jobs' invoices carry instead of the
+    unit's (chosen from the lists read with the company)."""
+    business_unit = business_unit_for_request(request)
+    connection = connection_get_latest(business_unit=business_unit)
+    if connection is None or not connection.is_current:
+        messages.error(request, "Connect QuickBooks before choosing a class or location.")
+        return redirect("quickbooks_export:settings")
+    profile = company_profile_get(realm_id=connection.realm_id)
+    job_types = list(job_types_of_unit(business_unit=connection.business_unit_id))
+    form = _job_type_tracking_form(profile, job_types, {}, request.POST)
+    if form is None:
+        messages.error(
+            request,
+            "This QuickBooks company tracks neither classes nor locations, or the unit has no job types (read the "
+            "company again first).",
+        )
+        return redirect("quickbooks_export:settings")
+    if not form.is_valid():
+        return _render_settings(request, job_type_form=form, status=400)
+    try:
+        job_type_tracking_update(
+            realm_id=connection.realm_id,
+            business_unit=connection.business_unit,
+            user=request.user,
+            choices=form.choices(),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Class and location per job type saved.")
     return redirect("quickbooks_export:settings")
 
 

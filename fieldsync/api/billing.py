@@ -12,7 +12,17 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from billing import services
-from billing.models import NUMBER_CHARACTERS, Customer, Invoice, Job, Payment, Refund, TaxRate, validate_number
+from billing.models import (
+    NUMBER_CHARACTERS,
+    Customer,
+    Invoice,
+    Job,
+    JobType,
+    Payment,
+    Refund,
+    TaxRate,
+    validate_number,
+)
 from fieldsync.api import selectors
 from fieldsync.api.base import ApiListView, ApiView, actor
 from fieldsync.api.fields import CurrencyField, MoneyField, QuantityField, money_out
@@ -109,6 +119,9 @@ class JobOutputSerializer(serializers.Serializer):
     scheduled_on = serializers.DateField(allow_null=True)
     completed_on = serializers.DateField(allow_null=True)
     status = serializers.ChoiceField(choices=Job.Status.choices)
+    job_type = serializers.CharField(
+        source="job_type.name", allow_null=True, default=None, help_text='The job type\'s name, e.g. "Repair".'
+    )
     created_at = serializers.DateTimeField()
 
     class Meta:
@@ -347,6 +360,39 @@ class CustomerDetailApi(ApiView):
 # --- Jobs ---------------------------------------------------------------------------------------------------------
 
 
+JOB_TYPE_HELP = (
+    "The job type's name in the customer's business unit, e.g. \"Repair\" (any case); the unit's job types are kept "
+    "in the admin. Its invoices carry the QuickBooks class / location chosen for it on the QuickBooks page."
+)
+
+
+def _job_type_named(name: str | None, *, business_unit_id: int, current: JobType | None = None) -> JobType | None:
+    """The active job type of this name in the unit (one query). Another unit's type is as unknown as a name nobody
+    uses; the job's current type may stay even when no longer in use."""
+    if name is None:
+        return None
+    job_type = JobType.objects.filter(business_unit_id=business_unit_id, name__iexact=" ".join(name.split())).first()
+    if job_type is None:
+        raise serializers.ValidationError(
+            {"job_type": [serializers.ErrorDetail(f"This business unit has no job type {name!r}.", "does_not_exist")]}
+        )
+    if not job_type.active and job_type != current:
+        raise serializers.ValidationError(
+            {
+                "job_type": [
+                    serializers.ErrorDetail(
+                        f"The job type {job_type.name} is no longer in use; choose another.", "inactive"
+                    )
+                ]
+            }
+        )
+    return job_type
+
+
+def job_type_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(max_length=80, allow_null=True, help_text=JOB_TYPE_HELP, **kwargs)
+
+
 class JobsApi(ApiListView):
     """GET: list jobs. POST: create one for a customer."""
 
@@ -364,6 +410,7 @@ class JobsApi(ApiListView):
         scheduled_on = serializers.DateField(required=False, allow_null=True, default=None)
         completed_on = serializers.DateField(required=False, allow_null=True, default=None)
         status = serializers.ChoiceField(choices=Job.Status.choices, required=False, default=Job.Status.SCHEDULED)
+        job_type = job_type_field(required=False, default=None)
 
         class Meta:
             ref_name = "JobCreate"
@@ -372,6 +419,12 @@ class JobsApi(ApiListView):
             if Job.objects.filter(number=value).exists():
                 raise serializers.ValidationError(f"A job is already numbered {value}.", code="unique")
             return value
+
+        def validate(self, attrs):
+            attrs["job_type"] = _job_type_named(
+                attrs.get("job_type"), business_unit_id=attrs["customer"].business_unit_id
+            )
+            return attrs
 
     def get_queryset(self):
         return in_units(selectors.job_list(), self.request)
@@ -391,13 +444,44 @@ class JobsApi(ApiListView):
 
 
 class JobDetailApi(ApiView):
-    staff_permissions = {"GET": ("billing.view_job",)}
+    """GET: one job. PATCH: change its title, address, dates, status or job type (its number and customer are
+    fixed)."""
+
+    client_scopes = {"GET": "read", "PATCH": "write"}
+    staff_permissions = {"GET": ("billing.view_job",), "PATCH": ("billing.change_job",)}
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200, required=False)
+        service_address = serializers.CharField(max_length=300, required=False, allow_blank=True)
+        scheduled_on = serializers.DateField(required=False, allow_null=True)
+        completed_on = serializers.DateField(required=False, allow_null=True)
+        status = serializers.ChoiceField(choices=Job.Status.choices, required=False)
+        job_type = job_type_field(required=False)
+
+        class Meta:
+            ref_name = "JobEdit"
 
     @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutputSerializer})
     def get(self, request, job_id: int):
         job = in_units(selectors.job_list(), request).filter(pk=job_id).first()
         if job is None:
             raise Http404
+        return Response(JobOutputSerializer(job).data)
+
+    @extend_schema(operation_id="jobs_partial_update", request=InputSerializer, responses={200: JobOutputSerializer})
+    def patch(self, request, job_id: int):
+        # No Idempotency-Key: a PATCH carries the values wanted, so repeating it changes nothing more.
+        job = in_units(selectors.job_list(), request).filter(pk=job_id).first()
+        if job is None:
+            raise Http404
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        if "job_type" in changes:
+            changes["job_type"] = _job_type_named(
+                changes["job_type"], business_unit_id=job.business_unit_id, current=job.job_type
+            )
+        job = services.job_update(job=job, **changes)
         return Response(JobOutputSerializer(job).data)
 
 

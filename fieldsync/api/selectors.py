@@ -19,7 +19,8 @@ def customer_list() -> QuerySet[Customer]:
 
 
 def job_list() -> QuerySet[Job]:
-    return Job.objects.all()
+    """Jobs with their job type (its name is in every answer): one query per page."""
+    return Job.objects.select_related("job_type")
 
 
 def invoice_list() -> QuerySet[Invoice]:

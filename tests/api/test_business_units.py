@@ -124,7 +124,7 @@ def snapshot() -> tuple:
 def _record_requests(own: dict) -> dict[str, list[tuple[str, dict | None]]]:
     return {
         "customer": [("get", None)],
-        "job": [("get", None)],
+        "job": [("get", None), ("patch", {"title": "Heater, again"})],
         "invoice": [("get", None), ("patch", {"due_on": "2026-12-30"})],
         "invoice_issue": [("post", {})],
         "invoice_void": [("post", {})],

@@ -3,9 +3,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db.models import F
 
 from billing.demo import SECOND_UNIT_NAME
-from billing.models import BusinessUnit, Customer, Invoice, ManualHandlingItem, Payment
+from billing.models import BusinessUnit, Customer, Invoice, Job, ManualHandlingItem, Payment
 from billing.selectors import invoice_with_balances, payment_export_readiness_map, payment_with_amounts
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +88,15 @@ def test_seed_demo_scale_bulk_creates_payments_in_consistent_states():
         assert invoice.open_balance >= 0
     exportable = sum(r.exportable for r in readiness.values())
     assert 0 < exportable < 200
+
+
+def test_seed_demo_gives_each_unit_job_types_and_its_jobs_one_each():
+    call_command("seed_demo")
+
+    main = Invoice.objects.get(number="INV-1040").business_unit
+    north = BusinessUnit.objects.get(name=SECOND_UNIT_NAME)
+    assert set(main.job_types.values_list("name", flat=True)) == {"Repair", "Install", "Maintenance", "Inspection"}
+    assert set(north.job_types.values_list("name", flat=True)) == {"Repair", "Maintenance"}
+    assert not Job.objects.filter(job_type__isnull=True).exists()
+    assert not Job.objects.exclude(job_type__business_unit=F("business_unit")).exists()
+    assert Job.objects.get(number="JOB-2004").job_type.name == "Repair"
