@@ -16,7 +16,14 @@ from quickbooks_export.models import (
     QuickBooksMapping,
     ReconciliationRun,
 )
-from tests.factories import BusinessUnitFactory, CustomerFactory, ManualHandlingItemFactory, issued_invoice, pay
+from tests.factories import (
+    BusinessUnitFactory,
+    CustomerFactory,
+    JobFactory,
+    ManualHandlingItemFactory,
+    issued_invoice,
+    pay,
+)
 from tests.quickbooks_export.conftest import make_connection
 
 from .conftest import OFFICE_PERMISSIONS, RECORD_PERMISSIONS, make_user
@@ -31,6 +38,7 @@ def records_of(unit, *, name: str, realm_id: str) -> dict:
     customer = CustomerFactory(business_unit=unit, display_name=f"{name} Customer")
     invoice = issued_invoice(customer=customer, amount="80.00", number=f"INV-{name.upper()}")
     payment = pay(invoice, "80.00")
+    job = JobFactory(customer=customer, number=f"JOB-{name.upper()}")
     batch = ExportBatch.objects.create(source="page", selection="one", realm_id=realm_id)
     ExportBatchItem.objects.create(batch=batch, payment=payment)
     mapping = QuickBooksMapping.objects.create(realm_id=realm_id, kind="payment", local_key=str(payment.pk), qbo_id="7")
@@ -45,6 +53,7 @@ def records_of(unit, *, name: str, realm_id: str) -> dict:
     return {
         "customer_id": customer.pk,
         "invoice_id": invoice.pk,
+        "job_id": job.pk,
         "payment_id": payment.pk,
         "batch_id": batch.pk,
         "mapping_id": mapping.pk,
@@ -72,7 +81,7 @@ def main_member(two_units):
     (main, _), _ = two_units
     user = make_user("mia", *OFFICE_PERMISSIONS, *RECORD_PERMISSIONS)
     user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["change_payment", "manage_quickbooks_connection"])
+        *Permission.objects.filter(codename__in=["change_payment", "change_job", "manage_quickbooks_connection"])
     )
     main.members.add(user)
     return user
@@ -107,6 +116,7 @@ def test_the_url_list_is_complete():
         "exports:batch_detail",
         "billing:refund_create",
         "records:invoice_edit",
+        "records:job_edit",
         "exports:invoice_export",
         "exports:reconciliation_detail",
         "exports:reconciliation_csv",
