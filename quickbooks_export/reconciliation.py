@@ -53,6 +53,10 @@ NIGHTLY_DAYS = 35
 MAX_DAYS = 366
 # A run still "running" after this long died with its worker: it no longer stops a new one.
 STALE_AFTER = timedelta(minutes=30)
+STALE_MESSAGE = (
+    "This reconciliation stopped without finishing: it was still reading QuickBooks after 30 minutes, so the worker "
+    "running it must have stopped. Nothing was changed; start a new reconciliation."
+)
 RETRY_DELAYS = (2.0, 5.0, 15.0)
 ZERO = Decimal("0.00")
 
@@ -97,23 +101,49 @@ def reconciliation_start(
 
 
 def _run_queue(realm_id: str, date_from: date, date_to: date, trigger: str, user, enqueue: bool) -> ReconciliationRun:
-    under_way = (
-        ReconciliationRun.objects.filter(realm_id=realm_id)
-        .filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__gte=timezone.now() - STALE_AFTER))
-        .first()
-    )
-    if under_way is not None:
-        raise ConflictError(
-            f"Reconciliation #{under_way.pk} is still under way; wait for it to finish.", code="reconciliation_busy"
+    """Add a queued run of the company, unless one is under way: one transaction holding the company's connection
+    row(s) locked, so two clicks at once (or a click and the nightly run) cannot both pass the check and both run (on
+    SQLite the IMMEDIATE transaction takes the write lock first, to the same effect). A run left "running" by a dead
+    worker (STALE_AFTER) is marked failed here, saying so, and no longer stops the new one."""
+    with transaction.atomic():
+        list(
+            QuickBooksConnection.objects.select_for_update()
+            .filter(realm_id=realm_id, is_current=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-    run = ReconciliationRun(realm_id=realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user)
-    run.full_clean()
-    run.save()
-    if enqueue:
-        from .tasks import enqueue_reconciliation_run
+        now = timezone.now()
+        runs = ReconciliationRun.objects.filter(realm_id=realm_id)
+        under_way = (
+            runs.filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__gte=now - STALE_AFTER))
+            .order_by("pk")
+            .first()
+        )
+        if under_way is not None:
+            raise ConflictError(
+                f"Reconciliation #{under_way.pk} is still under way for this QuickBooks company; wait for it to "
+                "finish, or follow it on its page.",
+                code="reconciliation_busy",
+                extra={"run_id": under_way.pk},
+            )
+        runs.filter(state=State.RUNNING, started_at__lt=now - STALE_AFTER).update(
+            state=State.FAILED, finished_at=now, message=STALE_MESSAGE
+        )
+        run = ReconciliationRun(
+            realm_id=realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user
+        )
+        run.full_clean()
+        run.save()
+        if enqueue:
+            from .tasks import enqueue_reconciliation_run
 
-        transaction.on_commit(lambda: enqueue_reconciliation_run(run.pk))
+            transaction.on_commit(lambda: enqueue_reconciliation_run(run.pk))
     return run
+
+
+def reconciliation_is_stale(run: ReconciliationRun) -> bool:
+    """Whether a run is "running" with no end for longer than a run can take: its worker died (STALE_AFTER)."""
+    return run.state == State.RUNNING and run.started_at is not None and run.started_at < timezone.now() - STALE_AFTER
 
 
 def reconciliation_nightly() -> list[ReconciliationRun]:
