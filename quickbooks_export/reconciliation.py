@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
-from billing.models import BusinessUnit, Invoice, Payment, PaymentApplication
+from billing.models import BusinessUnit, Invoice, Payment, PaymentApplication, Refund
 from billing.money import format_money
 from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError, ConflictError
@@ -359,6 +359,7 @@ def _records(run: ReconciliationRun) -> tuple[list[_Record], list[_Record]]:
         links: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for invoice, amount in mappers.payment_net_applications(payment):
             links[invoice_qbo_ids.get(invoice.pk, f"{invoice.number}, not in QuickBooks")] += amount
+        total = mappers.payment_total(payment)
         payment_records.append(
             _Record(
                 kind=Kind.PAYMENT,
@@ -368,12 +369,28 @@ def _records(run: ReconciliationRun) -> tuple[list[_Record], list[_Record]]:
                 customer=payment.customer.display_name,
                 customer_qbo_id=customer_qbo_ids.get(payment.customer_id, ""),
                 txn_date=payment.received_on,
-                amount=mappers.payment_total(payment),
+                amount=total,
                 currency=payment.currency,
+                voided_here=total > 0 and _reversed_in_quickbooks(payment) >= total,
                 links=dict(links),
             )
         )
     return invoice_records, payment_records
+
+
+def _reversed_in_quickbooks(payment: Payment) -> Decimal:
+    """What of the payment FieldSync reversed after exporting it (bounced check, chargeback, wrong charge): reversals
+    QuickBooks is to be told about (Needs manual handling, or "Record it in QuickBooks for me"). When they take back
+    all that was exported, the payment is void for FieldSync and should be voided in QuickBooks."""
+    return sum(
+        (
+            refund.amount
+            for application in payment.applications.all()
+            for refund in application.refunds.all()
+            if refund.kind == Refund.Kind.REVERSAL and refund.handling == Refund.Handling.QUICKBOOKS
+        ),
+        ZERO,
+    )
 
 
 def _payments_with_applications(pks: list[int]) -> list[Payment]:
@@ -451,7 +468,9 @@ def _compare_invoice(run: ReconciliationRun, record: _Record, row: dict | None) 
         problems.append(
             (
                 Problem.NOT_VOIDED,
-                f"{name} is voided in FieldSync but still open in QuickBooks; void it there too.",
+                f"{name} is voided in FieldSync but not in QuickBooks, where it is still {money(total)} "
+                f"({money(balance)} open). Void it in QuickBooks too (QuickBooks voids an invoice only once no "
+                "payment is applied to it there).",
             )
         )
     elif total != record.amount:
@@ -519,10 +538,21 @@ def _compare_payment(
     customer = str((row.get("CustomerRef") or {}).get("value") or "")
     theirs = {"qbo_amount": total, "qbo_links": _links_text(links, numbers, record.currency)}
     if voided_in_quickbooks(row):
+        if record.voided_here:
+            return _row(run, record, [], **ours, **theirs)
         problem = (
             Problem.VOIDED,
             f"{name} ({money(record.amount)}, {record.customer}) was voided in QuickBooks. If the Changed in "
             "QuickBooks page lists it, decide there whether to send it again; otherwise enter it in QuickBooks again.",
+        )
+        return _row(run, record, [problem], **ours, **theirs)
+    if record.voided_here:
+        problem = (
+            Problem.NOT_VOIDED,
+            f"{name} ({money(record.amount)}, {record.customer}) was reversed in full in FieldSync (a bounced check, "
+            f"chargeback or wrong charge), but QuickBooks still has it at {money(total)}, paying "
+            f"{theirs['qbo_links']}. Void it in QuickBooks (Needs manual handling lists it; FieldSync records it "
+            "for you there when the QuickBooks settings allow).",
         )
         return _row(run, record, [problem], **ours, **theirs)
     problems = []
