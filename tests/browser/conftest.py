@@ -15,6 +15,7 @@ connection is shared. On PostgreSQL each request thread has its own connection a
 Set FIELDSYNC_SCREENSHOTS=<directory> to save screenshots of the main pages (bench/screenshots.py does).
 """
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -45,8 +46,8 @@ class _OneRequestAtATime:
     """WSGI wrapper: a request holds the lock from the call to the response's close() (after its body is sent, and
     Django's request_finished), so no two requests use the shared connection at once."""
 
-    def __init__(self, application) -> None:
-        self.application, self.lock = application, threading.Lock()
+    def __init__(self, application, lock) -> None:
+        self.application, self.lock = application, lock
 
     def __call__(self, environ, start_response):
         self.lock.acquire()
@@ -84,11 +85,24 @@ def live_server(request, django_db_setup):
 
     addr = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
     server = LiveServer(addr, start=False)
+    server.request_lock = None
     if server.thread.connections_override:
-        server.thread.static_handler = lambda application: _OneRequestAtATime(StaticFilesHandler(application))
+        lock = server.request_lock = threading.Lock()
+        server.thread.static_handler = lambda application: _OneRequestAtATime(StaticFilesHandler(application), lock)
     server.start()
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def server_held(live_server):
+    """For the test thread's own database work while a page may still send requests (htmx polls, a click's POST):
+    on SQLite the live server's requests wait meanwhile, as they share the test's connection."""
+    if live_server.request_lock is None:
+        yield
+        return
+    with live_server.request_lock:
+        yield
 
 
 @pytest.fixture(scope="module")
