@@ -185,7 +185,7 @@ def test_a_run_whose_worker_died_is_shown_as_stopped_and_a_new_run_can_start(
     fragment = office_client.get(progress).content.decode()
     assert "Stopped" in fragment and "hx-get" not in fragment  # not polled for ever
     assert "stopped without finishing" in fragment and "start a new reconciliation" in fragment
-    assert "Stopped (no progress for 30 minutes)" in office_client.get(URL).content.decode()
+    assert "Stopped (still reading after 30 minutes)" in office_client.get(URL).content.decode()
 
     new = start(office_client, django_capture_on_commit_callbacks)
 
