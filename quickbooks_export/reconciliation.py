@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
-from billing.models import BusinessUnit, Invoice, Payment, PaymentApplication
+from billing.models import BusinessUnit, Invoice, Payment, PaymentApplication, Refund
 from billing.money import format_money
 from billing.services import business_unit_default
 from fieldsync.exceptions import ApplicationError, ConflictError
@@ -53,6 +53,10 @@ NIGHTLY_DAYS = 35
 MAX_DAYS = 366
 # A run still "running" after this long died with its worker: it no longer stops a new one.
 STALE_AFTER = timedelta(minutes=30)
+STALE_MESSAGE = (
+    "This reconciliation stopped without finishing: it was still reading QuickBooks after 30 minutes, so the worker "
+    "running it must have stopped. Nothing was changed; start a new reconciliation."
+)
 RETRY_DELAYS = (2.0, 5.0, 15.0)
 ZERO = Decimal("0.00")
 
@@ -97,23 +101,49 @@ def reconciliation_start(
 
 
 def _run_queue(realm_id: str, date_from: date, date_to: date, trigger: str, user, enqueue: bool) -> ReconciliationRun:
-    under_way = (
-        ReconciliationRun.objects.filter(realm_id=realm_id)
-        .filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__gte=timezone.now() - STALE_AFTER))
-        .first()
-    )
-    if under_way is not None:
-        raise ConflictError(
-            f"Reconciliation #{under_way.pk} is still under way; wait for it to finish.", code="reconciliation_busy"
+    """Add a queued run of the company, unless one is under way: one transaction holding the company's connection
+    row(s) locked, so two clicks at once (or a click and the nightly run) cannot both pass the check and both run (on
+    SQLite the IMMEDIATE transaction takes the write lock first, to the same effect). A run left "running" by a dead
+    worker (STALE_AFTER) is marked failed here, saying so, and no longer stops the new one."""
+    with transaction.atomic():
+        list(
+            QuickBooksConnection.objects.select_for_update()
+            .filter(realm_id=realm_id, is_current=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-    run = ReconciliationRun(realm_id=realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user)
-    run.full_clean()
-    run.save()
-    if enqueue:
-        from .tasks import enqueue_reconciliation_run
+        now = timezone.now()
+        runs = ReconciliationRun.objects.filter(realm_id=realm_id)
+        under_way = (
+            runs.filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__gte=now - STALE_AFTER))
+            .order_by("pk")
+            .first()
+        )
+        if under_way is not None:
+            raise ConflictError(
+                f"Reconciliation #{under_way.pk} is still under way for this QuickBooks company; wait for it to "
+                "finish, or follow it on its page.",
+                code="reconciliation_busy",
+                extra={"run_id": under_way.pk},
+            )
+        runs.filter(state=State.RUNNING, started_at__lt=now - STALE_AFTER).update(
+            state=State.FAILED, finished_at=now, message=STALE_MESSAGE
+        )
+        run = ReconciliationRun(
+            realm_id=realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user
+        )
+        run.full_clean()
+        run.save()
+        if enqueue:
+            from .tasks import enqueue_reconciliation_run
 
-        transaction.on_commit(lambda: enqueue_reconciliation_run(run.pk))
+            transaction.on_commit(lambda: enqueue_reconciliation_run(run.pk))
     return run
+
+
+def reconciliation_is_stale(run: ReconciliationRun) -> bool:
+    """Whether a run is "running" with no end for longer than a run can take: its worker died (STALE_AFTER)."""
+    return run.state == State.RUNNING and run.started_at is not None and run.started_at < timezone.now() - STALE_AFTER
 
 
 def reconciliation_nightly() -> list[ReconciliationRun]:
@@ -329,6 +359,7 @@ def _records(run: ReconciliationRun) -> tuple[list[_Record], list[_Record]]:
         links: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for invoice, amount in mappers.payment_net_applications(payment):
             links[invoice_qbo_ids.get(invoice.pk, f"{invoice.number}, not in QuickBooks")] += amount
+        total = mappers.payment_total(payment)
         payment_records.append(
             _Record(
                 kind=Kind.PAYMENT,
@@ -338,12 +369,28 @@ def _records(run: ReconciliationRun) -> tuple[list[_Record], list[_Record]]:
                 customer=payment.customer.display_name,
                 customer_qbo_id=customer_qbo_ids.get(payment.customer_id, ""),
                 txn_date=payment.received_on,
-                amount=mappers.payment_total(payment),
+                amount=total,
                 currency=payment.currency,
+                voided_here=total > 0 and _reversed_in_quickbooks(payment) >= total,
                 links=dict(links),
             )
         )
     return invoice_records, payment_records
+
+
+def _reversed_in_quickbooks(payment: Payment) -> Decimal:
+    """What of the payment FieldSync reversed after exporting it (bounced check, chargeback, wrong charge): reversals
+    QuickBooks is to be told about (Needs manual handling, or "Record it in QuickBooks for me"). When they take back
+    all that was exported, the payment is void for FieldSync and should be voided in QuickBooks."""
+    return sum(
+        (
+            refund.amount
+            for application in payment.applications.all()
+            for refund in application.refunds.all()
+            if refund.kind == Refund.Kind.REVERSAL and refund.handling == Refund.Handling.QUICKBOOKS
+        ),
+        ZERO,
+    )
 
 
 def _payments_with_applications(pks: list[int]) -> list[Payment]:
@@ -421,7 +468,9 @@ def _compare_invoice(run: ReconciliationRun, record: _Record, row: dict | None) 
         problems.append(
             (
                 Problem.NOT_VOIDED,
-                f"{name} is voided in FieldSync but still open in QuickBooks; void it there too.",
+                f"{name} is voided in FieldSync but not in QuickBooks, where it is still {money(total)} "
+                f"({money(balance)} open). Void it in QuickBooks too (QuickBooks voids an invoice only once no "
+                "payment is applied to it there).",
             )
         )
     elif total != record.amount:
@@ -489,10 +538,21 @@ def _compare_payment(
     customer = str((row.get("CustomerRef") or {}).get("value") or "")
     theirs = {"qbo_amount": total, "qbo_links": _links_text(links, numbers, record.currency)}
     if voided_in_quickbooks(row):
+        if record.voided_here:
+            return _row(run, record, [], **ours, **theirs)
         problem = (
             Problem.VOIDED,
             f"{name} ({money(record.amount)}, {record.customer}) was voided in QuickBooks. If the Changed in "
             "QuickBooks page lists it, decide there whether to send it again; otherwise enter it in QuickBooks again.",
+        )
+        return _row(run, record, [problem], **ours, **theirs)
+    if record.voided_here:
+        problem = (
+            Problem.NOT_VOIDED,
+            f"{name} ({money(record.amount)}, {record.customer}) was reversed in full in FieldSync (a bounced check, "
+            f"chargeback or wrong charge), but QuickBooks still has it at {money(total)}, paying "
+            f"{theirs['qbo_links']}. Void it in QuickBooks (Needs manual handling lists it; FieldSync records it "
+            "for you there when the QuickBooks settings allow).",
         )
         return _row(run, record, [problem], **ours, **theirs)
     problems = []

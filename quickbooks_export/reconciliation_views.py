@@ -19,7 +19,13 @@ from billing.selectors import business_unit_for_request
 from fieldsync.exceptions import ApplicationError
 from quickbooks_export.forms import ReconciliationForm
 from quickbooks_export.models import ReconciliationRow, ReconciliationRun
-from quickbooks_export.reconciliation import NIGHTLY_DAYS, Problem, reconciliation_start
+from quickbooks_export.reconciliation import (
+    NIGHTLY_DAYS,
+    STALE_MESSAGE,
+    Problem,
+    reconciliation_is_stale,
+    reconciliation_start,
+)
 from quickbooks_export.selectors import in_business_unit_companies
 
 EXPORT_PERMISSION = "quickbooks_export.export_payments"
@@ -37,7 +43,7 @@ def reconciliation_list(request: HttpRequest) -> HttpResponse:
     form = ReconciliationForm(
         request.POST or None, initial={"date_from": today - timedelta(days=NIGHTLY_DAYS - 1), "date_to": today}
     )
-    status = 200
+    status, busy_run_id = 200, None
     if request.method == "POST":
         if not can_start:
             raise PermissionDenied("Starting a reconciliation needs the permission to export payments.")
@@ -52,11 +58,20 @@ def reconciliation_list(request: HttpRequest) -> HttpResponse:
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
+                busy_run_id = exc.extra.get("run_id")  # a run under way: the page links to it
             else:
                 return redirect("exports:reconciliation_detail", run_id=run.pk)
-        status = 400
+        status = 409 if busy_run_id else 400
     runs = list(_runs(request).select_related("created_by").order_by("-created_at", "-id")[:RUNS_LISTED])
-    context = {"nav": "reconciliation", "form": form, "runs": runs, "can_start": can_start}
+    for run in runs:
+        run.stale = reconciliation_is_stale(run)
+    context = {
+        "nav": "reconciliation",
+        "form": form,
+        "runs": runs,
+        "can_start": can_start,
+        "busy_run_id": busy_run_id,
+    }
     return render(request, "exports/reconciliation.html", context, status=status)
 
 
@@ -66,7 +81,9 @@ def _runs(request: HttpRequest) -> QuerySet[ReconciliationRun]:
 
 
 def _progress_context(run: ReconciliationRun) -> dict:
-    return {"run": run, "finished": run.finished}
+    """A run whose worker died (still "running" after STALE_AFTER) is shown as stopped, and not polled."""
+    stale = reconciliation_is_stale(run)
+    return {"run": run, "finished": run.finished or stale, "stale": stale, "stale_message": STALE_MESSAGE}
 
 
 @login_required

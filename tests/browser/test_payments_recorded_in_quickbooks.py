@@ -30,6 +30,8 @@ def test_bring_a_payment_recorded_in_quickbooks_into_fieldsync(page, dana, qbo_c
     shoot(page, "changed-in-quickbooks-payment-recorded")
 
     row.get_by_role("button", name="Bring it into FieldSync").click()
+    # Once the answer is shown (not while the server is still bringing it in: on SQLite both share one connection).
+    expect(page.locator(".msg.success")).to_contain_text("Brought into FieldSync: Payment ")
     [payment] = Payment.objects.filter(origin=Payment.Origin.QUICKBOOKS)
     expect(page.locator(".msg.success")).to_contain_text(f"Brought into FieldSync: Payment {payment.pk}.")
     expect(page.locator("#no-changes")).to_be_visible()

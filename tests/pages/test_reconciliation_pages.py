@@ -2,6 +2,7 @@
 page at a time in a fixed number of queries, and download it as CSV."""
 
 import csv
+import datetime
 import io
 
 import pytest
@@ -9,10 +10,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_q.models import OrmQ
 
 from quickbooks_export.models import ReconciliationRun
-from quickbooks_export.reconciliation import reconciliation_run
+from quickbooks_export.reconciliation import STALE_MESSAGE, reconciliation_run
 from quickbooks_export.tasks import RECONCILIATION_TASK
 from tests.factories import CustomerFactory, issued_invoice, pay
 from tests.quickbooks_export.export.conftest import export
@@ -152,3 +154,58 @@ def test_a_range_with_nothing_exported_says_nothing_was_checked(
     reconciliation_run(run_id=run.pk)
     html = office_client.get(reverse("exports:reconciliation_detail", args=[run.pk])).content.decode()
     assert "QuickBooks matches FieldSync for every record checked" in html and 'id="nothing-checked"' not in html
+
+
+def test_a_second_reconcile_now_is_told_a_run_is_under_way_with_a_link_to_it(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    run = start(office_client, django_capture_on_commit_callbacks)
+
+    response = office_client.post(URL, NOVEMBER)
+
+    html = response.content.decode()
+    detail = reverse("exports:reconciliation_detail", args=[run.pk])
+    assert response.status_code == 409
+    assert f"Reconciliation #{run.pk} is still under way for this QuickBooks company" in html
+    assert f'<a href="{detail}" id="busy-run-link">Follow reconciliation #{run.pk}</a>' in html
+    assert list(ReconciliationRun.objects.values_list("pk", flat=True)) == [run.pk]
+    assert [row.task["func"] for row in OrmQ.objects.all()] == [RECONCILIATION_TASK]  # the first run's only
+
+
+def test_a_run_whose_worker_died_is_shown_as_stopped_and_a_new_run_can_start(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    dead = start(office_client, django_capture_on_commit_callbacks)
+    # Its worker took it (queued -> running), then died: no end, no progress for over 30 minutes.
+    ReconciliationRun.objects.filter(pk=dead.pk).update(
+        state=ReconciliationRun.State.RUNNING, started_at=timezone.now() - datetime.timedelta(minutes=31)
+    )
+    progress = reverse("exports:reconciliation_progress", args=[dead.pk])
+
+    fragment = office_client.get(progress).content.decode()
+    assert "Stopped" in fragment and "hx-get" not in fragment  # not polled for ever
+    assert "stopped without finishing" in fragment and "start a new reconciliation" in fragment
+    assert "Stopped (still reading after 30 minutes)" in office_client.get(URL).content.decode()
+
+    new = start(office_client, django_capture_on_commit_callbacks)
+
+    dead.refresh_from_db()
+    assert new.pk != dead.pk and new.state == ReconciliationRun.State.QUEUED
+    assert dead.state == ReconciliationRun.State.FAILED and dead.message == STALE_MESSAGE
+    assert dead.finished_at is not None
+    assert STALE_MESSAGE in office_client.get(reverse("exports:reconciliation_detail", args=[dead.pk])).content.decode()
+
+
+def test_a_run_reading_for_less_than_30_minutes_still_stops_a_new_one(office_client, qbo_company):
+    ReconciliationRun.objects.create(
+        realm_id=qbo_company.realm_id,
+        date_from=datetime.date(2026, 11, 1),
+        date_to=datetime.date(2026, 11, 30),
+        trigger="page",
+        state=ReconciliationRun.State.RUNNING,
+        started_at=timezone.now() - datetime.timedelta(minutes=29),
+    )
+
+    response = office_client.post(URL, NOVEMBER)
+
+    assert response.status_code == 409 and ReconciliationRun.objects.count() == 1

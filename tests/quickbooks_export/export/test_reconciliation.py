@@ -11,15 +11,20 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ, Schedule
 
+from billing import services as billing_services
+from billing.models import ManualHandlingItem
 from fieldsync.exceptions import ApplicationError, ConflictError
 from quickbooks_export import client as client_module
 from quickbooks_export.client import QuickBooksClient, id_chunks
-from quickbooks_export.models import QuickBooksMapping, ReconciliationRun
+from quickbooks_export.models import QuickBooksMapping, QuickBooksMappingSettings, ReconciliationRun
 from quickbooks_export.reconciliation import reconciliation_run, reconciliation_start
+from quickbooks_export.refund_recording import manual_item_record_in_quickbooks
 from quickbooks_export.tasks import RECONCILIATION_TASK
+from quickbooks_export.voids import invoice_void_push
 from tests.factories import CustomerFactory, issued_invoice, pay
 
 from .conftest import export
+from .test_voids import exported_then_reversed
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +193,43 @@ def test_an_invoice_moved_to_another_customer_in_quickbooks_is_found(qbo_company
     }
     row = found[moved.number]
     assert "FieldSync's Ada Plumbing" in row.explanation and f"QuickBooks customer {bo_qbo_id}" in row.explanation
+
+
+def test_an_invoice_and_payment_voided_in_fieldsync_only_are_reported_in_plain_words(qbo_company):
+    # Exported together; then the check bounced (the whole payment reversed in FieldSync) and the invoice was voided
+    # in FieldSync. Neither has reached QuickBooks: the void's push runs after commit, which never comes here.
+    invoice, payment = exported_then_reversed(qbo_company, number="INV-7101")
+    billing_services.invoice_void(invoice=invoice)
+
+    run = run_now()
+
+    rows = {row.label: row for row in run.rows.all()}
+    invoice_row, payment_row = rows["INV-7101"], rows[f"Payment #{payment.pk}"]
+    assert (invoice_row.ok, invoice_row.problems, payment_row.ok, payment_row.problems) == (
+        False,
+        ["not_voided"],
+        False,
+        ["not_voided"],
+    )
+    assert invoice_row.explanation == (
+        "Invoice INV-7101 is voided in FieldSync but not in QuickBooks, where it is still $200.00 ($0.00 open). Void "
+        "it in QuickBooks too (QuickBooks voids an invoice only once no payment is applied to it there)."
+    )
+    assert payment_row.explanation == (
+        f"Payment #{payment.pk} ($200.00, {payment.customer.display_name}) was reversed in full in FieldSync (a "
+        "bounced check, chargeback or wrong charge), but QuickBooks still has it at $200.00, paying INV-7101 $200.00. "
+        "Void it in QuickBooks (Needs manual handling lists it; FieldSync records it for you there when the "
+        "QuickBooks settings allow)."
+    )
+    assert run.discrepancies == 2 and run.quickbooks_reads == 2
+
+    # FieldSync records the reversal (it voids the QuickBooks payment), then pushes the invoice's void: both match.
+    QuickBooksMappingSettings.objects.update_or_create(
+        realm_id=qbo_company.realm_id, defaults={"record_refunds_for_me": True}
+    )
+    manual_item_record_in_quickbooks(item_id=ManualHandlingItem.objects.get(payment=payment).pk, user=None)
+    assert invoice_void_push(invoice_id=invoice.pk) == "voided"
+
+    again = run_now()
+
+    assert again.discrepancies == 0 and again.rows.filter(ok=True).count() == 2
