@@ -51,11 +51,13 @@ Kind = QuickBooksMapping.Kind
 State = ReconciliationRun.State
 NIGHTLY_DAYS = 35
 MAX_DAYS = 366
-# A run still "running" after this long died with its worker: it no longer stops a new one.
+# A run still "running" this long after it started died with its worker; one still "queued" this long after it was
+# added lost its task (a worker that died before claiming it, Redis' at-most-once delivery). Either no longer stops
+# a new one.
 STALE_AFTER = timedelta(minutes=30)
 STALE_MESSAGE = (
-    "This reconciliation stopped without finishing: it was still reading QuickBooks after 30 minutes, so the worker "
-    "running it must have stopped. Nothing was changed; start a new reconciliation."
+    "This reconciliation stopped without finishing: after 30 minutes it was still not done, so the worker that was to "
+    "run it must have stopped. Nothing was changed; start a new reconciliation."
 )
 RETRY_DELAYS = (2.0, 5.0, 15.0)
 ZERO = Decimal("0.00")
@@ -114,11 +116,10 @@ def _run_queue(realm_id: str, date_from: date, date_to: date, trigger: str, user
         )
         now = timezone.now()
         runs = ReconciliationRun.objects.filter(realm_id=realm_id)
-        under_way = (
-            runs.filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__gte=now - STALE_AFTER))
-            .order_by("pk")
-            .first()
+        stale = Q(state=State.RUNNING, started_at__lt=now - STALE_AFTER) | Q(
+            state=State.QUEUED, created_at__lt=now - STALE_AFTER
         )
+        under_way = runs.filter(state__in=[State.QUEUED, State.RUNNING]).exclude(stale).order_by("pk").first()
         if under_way is not None:
             raise ConflictError(
                 f"Reconciliation #{under_way.pk} is still under way for this QuickBooks company; wait for it to "
@@ -126,9 +127,7 @@ def _run_queue(realm_id: str, date_from: date, date_to: date, trigger: str, user
                 code="reconciliation_busy",
                 extra={"run_id": under_way.pk},
             )
-        runs.filter(state=State.RUNNING, started_at__lt=now - STALE_AFTER).update(
-            state=State.FAILED, finished_at=now, message=STALE_MESSAGE
-        )
+        runs.filter(stale).update(state=State.FAILED, finished_at=now, message=STALE_MESSAGE)
         run = ReconciliationRun(
             realm_id=realm_id, date_from=date_from, date_to=date_to, trigger=trigger, created_by=user
         )
@@ -142,8 +141,12 @@ def _run_queue(realm_id: str, date_from: date, date_to: date, trigger: str, user
 
 
 def reconciliation_is_stale(run: ReconciliationRun) -> bool:
-    """Whether a run is "running" with no end for longer than a run can take: its worker died (STALE_AFTER)."""
-    return run.state == State.RUNNING and run.started_at is not None and run.started_at < timezone.now() - STALE_AFTER
+    """Whether a run is unfinished for longer than a run can take (STALE_AFTER): "running" since it started (its
+    worker died) or "queued" since it was added (its task was lost)."""
+    cutoff = timezone.now() - STALE_AFTER
+    if run.state == State.RUNNING:
+        return run.started_at is not None and run.started_at < cutoff
+    return run.state == State.QUEUED and run.created_at is not None and run.created_at < cutoff
 
 
 def reconciliation_nightly() -> list[ReconciliationRun]:

@@ -196,6 +196,32 @@ def test_a_run_whose_worker_died_is_shown_as_stopped_and_a_new_run_can_start(
     assert STALE_MESSAGE in office_client.get(reverse("exports:reconciliation_detail", args=[dead.pk])).content.decode()
 
 
+def test_a_run_whose_task_was_lost_before_it_started_stops_nothing_after_30_minutes(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    lost = start(office_client, django_capture_on_commit_callbacks)
+    # Queued, and no worker ever claimed it (a worker died before claiming it; Redis delivers at most once).
+    ReconciliationRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=31))
+
+    assert "Stopped (never started after 30 minutes)" in office_client.get(URL).content.decode()
+    new = start(office_client, django_capture_on_commit_callbacks)
+
+    lost.refresh_from_db()
+    assert new.pk != lost.pk and new.state == ReconciliationRun.State.QUEUED
+    assert lost.state == ReconciliationRun.State.FAILED and lost.message == STALE_MESSAGE
+
+
+def test_a_run_queued_less_than_30_minutes_ago_still_stops_a_new_one(
+    office_client, qbo_company, django_capture_on_commit_callbacks
+):
+    queued = start(office_client, django_capture_on_commit_callbacks)
+    ReconciliationRun.objects.filter(pk=queued.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=29))
+
+    response = office_client.post(URL, NOVEMBER)
+
+    assert response.status_code == 409 and ReconciliationRun.objects.count() == 1
+
+
 def test_a_run_reading_for_less_than_30_minutes_still_stops_a_new_one(office_client, qbo_company):
     ReconciliationRun.objects.create(
         realm_id=qbo_company.realm_id,
