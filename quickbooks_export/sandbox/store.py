@@ -65,8 +65,15 @@ def to_wire(value: object) -> object:
     return value
 
 
+def _wire_scalar(value: object) -> object:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot send {type(value).__name__}")
+
+
 def dumps(body: dict) -> bytes:
-    return json.dumps(to_wire(body), separators=(",", ":")).encode()
+    """`json.dumps(to_wire(body))`, compact, converting the amounts while encoding instead of copying the body."""
+    return json.dumps(body, separators=(",", ":"), default=_wire_scalar).encode()
 
 
 class CompanyStats:
@@ -111,6 +118,9 @@ class Company:
         # Bumped by `touch()` after each change, so the data file re-encodes only companies that changed.
         self.version = 0
         self._encoded: tuple[int, str] | None = None  # (version, snapshot as JSON text)
+        # requestid -> (its answer's body, [requestid, status, body] as JSON text): answers never change, so each
+        # is encoded once (they are as big as the entities: a batch answer holds up to 30 of them).
+        self._encoded_requestids: dict[str, tuple[bytes, str]] = {}
 
     def next_id(self, sequence: str) -> str:
         self.counters[sequence] = self.counters.get(sequence, 0) + 1
@@ -135,7 +145,16 @@ class Company:
         kept until the next `touch()`: a data-file write re-encodes only the companies that changed."""
         with self.lock:
             if self._encoded is None or self._encoded[0] != self.version:
-                self._encoded = (self.version, dumps_stored(self._state()))
+                state = self._state()
+                del state["requestids"]
+                cache, self._encoded_requestids = self._encoded_requestids, {}
+                for key, (status, body) in self.requestids.items():
+                    kept = cache.get(key)
+                    if kept is None or kept[0] is not body:
+                        kept = (body, json.dumps([key, status, body.decode()]))
+                    self._encoded_requestids[key] = kept
+                requestids = ", ".join(text for _, text in self._encoded_requestids.values())
+                self._encoded = (self.version, f'{dumps_stored(state)[:-1]}, "requestids": [{requestids}]}}')
             return self._encoded[1]
 
     def _state(self) -> dict:

@@ -105,3 +105,21 @@ def test_closing_writes_the_latest_state_at_once_even_between_spaced_writes(tmp_
 
     assert time.monotonic() - started < 5
     assert json.loads(data_file.path.read_text()) == {"n": 1}
+
+
+def test_a_requestid_answered_again_after_being_forgotten_is_saved_with_its_new_answer(qbo_sandbox_factory, tmp_path):
+    data_file = tmp_path / "qbo_sandbox.json"
+    first = qbo_sandbox_factory(data_file=data_file)
+    qbo = connect(first)
+    original = make_customer(qbo.qb, "First Answer", request_id="again-1")
+    assert _wait_for(lambda: data_file.exists() and "First Answer" in data_file.read_text())
+    first.forget_request_ids(qbo.realm_id)
+    second_answer = make_customer(qbo.qb, "Second Answer", request_id="again-1")  # performed again
+    first.stop()
+
+    second = qbo_sandbox_factory(data_file=data_file)
+    client = auth_client(second, access_token=qbo.auth_client.access_token, refresh_token=qbo.auth_client.refresh_token)
+    replayed = make_customer(qb_client(second, client, qbo.realm_id), "Ignored", request_id="again-1")
+
+    assert second_answer.Id != original.Id
+    assert replayed.Id == second_answer.Id and replayed.DisplayName == "Second Answer"
