@@ -791,7 +791,8 @@ class _Handler(BaseHTTPRequestHandler):
                 callback()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
-        logger.debug("%s %s", self.address_string(), format % args)
+        if logger.isEnabledFor(logging.DEBUG):  # one line per request: not even formatted unless wanted
+            logger.debug("%s %s", self.address_string(), format % args)
 
 
 class _HTTPServer(ThreadingHTTPServer):

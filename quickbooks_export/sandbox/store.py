@@ -239,9 +239,9 @@ class DataFile:
     `text()` gives the file's content (the companies' JSON text, re-encoded only when they changed).
     """
 
-    WRITE_SHARE_INVERSE = 20  # writing takes at most ~5 % of the sandbox's time
+    WRITE_SHARE_INVERSE = 50  # writing takes at most ~2 % of one core
 
-    def __init__(self, path: str | Path, text: Callable[[], str], delay: float = 0.05, interval: float = 1.0) -> None:
+    def __init__(self, path: str | Path, text: Callable[[], str], delay: float = 0.05, interval: float = 2.0) -> None:
         self.path = Path(path)
         self._text = text
         self._delay = delay
