@@ -393,6 +393,16 @@ def _seed_collisions(books: Books, profile: profiles.CompanyProfile, now: float)
         )
 
 
+def _copy(value: object) -> object:
+    """A deep copy of JSON-shaped data (dicts, lists and immutable scalars: str, Decimal, int, bool), as
+    copy.deepcopy would make it but several times cheaper: entities are copied on every write."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
 def _deep_merge(base: dict, changes: dict) -> dict:
     merged = dict(base)
     for key, value in changes.items():
@@ -712,7 +722,7 @@ class Books:
 
     def _writable(self, name: str, body: dict) -> dict:
         excluded = SYSTEM_FIELDS | COMPUTED_FIELDS[name]
-        return copy.deepcopy({key: value for key, value in body.items() if key not in excluded})
+        return {key: _copy(value) for key, value in body.items() if key not in excluded}
 
     def insert(self, name: str, fields: dict, *, entity_id: str | None = None) -> dict:
         """Store an entity with no rules applied (seeding)."""

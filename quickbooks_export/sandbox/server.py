@@ -28,7 +28,7 @@ from .faults import QboFault
 from .injection import FaultInjector
 from .limits import Limits
 from .oauth import ACCOUNTING_SCOPE, OAuthError, OAuthService
-from .store import Company, DataFile, Store, dumps, qbo_time, to_wire
+from .store import Company, DataFile, Store, dumps, dumps_stored, qbo_time, to_wire
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class SandboxApp:
         self._company_lock = threading.Lock()
         self.data_file: DataFile | None = None
         if config.data_file:
-            self.data_file = DataFile(config.data_file, self.snapshot)
+            self.data_file = DataFile(config.data_file, self.snapshot_text)
             data = self.data_file.load()
             if data:
                 self.restore(data)
@@ -149,6 +149,12 @@ class SandboxApp:
             "oauth": self.oauth.snapshot(),
         }
 
+    def snapshot_text(self) -> str:
+        """`snapshot()` as the data file's JSON text; each company is encoded again only if it changed."""
+        companies = ", ".join(company.snapshot_json() for company in self.store.all())
+        oauth = dumps_stored(self.oauth.snapshot())
+        return f'{{"version": 1, "companies": [{companies}], "oauth": {oauth}}}'
+
     def restore(self, data: dict) -> None:
         for company_data in data.get("companies", []):
             company = Company.restore(company_data)
@@ -156,14 +162,18 @@ class SandboxApp:
             self.store.add(company)
         self.oauth.restore(data.get("oauth", {}))
 
-    def changed(self) -> None:
+    def changed(self, company: Company | None = None) -> None:
+        """After a change of `company` (None: of any company, or of the OAuth state): the data file is written
+        again, webhooks are sent."""
+        for touched in self.store.all() if company is None else [company]:
+            touched.touch()
         if self.data_file is not None:
             self.data_file.mark_dirty()
-        for company in self.store.all():
-            with company.lock:
-                events, company.events = company.events, []
+        for each in self.store.all():
+            with each.lock:
+                events, each.events = each.events, []
             if events and self.config.webhook_url:
-                webhooks.emit(self.config, company.realm_id, events)
+                webhooks.emit(self.config, each.realm_id, events)
 
     def close(self) -> None:
         if self.data_file is not None:
@@ -572,7 +582,7 @@ class SandboxApp:
             if requestid:
                 company.remember(requestid, status, data, self.config.requestid_retention)
         if requestid or request.method == "POST":
-            self.changed()
+            self.changed(company)
         return Response(status, data)
 
     def _dispatch(self, company: Company, request: Request, rest: str, requestid: str | None) -> dict:
@@ -781,7 +791,8 @@ class _Handler(BaseHTTPRequestHandler):
                 callback()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
-        logger.debug("%s %s", self.address_string(), format % args)
+        if logger.isEnabledFor(logging.DEBUG):  # one line per request: not even formatted unless wanted
+            logger.debug("%s %s", self.address_string(), format % args)
 
 
 class _HTTPServer(ThreadingHTTPServer):

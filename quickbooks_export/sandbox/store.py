@@ -65,8 +65,15 @@ def to_wire(value: object) -> object:
     return value
 
 
+def _wire_scalar(value: object) -> object:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot send {type(value).__name__}")
+
+
 def dumps(body: dict) -> bytes:
-    return json.dumps(to_wire(body), separators=(",", ":")).encode()
+    """`json.dumps(to_wire(body))`, compact, converting the amounts while encoding instead of copying the body."""
+    return json.dumps(body, separators=(",", ":"), default=_wire_scalar).encode()
 
 
 class CompanyStats:
@@ -108,6 +115,12 @@ class Company:
         # Changes not yet notified by webhook: (entity, id, operation, when). Not persisted.
         self.events: list[tuple[str, str, str, float]] = []
         self.stats = CompanyStats()
+        # Bumped by `touch()` after each change, so the data file re-encodes only companies that changed.
+        self.version = 0
+        self._encoded: tuple[int, str] | None = None  # (version, snapshot as JSON text)
+        # requestid -> (its answer's body, [requestid, status, body] as JSON text): answers never change, so each
+        # is encoded once (they are as big as the entities: a batch answer holds up to 30 of them).
+        self._encoded_requestids: dict[str, tuple[bytes, str]] = {}
 
     def next_id(self, sequence: str) -> str:
         self.counters[sequence] = self.counters.get(sequence, 0) + 1
@@ -118,19 +131,45 @@ class Company:
         while len(self.requestids) > retention:
             self.requestids.popitem(last=False)
 
+    def touch(self) -> None:
+        """Note a change of this company (its data-file text must be encoded again)."""
+        with self.lock:
+            self.version += 1
+
     def snapshot(self) -> dict:
         with self.lock:
-            return {
-                "realm_id": self.realm_id,
-                "name": self.name,
-                "created_at": self.created_at,
-                "profile": self.profile,
-                "entities": copy.deepcopy(self.entities),
-                "counters": dict(self.counters),
-                "next_doc_number": self.next_doc_number,
-                "requestids": [[key, status, body.decode()] for key, (status, body) in self.requestids.items()],
-                "deleted": copy.deepcopy(self.deleted),
-            }
+            return copy.deepcopy(self._state())
+
+    def snapshot_json(self) -> str:
+        """`snapshot()` as JSON text (amounts as {"$decimal": ...}), encoded under the lock without a deep copy, and
+        kept until the next `touch()`: a data-file write re-encodes only the companies that changed."""
+        with self.lock:
+            if self._encoded is None or self._encoded[0] != self.version:
+                state = self._state()
+                del state["requestids"]
+                cache, self._encoded_requestids = self._encoded_requestids, {}
+                for key, (status, body) in self.requestids.items():
+                    kept = cache.get(key)
+                    if kept is None or kept[0] is not body:
+                        kept = (body, json.dumps([key, status, body.decode()]))
+                    self._encoded_requestids[key] = kept
+                requestids = ", ".join(text for _, text in self._encoded_requestids.values())
+                self._encoded = (self.version, f'{dumps_stored(state)[:-1]}, "requestids": [{requestids}]}}')
+            return self._encoded[1]
+
+    def _state(self) -> dict:
+        """What the data file keeps of this company; shares the live objects: the caller holds the lock."""
+        return {
+            "realm_id": self.realm_id,
+            "name": self.name,
+            "created_at": self.created_at,
+            "profile": self.profile,
+            "entities": self.entities,
+            "counters": dict(self.counters),
+            "next_doc_number": self.next_doc_number,
+            "requestids": [[key, status, body.decode()] for key, (status, body) in self.requestids.items()],
+            "deleted": self.deleted,
+        }
 
     @classmethod
     def restore(cls, data: dict) -> Company:
@@ -178,6 +217,11 @@ def _encode(value: object) -> object:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+def dumps_stored(value: object) -> str:
+    """JSON text as the data file keeps it: amounts as {"$decimal": "12.75"}, so they come back as Decimal."""
+    return json.dumps(value, default=_encode)
+
+
 def _decode(obj: dict) -> object:
     if len(obj) == 1 and "$decimal" in obj:
         return Decimal(obj["$decimal"])
@@ -187,16 +231,23 @@ def _decode(obj: dict) -> object:
 class DataFile:
     """Keeps the sandbox state in a JSON file, so a restarted sandbox still knows its companies and tokens.
 
-    Writes happen on a background thread shortly after each change (changes arriving together are written
-    once) and on `close()`; each write replaces the file atomically, so a crash leaves the previous version.
+    Writes happen on a background thread after changes: changes arriving together are written once, and a write
+    follows the previous one by at least `interval` seconds and at least WRITE_SHARE_INVERSE times as long as that
+    write took (encoding a big company costs CPU the sandbox's callers need; the file is a convenience for restarts,
+    not QuickBooks behaviour). `close()` (the server stopping, SIGTERM or Ctrl-C for `manage.py qbo_sandbox`) always
+    writes the latest state. Each write replaces the file atomically, so a crash leaves the previous version.
+    `text()` gives the file's content (the companies' JSON text, re-encoded only when they changed).
     """
 
-    def __init__(self, path: str | Path, snapshot: Callable[[], dict], delay: float = 0.05) -> None:
+    WRITE_SHARE_INVERSE = 50  # writing takes at most ~2 % of one core
+
+    def __init__(self, path: str | Path, text: Callable[[], str], delay: float = 0.05, interval: float = 2.0) -> None:
         self.path = Path(path)
-        self._snapshot = snapshot
+        self._text = text
         self._delay = delay
+        self._interval = interval
         self._dirty = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="qbo-sandbox-data-file", daemon=True)
 
@@ -212,7 +263,7 @@ class DataFile:
         self._dirty.set()
 
     def close(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         self._dirty.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
@@ -220,20 +271,25 @@ class DataFile:
 
     def write(self) -> None:
         with self._write_lock:
-            text = json.dumps(self._snapshot(), default=_encode)
+            text = self._text()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_name(self.path.name + ".tmp")
             temporary.write_text(text, encoding="utf-8")
             os.replace(temporary, self.path)
 
     def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopping.is_set():
             self._dirty.wait()
-            if self._stopping:
+            # Let changes that arrive together be written once; stop at once when closing (close() writes).
+            if self._stopping.wait(self._delay):
                 return
-            time.sleep(self._delay)  # let changes that arrive together be written once
             self._dirty.clear()
+            started = time.monotonic()
             try:
                 self.write()
             except OSError:
                 logger.exception("could not write the sandbox data file %s", self.path)
+            took = time.monotonic() - started
+            pause = max(self._interval, took * self.WRITE_SHARE_INVERSE) - took - self._delay
+            if pause > 0 and self._stopping.wait(pause):
+                return

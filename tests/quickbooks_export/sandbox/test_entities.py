@@ -338,3 +338,26 @@ def test_invoice_answers_refs_with_names_and_a_subtotal_line(qbo):
     assert read.CustomerRef.name == "Names Co"
     assert read.Line[0].SalesItemLineDetail.ItemRef.name == "Diagnostics"
     assert [line.DetailType for line in read.Line] == ["SalesItemLineDetail", "SubTotalLineDetail"]
+
+
+def test_an_update_copies_what_it_keeps_so_the_stored_object_is_never_shared():
+    """Books copies the fields it writes (its own JSON copy, not copy.deepcopy): nothing of the stored entity or of
+    the request body may be shared with what is stored next."""
+    from quickbooks_export.sandbox.accounting import Books
+
+    stored = {
+        "Id": "7",
+        "SyncToken": "0",
+        "Line": [{"Amount": Decimal("10"), "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}],
+        "CustomerRef": {"value": "3", "name": "A"},
+        "TxnTaxDetail": {"TotalTax": Decimal("0"), "TaxLine": []},
+    }
+    copied = Books._writable(None, "Invoice", stored)
+
+    assert copied["Line"] == stored["Line"] and copied["CustomerRef"] == stored["CustomerRef"]
+    assert "Id" not in copied and "TxnTaxDetail" in copied
+    copied["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] = "2"
+    copied["CustomerRef"]["value"] = "4"
+    copied["TxnTaxDetail"]["TaxLine"].append({})
+    assert stored["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] == "1"
+    assert stored["CustomerRef"]["value"] == "3" and stored["TxnTaxDetail"]["TaxLine"] == []

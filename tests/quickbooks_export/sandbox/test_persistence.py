@@ -52,3 +52,74 @@ def test_restart_keeps_each_companys_profile_and_its_rules(qbo_sandbox_factory, 
     with pytest.raises(QuickbooksException) as missing_vat:
         make_invoice(qbo.qb, customer, item, "10")
     assert missing_vat.value.error_code == 6000
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_changes_after_a_write_are_written_again_for_each_company(qbo_sandbox_factory, tmp_path):
+    """The data file re-encodes only companies that changed: a change through the API, by hand, or to another
+    company after a write must still reach the file."""
+    data_file = tmp_path / "qbo_sandbox.json"
+    first = qbo_sandbox_factory(data_file=data_file)
+    qbo = connect(first)
+    other = first.create_company("Untouched Co")
+    customer = make_customer(qbo.qb, "Before Rename")
+    assert _wait_for(lambda: data_file.exists() and "Before Rename" in data_file.read_text())
+
+    first.edit_entity(qbo.realm_id, "Customer", customer.Id, {"DisplayName": "After Rename"})  # by hand
+    make_customer(qbo.qb, "Made Later", request_id="later-1")  # through the API, with a requestid
+    first.create_entity(other, "Customer", {"DisplayName": "Other Company Customer"})
+    first.stop()
+
+    saved = json.loads(data_file.read_text())
+    by_realm = {company["realm_id"]: company for company in saved["companies"]}
+    names = {c["DisplayName"] for c in by_realm[qbo.realm_id]["entities"]["Customer"].values()}
+    assert {"After Rename", "Made Later"} <= names and "Before Rename" not in names
+    assert [key for key, _, _ in by_realm[qbo.realm_id]["requestids"]] == ["later-1"]
+    assert [c["DisplayName"] for c in by_realm[other]["entities"]["Customer"].values()] == ["Other Company Customer"]
+
+
+def test_closing_writes_the_latest_state_at_once_even_between_spaced_writes(tmp_path):
+    import time
+
+    from quickbooks_export.sandbox.store import DataFile
+
+    state = {"n": 0}
+    data_file = DataFile(tmp_path / "state.json", lambda: json.dumps(state), delay=0.01, interval=60)
+    data_file.start()
+    data_file.mark_dirty()
+    assert _wait_for(lambda: data_file.path.exists() and json.loads(data_file.path.read_text()) == {"n": 0})
+    state["n"] = 1
+    data_file.mark_dirty()  # the next write waits up to 60 s ...
+    started = time.monotonic()
+    data_file.close()  # ... unless the sandbox stops: then it is written now
+
+    assert time.monotonic() - started < 5
+    assert json.loads(data_file.path.read_text()) == {"n": 1}
+
+
+def test_a_requestid_answered_again_after_being_forgotten_is_saved_with_its_new_answer(qbo_sandbox_factory, tmp_path):
+    data_file = tmp_path / "qbo_sandbox.json"
+    first = qbo_sandbox_factory(data_file=data_file)
+    qbo = connect(first)
+    original = make_customer(qbo.qb, "First Answer", request_id="again-1")
+    assert _wait_for(lambda: data_file.exists() and "First Answer" in data_file.read_text())
+    first.forget_request_ids(qbo.realm_id)
+    second_answer = make_customer(qbo.qb, "Second Answer", request_id="again-1")  # performed again
+    first.stop()
+
+    second = qbo_sandbox_factory(data_file=data_file)
+    client = auth_client(second, access_token=qbo.auth_client.access_token, refresh_token=qbo.auth_client.refresh_token)
+    replayed = make_customer(qb_client(second, client, qbo.realm_id), "Ignored", request_id="again-1")
+
+    assert second_answer.Id != original.Id
+    assert replayed.Id == second_answer.Id and replayed.DisplayName == "Second Answer"

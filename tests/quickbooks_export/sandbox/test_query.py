@@ -202,3 +202,44 @@ def test_unknown_entity_is_refused(qbo):
         qbo.qb.query("SELECT * FROM Spaceship")
 
     assert error.value.error_code == 4001
+
+
+STORED = [
+    "1001", "0042", "42", "Acme HVAC", "acme hvac", "a@example.com", "A@Example.COM", "2026-01-05",
+    "2026-01-05T10:00:00-08:00", "2026-01-05T18:00:00+00:00", "10.50", "-5", "", "Straße", "STRASSE",
+]  # fmt: skip
+LITERALS = [
+    "1001", "42", "042", "ACME HVAC", "a@example.com", "2026-01-05", "2026-01-05T10:00:00-08:00",
+    "2026-01-05T13:00:00-05:00", "10.50", "strasse", "", "-5", Decimal("42"), Decimal("10.50"), Decimal("-5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("stored", STORED)
+def test_equality_and_in_with_prepared_literals_answer_as_comparing_each_literal(stored):
+    """The set look-up used for `=` and `IN` (one per row instead of one comparison per literal) matches exactly
+    the rows the general comparison does: digits as integers, dates as moments, other text ignoring case."""
+    from quickbooks_export.sandbox import query
+
+    for literal in LITERALS:
+        single = query._EqualityMatcher.for_condition(query.Condition("DocNumber", "=", (literal,)))
+        assert single.matches(stored) == query._compare(stored, "=", literal), (stored, literal)
+    for size in (2, 5, len(LITERALS)):
+        for start in range(len(LITERALS) - size + 1):
+            literals = tuple(LITERALS[start : start + size])
+            matcher = query._EqualityMatcher.for_condition(query.Condition("DocNumber", "IN", literals))
+            expected = any(query._compare(stored, "=", literal) for literal in literals)
+            assert matcher.matches(stored) == expected, (stored, literals)
+
+
+def test_in_on_a_text_field_matches_case_insensitively_and_digits_as_numbers(qbo):
+    item = make_item(qbo.qb)
+    first = make_customer(qbo.qb, "First Co")
+    make_invoice(qbo.qb, first, item, "10", doc_number="0042")
+    make_invoice(qbo.qb, first, item, "20", doc_number="INV-7")
+    make_invoice(qbo.qb, first, item, "30", doc_number="other")
+
+    found = Invoice.where("DocNumber IN ('42', 'inv-7', 'nothing')", qb=qbo.qb)
+    customers = Customer.where("DisplayName IN ('FIRST co', true)", qb=qbo.qb)  # a true literal: compared one by one
+
+    assert sorted(row.DocNumber for row in found) == ["0042", "INV-7"]
+    assert [row.DisplayName for row in customers] == ["First Co"]
