@@ -16,6 +16,16 @@ How a POST with a key runs (`idempotent` wraps the view's `post`; authentication
    too, so a retry gets the same answer.
 3. A 5xx (an unexpected exception) rolls the work back and deletes the claim: the key is free for a retry.
 
+On PostgreSQL (outside a caller's transaction: every web request) 1 and 2 share ONE transaction, so a POST commits
+(and waits for its WAL flush, an fsync) once instead of twice: BEGIN; pg_try_advisory_xact_lock on (owner, key); the
+claim INSERT; the work; the stored response; COMMIT. The transaction-scoped advisory lock does what the committed
+IN_PROGRESS row did for a concurrent request with the same key: it cannot take the lock, so it answers 409 at once
+instead of waiting on the uncommitted row. A key already in the table (a retry of a finished request, or a claim
+made by the two-step path) makes the INSERT fail: that transaction is rolled back and the two-step path above
+answers (replay, 422, 409, or the take-over of an expired lease). A 5xx or a crash rolls the claim back with the
+work, so the key is free at once. SQLite (one writer at a time) and callers already in a transaction keep the
+two-step path.
+
 Keys are kept at least IDEMPOTENCY_KEY_RETENTION (24 hours); `manage.py purge_idempotency_keys` removes older ones.
 """
 
@@ -165,6 +175,58 @@ def _claim(*, owner: dict, key: str, fingerprint: str, request) -> tuple[Idempot
     )
 
 
+class _KeyTaken(Exception):
+    """The one-transaction path found the key in the table: the two-step path decides what to answer."""
+
+
+def _advisory_lock_id(owner: dict, key: str) -> int:
+    """A signed 64-bit number for (owner, key): what pg_try_advisory_xact_lock takes. A collision of two different
+    keys only makes one of two simultaneous requests answer 409 (retry in a second)."""
+    who = f"client:{owner['api_client'].pk}" if "api_client" in owner else f"user:{owner['user'].pk}"
+    digest = hashlib.sha256(f"fieldsync-idempotency\n{who}\n{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _in_one_transaction(view, request, handler, args, kwargs, *, owner: dict, key: str, fingerprint: str):
+    """PostgreSQL outside a transaction: claim, work and stored response in one transaction (module docstring).
+    Raises _KeyTaken when the key is already in the table."""
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_advisory_lock_id(owner, key)])
+                if not cursor.fetchone()[0]:
+                    raise IdempotencyKeyInProgress(
+                        f"A request with this {HEADER} is still being processed; retry in a moment to get its "
+                        "response.",
+                        extra={HEADER: "in_progress"},
+                    )
+            now = timezone.now()
+            try:
+                # No savepoint: a duplicate key aborts this transaction, which holds nothing else yet.
+                record = IdempotencyKey.objects.create(
+                    **owner,
+                    key=key,
+                    fingerprint=fingerprint,
+                    method=request.method,
+                    path=request.get_full_path()[:500],
+                    claim_token=secrets.token_hex(16),
+                    locked_until=now + LEASE,
+                    created_at=now,
+                )
+            except IntegrityError:
+                raise _KeyTaken from None
+            response = _render(view, request, _run(view, request, handler, args, kwargs), args, kwargs)
+            IdempotencyKey.objects.filter(pk=record.pk).update(
+                state=IdempotencyKey.State.COMPLETED,
+                response_status=response.status_code,
+                response_body=response.content.decode("utf-8"),
+                completed_at=timezone.now(),
+            )
+    except _ServerError as error:
+        return error.response  # the work and the claim are rolled back: the key is free for a retry
+    return response
+
+
 def _render(view, request, response, args, kwargs):
     response = view.finalize_response(request, response, *args, **kwargs)
     if hasattr(response, "render"):
@@ -196,7 +258,15 @@ def idempotent(handler):
     def wrapper(view, request, *args, **kwargs):
         key = _key_from(request)
         owner = _owner(request)
-        record, replay = _claim(owner=owner, key=key, fingerprint=request_fingerprint(request), request=request)
+        fingerprint = request_fingerprint(request)
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            try:
+                return _in_one_transaction(
+                    view, request, handler, args, kwargs, owner=owner, key=key, fingerprint=fingerprint
+                )
+            except _KeyTaken:
+                pass  # a retry, or a key the two-step path holds: answered below
+        record, replay = _claim(owner=owner, key=key, fingerprint=fingerprint, request=request)
         if replay is not None:
             return replay
         try:
