@@ -17,14 +17,14 @@ How a POST with a key runs (`idempotent` wraps the view's `post`; authentication
 3. A 5xx (an unexpected exception) rolls the work back and deletes the claim: the key is free for a retry.
 
 On PostgreSQL (outside a caller's transaction: every web request) 1 and 2 share ONE transaction, so a POST commits
-(and waits for its WAL flush, an fsync) once instead of twice: BEGIN; pg_try_advisory_xact_lock on (owner, key); the
-claim INSERT; the work; the stored response; COMMIT. The transaction-scoped advisory lock does what the committed
-IN_PROGRESS row did for a concurrent request with the same key: it cannot take the lock, so it answers 409 at once
-instead of waiting on the uncommitted row. A key already in the table (a retry of a finished request, or a claim
-made by the two-step path) makes the INSERT fail: that transaction is rolled back and the two-step path above
-answers (replay, 422, 409, or the take-over of an expired lease). A 5xx or a crash rolls the claim back with the
-work, so the key is free at once. SQLite (one writer at a time) and callers already in a transaction keep the
-two-step path.
+(and waits for its WAL flush, an fsync) once instead of twice: BEGIN; one SELECT takes pg_try_advisory_xact_lock on
+(owner, key) and says whether the key was used before; the work (in its savepoint, as in 2); one INSERT of the key's
+row, COMPLETED, with the answer; COMMIT. The transaction-scoped advisory lock does what the committed IN_PROGRESS
+row did: a concurrent request with the same key cannot take it and answers 409 at once. A key already in the table
+(a retry of a finished request, or a claim of the two-step path) is answered by the two-step path above (replay,
+422, 409, or the take-over of an expired lease), before any work. A 5xx or a crash rolls everything back and no
+row was written, so the key is free at once. SQLite (one writer at a time) and callers already in a transaction
+keep the two-step path.
 
 Keys are kept at least IDEMPOTENCY_KEY_RETENTION (24 hours); `manage.py purge_idempotency_keys` removes older ones.
 """
@@ -188,42 +188,51 @@ def _advisory_lock_id(owner: dict, key: str) -> int:
 
 
 def _in_one_transaction(view, request, handler, args, kwargs, *, owner: dict, key: str, fingerprint: str):
-    """PostgreSQL outside a transaction: claim, work and stored response in one transaction (module docstring).
-    Raises _KeyTaken when the key is already in the table."""
+    """PostgreSQL outside a transaction: the key's lock, the work and the key's row with its answer, in one
+    transaction (module docstring). Raises _KeyTaken when the key is already in the table."""
+    ((owner_field, owner_value),) = owner.items()
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    owner_column = connection.ops.quote_name(IdempotencyKey._meta.get_field(owner_field).column)
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_advisory_lock_id(owner, key)])
-                if not cursor.fetchone()[0]:
-                    raise IdempotencyKeyInProgress(
-                        f"A request with this {HEADER} is still being processed; retry in a moment to get its "
-                        "response.",
-                        extra={HEADER: "in_progress"},
-                    )
+                # One round trip: the key's lock (held to COMMIT), and whether the key was used before.
+                cursor.execute(
+                    f"SELECT pg_try_advisory_xact_lock(%s), EXISTS (SELECT 1 FROM {table} "  # noqa: S608 (names only)
+                    f"WHERE {owner_column} = %s AND {connection.ops.quote_name('key')} = %s)",
+                    [_advisory_lock_id(owner, key), owner_value.pk, key],
+                )
+                locked, used = cursor.fetchone()
+            if not locked:
+                raise IdempotencyKeyInProgress(
+                    f"A request with this {HEADER} is still being processed; retry in a moment to get its response.",
+                    extra={HEADER: "in_progress"},
+                )
+            if used:
+                raise _KeyTaken
+            response = _render(view, request, _run(view, request, handler, args, kwargs), args, kwargs)
             now = timezone.now()
+            # The key's row is written once, with its answer. Under the lock no request of this path can have
+            # written it meanwhile; the unique constraint still stops any other (IntegrityError: all rolled back).
             try:
-                # No savepoint: a duplicate key aborts this transaction, which holds nothing else yet.
-                record = IdempotencyKey.objects.create(
+                IdempotencyKey.objects.create(
                     **owner,
                     key=key,
                     fingerprint=fingerprint,
                     method=request.method,
                     path=request.get_full_path()[:500],
+                    state=IdempotencyKey.State.COMPLETED,
                     claim_token=secrets.token_hex(16),
-                    locked_until=now + LEASE,
+                    locked_until=now,
                     created_at=now,
+                    completed_at=now,
+                    response_status=response.status_code,
+                    response_body=response.content.decode("utf-8"),
                 )
             except IntegrityError:
-                raise _KeyTaken from None
-            response = _render(view, request, _run(view, request, handler, args, kwargs), args, kwargs)
-            IdempotencyKey.objects.filter(pk=record.pk).update(
-                state=IdempotencyKey.State.COMPLETED,
-                response_status=response.status_code,
-                response_body=response.content.decode("utf-8"),
-                completed_at=timezone.now(),
-            )
+                raise _KeyTaken from None  # out of the atomic block: everything is rolled back
     except _ServerError as error:
-        return error.response  # the work and the claim are rolled back: the key is free for a retry
+        return error.response  # the work is rolled back and no row was written: the key is free for a retry
     return response
 
 

@@ -5,6 +5,7 @@ These run outside the test's own transaction (transaction=True), as a web reques
 """
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -17,7 +18,8 @@ from fieldsync.models import ApiClient, IdempotencyKey
 from tests.factories import issued_invoice
 
 from .conftest import make_api
-from .test_query_counts import PAYMENT_POST_QUERIES
+from .test_idempotency import held_claim
+from .test_query_counts import PAYMENT_POST_QUERIES_POSTGRESQL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +54,8 @@ def test_a_payment_post_commits_once():
     sql = [query["sql"].strip().upper() for query in queries.captured_queries]
     assert sql.count("COMMIT") == 1, sql
     assert writes_outside_transactions(sql) == [], sql  # the claim is not committed on its own any more
-    assert len(sql) <= PAYMENT_POST_QUERIES, sql
+    assert [statement for statement in sql if "FIELDSYNC_IDEMPOTENCYKEY" in statement][-1].startswith("INSERT")
+    assert len(sql) <= PAYMENT_POST_QUERIES_POSTGRESQL, sql
     key = IdempotencyKey.objects.get(key="once")
     assert key.state == IdempotencyKey.State.COMPLETED and key.response_status == 201
 
@@ -133,3 +136,52 @@ def test_a_key_another_transaction_holds_gets_409_without_waiting():
     assert response.status_code == 409 and response.json()["code"] == "idempotency_key_in_progress"
     assert not Payment.objects.exists() and not IdempotencyKey.objects.filter(key="busy").exists()
     assert api.post("payments/", body(invoice), key="busy").status_code == 201  # free once the holder is gone
+
+
+def test_on_the_database_cache_the_only_other_commit_is_the_throttle_count_in_an_unlogged_table(settings):
+    """Production's database cache: the throttle's count commits on its own, in a table that writes no WAL, so the
+    payment's COMMIT is the only one that waits for the disk."""
+    from django.core.cache import cache
+
+    from fieldsync.settings import base
+
+    settings.CACHES = base.CACHES
+    cache.clear()
+    api, _, _ = make_api()
+    api.get("customers/")
+    assert api.post("payments/", body(issued_invoice())).status_code == 201  # warm-up
+
+    invoice = issued_invoice()
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("payments/", body(invoice)).status_code == 201
+
+    sql = [query["sql"].strip().upper() for query in queries.captured_queries]
+    assert sql.count("COMMIT") == 1, sql
+    [own_commit] = writes_outside_transactions(sql)
+    assert "FIELDSYNC_APIRATECOUNT" in own_commit
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'fieldsync_apiratecount'")
+        assert cursor.fetchone()[0] == "u"  # unlogged
+
+
+def test_a_claim_left_by_the_two_step_path_is_answered_by_it(api_two_step_claims):
+    """Rows the two-step path committed (SQLite, a caller's transaction, or a deployment before this one): a live
+    claim gets 409 and no work; an expired one is taken over and done once."""
+    api, client, invoice = api_two_step_claims
+    body_ = body(invoice)
+    held_claim(client, "busy", body_, lease_left=timedelta(minutes=1), age=timedelta(0))
+    busy = api.post("payments/", body_, key="busy")
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency_key_in_progress"
+    assert not Payment.objects.exists()
+
+    held_claim(client, "orphan", body_, lease_left=timedelta(seconds=-1), age=timedelta(minutes=3))
+    taken_over = api.post("payments/", body_, key="orphan")
+    assert taken_over.status_code == 201
+    assert Payment.objects.count() == 1
+    assert IdempotencyKey.objects.get(key="orphan").state == IdempotencyKey.State.COMPLETED
+
+
+@pytest.fixture
+def api_two_step_claims():
+    api, client, _ = make_api()
+    return api, client, issued_invoice()
