@@ -75,8 +75,11 @@ def main() -> None:
         return
 
     print_conditions(args)
-    statements, commits = count_statements(token, numbers[:2])
-    print(f"one POST        {statements} SQL statements, {commits} COMMIT(s) (in-process, after a warm-up)")
+    statements, commits, own = count_statements(token, numbers[:2])
+    print(
+        f"one POST        {statements} SQL statements, {commits} COMMIT(s), and writes committing on their own "
+        f"(autocommit): {', '.join(own) or 'none'} (in-process, after a warm-up)"
+    )
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
@@ -119,8 +122,9 @@ def print_conditions(args) -> None:
     )
 
 
-def count_statements(token: str, numbers: list[str]) -> tuple[int, int]:
-    """SQL statements and COMMITs of one POST in this process (the first of `numbers` warms up)."""
+def count_statements(token: str, numbers: list[str]) -> tuple[int, int, list[str]]:
+    """SQL statements, COMMITs and the tables of autocommit writes of one POST in this process (the first of
+    `numbers` warms up). fieldsync_apiratecount (the throttle's count) is UNLOGGED on PostgreSQL: no WAL flush."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -137,20 +141,22 @@ def count_statements(token: str, numbers: list[str]) -> tuple[int, int]:
         assert response.status_code == 201, response.content
     connection.close()  # gunicorn's workers open their own
     sql = [query["sql"].strip().upper() for query in queries.captured_queries]
-    return len(sql), sum(1 for statement in sql if statement == "COMMIT") + _autocommits(sql)
+    return len(sql), sum(1 for statement in sql if statement == "COMMIT"), _autocommits(sql)
 
 
-def _autocommits(sql: list[str]) -> int:
-    """Writes outside BEGIN ... COMMIT commit on their own (autocommit): each is a commit (and a WAL flush) too."""
-    count, depth = 0, 0
+def _autocommits(sql: list[str]) -> list[str]:
+    """The tables of writes outside BEGIN ... COMMIT: each commits on its own (and waits for a WAL flush unless its
+    table is UNLOGGED)."""
+    tables, depth = [], 0
     for statement in sql:
+        words = statement.replace('"', "").split()
         if statement == "BEGIN":
             depth += 1
         elif statement in ("COMMIT", "ROLLBACK"):
             depth -= 1
-        elif depth == 0 and statement.split(None, 1)[0] in ("INSERT", "UPDATE", "DELETE"):
-            count += 1
-    return count
+        elif depth == 0 and words[0] in ("INSERT", "UPDATE", "DELETE"):
+            tables.append(words[2].lower() if words[0] in ("INSERT", "DELETE") else words[1].lower())
+    return tables
 
 
 def prepare(count: int) -> tuple[str, list[str]]:
