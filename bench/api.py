@@ -239,7 +239,7 @@ def profile(token: str, numbers: list[str]) -> None:
 def wait_until_up(port: int) -> None:
     for _ in range(100):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/", timeout=2)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2)  # noqa: S310
             return
         except OSError:  # refused, reset, or slow to answer while gunicorn starts (URLError is an OSError)
             time.sleep(0.2)
