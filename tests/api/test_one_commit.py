@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from billing import services
@@ -17,7 +18,7 @@ from fieldsync.api.idempotency import _advisory_lock_id
 from fieldsync.models import ApiClient, IdempotencyKey
 from tests.factories import issued_invoice
 
-from .conftest import make_api
+from .conftest import Api, make_api, staff_user
 from .test_idempotency import held_claim
 from .test_query_counts import PAYMENT_POST_QUERIES_POSTGRESQL
 
@@ -185,3 +186,19 @@ def test_a_claim_left_by_the_two_step_path_is_answered_by_it(api_two_step_claims
 def api_two_step_claims():
     api, client, _ = make_api()
     return api, client, issued_invoice()
+
+
+def test_staff_sessions_use_the_one_transaction_path_with_their_own_keys():
+    """A staff user's key is theirs (its lock and row are keyed by the user): a retry is replayed, and an API client
+    may use the same key string for its own request."""
+    staff = Client()
+    staff.force_login(staff_user("billing.add_payment"))
+    desk = Api(staff)
+    invoice, other = issued_invoice(), issued_invoice()
+    first = desk.post("payments/", body(invoice), key="desk-1")
+    retry = desk.post("payments/", body(invoice), key="desk-1")
+    assert first.status_code == 201 and retry["Idempotent-Replayed"] == "true"
+    assert IdempotencyKey.objects.get(key="desk-1", user__isnull=False).response_status == 201
+    api, _, _ = make_api()
+    assert api.post("payments/", body(other), key="desk-1").status_code == 201
+    assert Payment.objects.count() == 2
