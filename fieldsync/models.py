@@ -137,7 +137,8 @@ class QuickBooksCallCount(models.Model):
 class ApiRateCount(models.Model):
     """Requests counted against one API rate budget (a client's, a staff user's) in its current fixed window: the
     API throttle's counter when the default cache is the database cache (fieldsync.api.throttling). One row per
-    budget, bumped by one INSERT ... ON CONFLICT DO UPDATE per request."""
+    budget, bumped by one INSERT ... ON CONFLICT DO UPDATE per request. On PostgreSQL the table is UNLOGGED
+    (migration 0007): the bump commits without waiting for a WAL flush, and a crash empties it (fresh windows)."""
 
     key = models.CharField(max_length=200, primary_key=True)
     window_start = models.BigIntegerField(help_text="Unix time (seconds) the current window began.")

@@ -73,7 +73,7 @@ class UnitNumberRelatedField(UnitScopedMixin, NumberRelatedField):
 def customer_ref(**kwargs):
     kwargs.setdefault("help_text", "A customer id.")
     return UnitIdRelatedField(
-        queryset=Customer.objects.all(),
+        queryset=Customer.objects.select_related("business_unit"),
         error_messages={"does_not_exist": "No customer has the id {pk_value}."},
         **kwargs,
     )
@@ -83,7 +83,7 @@ def invoice_ref(**kwargs):
     kwargs.setdefault("help_text", 'An invoice number, e.g. "INV-1042".')
     return UnitNumberRelatedField(
         slug_field="number",
-        queryset=Invoice.objects.select_related("customer"),
+        queryset=Invoice.objects.select_related("customer__business_unit"),
         error_messages={"does_not_exist": "No invoice is numbered {value}."},
         **kwargs,
     )
@@ -92,8 +92,26 @@ def invoice_ref(**kwargs):
 # --- Output -------------------------------------------------------------------------------------------------------
 
 
+def business_unit_out() -> serializers.CharField:
+    """The record's business unit by slug, as a customer's POST names it (`business_unit`). Read with the record
+    (select_related in fieldsync.api.selectors, or known to the view that created it): no query of its own."""
+    return serializers.CharField(
+        source="business_unit.slug", read_only=True, help_text="The business unit's slug (its own QuickBooks company)."
+    )
+
+
+def with_unit_of_customer(record):
+    """`record` (a job or payment just created for a customer read with its unit) with that unit at hand, so the
+    answer names it without a query: the service set only business_unit_id (always the customer's)."""
+    customer = record.customer
+    if type(customer).business_unit.is_cached(customer):
+        record.business_unit = customer.business_unit
+    return record
+
+
 class CustomerOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    business_unit = business_unit_out()
     display_name = serializers.CharField()
     company_name = serializers.CharField()
     email = serializers.CharField()
@@ -112,6 +130,7 @@ class CustomerOutputSerializer(serializers.Serializer):
 
 class JobOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    business_unit = business_unit_out()
     customer = serializers.IntegerField(source="customer_id")
     number = serializers.CharField()
     title = serializers.CharField()
@@ -154,6 +173,7 @@ class InvoiceLineOutputSerializer(serializers.Serializer):
 class InvoiceOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.CharField()
+    business_unit = business_unit_out()
     customer = serializers.IntegerField(source="customer_id")
     job = serializers.CharField(source="job.number", allow_null=True, default=None, help_text="The job number.")
     status = serializers.ChoiceField(choices=Invoice.Status.choices)
@@ -226,6 +246,7 @@ class RefundOutputSerializer(serializers.Serializer):
 
 class PaymentOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    business_unit = business_unit_out()
     customer = serializers.IntegerField(source="customer_id")
     amount = money_out()
     currency = serializers.CharField()
@@ -439,7 +460,7 @@ class JobsApi(ApiListView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        job = services.job_create(**serializer.validated_data)
+        job = with_unit_of_customer(services.job_create(**serializer.validated_data))
         return Response(self.OutputSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -732,6 +753,7 @@ class ApplicationInputSerializer(serializers.Serializer):
 
 PAYMENT_EXAMPLE = {
     "id": 311,
+    "business_unit": "main-street",
     "customer": 12,
     "amount": "150.00",
     "currency": "USD",
@@ -882,7 +904,8 @@ class PaymentsApi(ApiListView):
         ]
         payment = services.payment_record(applications=applications, **data)
         return Response(
-            PaymentOutputSerializer(selectors.payment_as_recorded(payment)).data, status=status.HTTP_201_CREATED
+            PaymentOutputSerializer(selectors.payment_as_recorded(with_unit_of_customer(payment))).data,
+            status=status.HTTP_201_CREATED,
         )
 
 

@@ -16,6 +16,16 @@ How a POST with a key runs (`idempotent` wraps the view's `post`; authentication
    too, so a retry gets the same answer.
 3. A 5xx (an unexpected exception) rolls the work back and deletes the claim: the key is free for a retry.
 
+On PostgreSQL (outside a caller's transaction: every web request) 1 and 2 share ONE transaction, so a POST commits
+(and waits for its WAL flush, an fsync) once instead of twice: BEGIN; one SELECT takes pg_try_advisory_xact_lock on
+(owner, key) and says whether the key was used before; the work (in its savepoint, as in 2); one INSERT of the key's
+row, COMPLETED, with the answer; COMMIT. The transaction-scoped advisory lock does what the committed IN_PROGRESS
+row did: a concurrent request with the same key cannot take it and answers 409 at once. A key already in the table
+(a retry of a finished request, or a claim of the two-step path) is answered by the two-step path above (replay,
+422, 409, or the take-over of an expired lease), before any work. A 5xx or a crash rolls everything back and no
+row was written, so the key is free at once. SQLite (one writer at a time) and callers already in a transaction
+keep the two-step path.
+
 Keys are kept at least IDEMPOTENCY_KEY_RETENTION (24 hours); `manage.py purge_idempotency_keys` removes older ones.
 """
 
@@ -165,6 +175,67 @@ def _claim(*, owner: dict, key: str, fingerprint: str, request) -> tuple[Idempot
     )
 
 
+class _KeyTaken(Exception):
+    """The one-transaction path found the key in the table: the two-step path decides what to answer."""
+
+
+def _advisory_lock_id(owner: dict, key: str) -> int:
+    """A signed 64-bit number for (owner, key): what pg_try_advisory_xact_lock takes. A collision of two different
+    keys only makes one of two simultaneous requests answer 409 (retry in a second)."""
+    who = f"client:{owner['api_client'].pk}" if "api_client" in owner else f"user:{owner['user'].pk}"
+    digest = hashlib.sha256(f"fieldsync-idempotency\n{who}\n{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _in_one_transaction(view, request, handler, args, kwargs, *, owner: dict, key: str, fingerprint: str):
+    """PostgreSQL outside a transaction: the key's lock, the work and the key's row with its answer, in one
+    transaction (module docstring). Raises _KeyTaken when the key is already in the table."""
+    ((owner_field, owner_value),) = owner.items()
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    owner_column = connection.ops.quote_name(IdempotencyKey._meta.get_field(owner_field).column)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # One round trip: the key's lock (held to COMMIT), and whether the key was used before.
+                cursor.execute(
+                    f"SELECT pg_try_advisory_xact_lock(%s), EXISTS (SELECT 1 FROM {table} "  # noqa: S608 (names only)
+                    f"WHERE {owner_column} = %s AND {connection.ops.quote_name('key')} = %s)",
+                    [_advisory_lock_id(owner, key), owner_value.pk, key],
+                )
+                locked, used = cursor.fetchone()
+            if not locked:
+                raise IdempotencyKeyInProgress(
+                    f"A request with this {HEADER} is still being processed; retry in a moment to get its response.",
+                    extra={HEADER: "in_progress"},
+                )
+            if used:
+                raise _KeyTaken
+            response = _render(view, request, _run(view, request, handler, args, kwargs), args, kwargs)
+            now = timezone.now()
+            # The key's row is written once, with its answer. Under the lock no request of this path can have
+            # written it meanwhile; the unique constraint still stops any other (IntegrityError: all rolled back).
+            try:
+                IdempotencyKey.objects.create(
+                    **owner,
+                    key=key,
+                    fingerprint=fingerprint,
+                    method=request.method,
+                    path=request.get_full_path()[:500],
+                    state=IdempotencyKey.State.COMPLETED,
+                    claim_token=secrets.token_hex(16),
+                    locked_until=now,
+                    created_at=now,
+                    completed_at=now,
+                    response_status=response.status_code,
+                    response_body=response.content.decode("utf-8"),
+                )
+            except IntegrityError:
+                raise _KeyTaken from None  # out of the atomic block: everything is rolled back
+    except _ServerError as error:
+        return error.response  # the work is rolled back and no row was written: the key is free for a retry
+    return response
+
+
 def _render(view, request, response, args, kwargs):
     response = view.finalize_response(request, response, *args, **kwargs)
     if hasattr(response, "render"):
@@ -196,7 +267,15 @@ def idempotent(handler):
     def wrapper(view, request, *args, **kwargs):
         key = _key_from(request)
         owner = _owner(request)
-        record, replay = _claim(owner=owner, key=key, fingerprint=request_fingerprint(request), request=request)
+        fingerprint = request_fingerprint(request)
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            try:
+                return _in_one_transaction(
+                    view, request, handler, args, kwargs, owner=owner, key=key, fingerprint=fingerprint
+                )
+            except _KeyTaken:
+                pass  # a retry, or a key the two-step path holds: answered below
+        record, replay = _claim(owner=owner, key=key, fingerprint=fingerprint, request=request)
         if replay is not None:
             return replay
         try:

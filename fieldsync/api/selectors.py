@@ -15,17 +15,17 @@ from quickbooks_export.models import ExportBatchItem, InvoiceExportHold
 
 
 def customer_list() -> QuerySet[Customer]:
-    return Customer.objects.all()
+    return Customer.objects.select_related("business_unit")
 
 
 def job_list() -> QuerySet[Job]:
-    """Jobs with their job type (its name is in every answer): one query per page."""
-    return Job.objects.select_related("job_type")
+    """Jobs with their job type and unit (both named in every answer): one query per page."""
+    return Job.objects.select_related("job_type", "business_unit")
 
 
 def invoice_list() -> QuerySet[Invoice]:
     """Invoices with total / amount_paid / open_balance, their job and their lines: 2 queries per page."""
-    return invoice_with_balances(Invoice.objects.select_related("job", "tax_rate")).prefetch_related(
+    return invoice_with_balances(Invoice.objects.select_related("job", "tax_rate", "business_unit")).prefetch_related(
         Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id"))
     )
 
@@ -36,7 +36,7 @@ def invoice_get(*, number: str) -> Invoice | None:
 
 def payment_list() -> QuerySet[Payment]:
     """Payments with their amounts, applications (with invoice numbers) and refunds: 3 queries per page."""
-    return payment_with_amounts().prefetch_related(
+    return payment_with_amounts(Payment.objects.select_related("business_unit")).prefetch_related(
         Prefetch("applications", queryset=PaymentApplication.objects.select_related("invoice").order_by("id")),
         Prefetch(
             "refunds", queryset=Refund.objects.select_related("application__invoice", "manual_item").order_by("id")

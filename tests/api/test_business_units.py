@@ -319,3 +319,81 @@ def test_migration_gives_existing_clients_the_default_unit():
     executor.migrate(executor.loader.graph.leaf_nodes())  # every app at its leaf again, for the tests after this one
 
     assert list(ApiClient.objects.get(pk=row.pk).business_units.values_list("slug", flat=True)) == ["main"]
+
+
+# --- The unit in the answers ----------------------------------------------------------------------------------------
+
+
+def test_answers_name_the_business_unit_by_slug_without_a_query_of_their_own():
+    """Customers, jobs, invoices and payments name their unit (`business_unit`, the slug a customer POST takes) in
+    lists, details and the answers of creates; the unit comes with the record's own query (or is known to the view),
+    so each call runs as many queries as before the field existed."""
+    north = business_unit_default()  # the installation's first unit
+    south = BusinessUnitFactory(name="South Store", slug="south")
+    records_of(north, name="north", realm_id="9341-north")
+    records_of(south, name="south", realm_id="9341-south")
+    api, _, _ = make_api("north-and-south", business_units=[north, south])
+    api.get("customers/")  # the token's last-use stamp: not inside the counts below
+
+    for path in ("customers/", "jobs/", "invoices/", "payments/"):
+        rows = api.get(path).json()["results"]
+        assert sorted(row["business_unit"] for row in rows) == sorted([north.slug, "south"]), (path, rows)
+    customer = Customer.objects.get(display_name="south Customer")
+    assert api.get(f"customers/{customer.pk}/").json()["business_unit"] == "south"
+    assert api.get(f"jobs/{Job.objects.get(number='J-SOUTH').pk}/").json()["business_unit"] == "south"
+    assert api.get("invoices/INV-SOUTH/").json()["business_unit"] == "south"
+    payment = Payment.objects.get(applications__invoice__number="INV-SOUTH")
+    assert api.get(f"payments/{payment.pk}/").json()["business_unit"] == "south"
+
+    created = api.post("customers/", {"display_name": "New South", "business_unit": "south"})
+    assert created.status_code == 201 and created.json()["business_unit"] == "south"
+    new_customer = created.json()["id"]
+    job = api.post("jobs/", {"customer": new_customer, "number": "J-NEW", "title": "Boiler"})
+    assert job.status_code == 201 and job.json()["business_unit"] == "south"
+    invoice = api.post(
+        "invoices/",
+        {"customer": new_customer, "number": "INV-NEW", "lines": [{"service_name": "Labor", "unit_price": "50.00"}]},
+    )
+    assert invoice.status_code == 201 and invoice.json()["business_unit"] == "south"
+    assert api.post("invoices/INV-NEW/issue/", {}).json()["business_unit"] == "south"
+    by_invoice = api.post(
+        "payments/", {"invoice": "INV-NEW", "amount": "20.00", "method": "card", "received_on": "2026-11-20"}
+    )
+    assert by_invoice.status_code == 201 and by_invoice.json()["business_unit"] == "south"
+    by_customer = api.post(
+        "payments/", {"customer": new_customer, "amount": "5.00", "method": "check", "received_on": "2026-11-20"}
+    )
+    assert by_customer.status_code == 201 and by_customer.json()["business_unit"] == "south"
+    assert by_customer.json() == api.get(f"payments/{by_customer.json()['id']}/").json()
+
+    # No query for the unit: lists and details read it with the record (select_related), creates take it from the
+    # customer or invoice of the body, read with its unit. A lazy load of any record's business unit fails here.
+    descriptor_class = type(Payment.business_unit)
+    original = descriptor_class.get_object
+
+    def no_lazy_unit(descriptor, instance):
+        assert descriptor.field.name != "business_unit", f"{type(instance).__name__}'s unit read with its own query"
+        return original(descriptor, instance)
+
+    try:
+        descriptor_class.get_object = no_lazy_unit
+        for path in ("customers/", "jobs/", "invoices/", "payments/"):
+            assert api.get(path).status_code == 200
+        assert api.get(f"payments/{payment.pk}/").status_code == 200
+        answers = [
+            api.post("customers/", {"display_name": "Lazy", "business_unit": north.slug}),
+            api.post("jobs/", {"customer": new_customer, "number": "J-LAZY", "title": "Boiler"}),
+            api.post(
+                "payments/", {"customer": new_customer, "amount": "1.00", "method": "cash", "received_on": "2026-11-20"}
+            ),
+        ]
+        issued_invoice(customer=customer, amount="30.00", number="INV-LAZY")
+        answers.append(
+            api.post(
+                "payments/", {"invoice": "INV-LAZY", "amount": "30.00", "method": "cash", "received_on": "2026-11-20"}
+            )
+        )
+    finally:
+        descriptor_class.get_object = original
+    assert [a.status_code for a in answers] == [201, 201, 201, 201], [a.content for a in answers]
+    assert [a.json()["business_unit"] for a in answers] == [north.slug, "south", "south", "south"]

@@ -83,3 +83,47 @@ def test_unknown_api_paths_answer_in_the_error_shape(api):
     response = api.get("/api/v1/nothing-here/")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+FOUR_THREADS_AT_ONCE = """
+import threading
+import django
+django.setup()
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+statuses, barrier = [], threading.Barrier(4)
+def get():
+    client = Client(raise_request_exception=False)
+    barrier.wait()
+    statuses.append(client.get("/api/schema/").status_code)
+threads = [threading.Thread(target=get) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(sorted(statuses))
+"""
+
+
+def test_threads_of_a_fresh_process_asking_for_the_schema_at_once_all_get_it():
+    """gunicorn's gthread workers (gunicorn.conf.py) serve several requests of one process at once; drf-spectacular
+    loads its extensions on the first schema request by changing class attributes, and threads racing it got 500s.
+    Only a fresh process shows it (this one's schema is built already)."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "fieldsync.settings.test"}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", FOUR_THREADS_AT_ONCE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[200, 200, 200, 200]", result.stderr[-2000:]
