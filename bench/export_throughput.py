@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=1000)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--latency-ms", type=int, default=150)
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile) of the run")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="fieldsync-bench-"))
@@ -55,11 +56,37 @@ def run(args, base: str) -> None:
     realm = sandbox_connect(base, company_name="Bench Plumbing")
     before = sandbox_company(base, realm)["stats"]
 
-    started = time.monotonic()
+    import re
+    from collections import Counter
+
+    from django.db import connection
+
+    statements = [0]
+    shapes: Counter = Counter()
+
+    def count(execute, sql, params, many, context):
+        statements[0] += 1
+        if args.profile:  # which statements: their first words and table
+            table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql)
+            lock = " FOR UPDATE" if "FOR UPDATE" in sql else ""
+            shapes[f"{sql.split(None, 1)[0]} {table.group(1) if table else ''}{lock}"] += 1
+        return execute(sql, params, many, context)
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    started, cpu_started = time.monotonic(), time.process_time()
     batch = export_batch_start(payments=Payment.objects.all(), selection="benchmark", source="command")
-    while export_run(realm_id=realm) not in ("drained", "waiting"):
-        pass
-    elapsed = time.monotonic() - started
+    with connection.execute_wrapper(count):
+        if profiler:
+            profiler.enable()
+        while export_run(realm_id=realm) not in ("drained", "waiting"):
+            pass
+        if profiler:
+            profiler.disable()
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
 
     batch = ExportBatch.objects.get(pk=batch.pk)
     counts = export_batch_counts(batch_id=batch.pk)
@@ -85,10 +112,20 @@ def run(args, base: str) -> None:
     print(f"429s seen              {stats['throttled'] - before['throttled']}")
     print(f"duplicates found       {duplicates}")
     print(f"failed records         {counts['failed']}")
+    print(f"SQL statements         {statements[0]} ({statements[0] / per:.1f} per payment, the runner's process)")
+    print(f"CPU of this process    {cpu:.1f} s ({cpu / per * 1000:.1f} ms per payment; the sandbox is another process)")
     print(
         f"QuickBooks now holds   {len(after['entities'].get('Customer', []))} customers, "
         f"{len(after['entities'].get('Invoice', []))} invoices, {len(qbo_payments)} payments"
     )
+    if profiler:
+        import pstats
+
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+        print("SQL statements by shape (per payment):")
+        for shape, n in shapes.most_common(args.profile):
+            print(f"  {n / per:6.2f}  {shape}")
 
 
 if __name__ == "__main__":

@@ -876,6 +876,47 @@ def _record_mapping(run: _Run, kind: str, local_key: str, obj: dict, *, linked: 
     return mapping
 
 
+def _record_mappings(run: _Run, rows: list[tuple[str, str, dict]]) -> None:
+    """Record the mappings of the objects one batch created, (kind, local key, QuickBooks object) each, in one
+    statement: what _record_mapping does for each (an upsert on the object, refused if the QuickBooks object is
+    already another's), without its three to nine statements per object."""
+    if not rows:
+        return
+    mappings = [
+        QuickBooksMapping(
+            realm_id=run.realm_id,
+            kind=kind,
+            local_key=local_key,
+            qbo_id=str(obj["Id"]),
+            sync_token=str(obj.get("SyncToken", "")),
+            qbo_name=obj.get("DisplayName") or obj.get("Name") or obj.get("DocNumber") or "",
+            linked_existing=False,
+        )
+        for kind, local_key, obj in rows
+    ]
+    try:
+        with transaction.atomic():
+            _hold_lease(run)
+            QuickBooksMapping.objects.bulk_create(
+                mappings,
+                update_conflicts=True,
+                unique_fields=["realm_id", "kind", "local_key"],
+                update_fields=["qbo_id", "sync_token", "qbo_name", "linked_existing", "updated_at"],
+            )
+    except IntegrityError:
+        # Another of our objects already maps to one of these QuickBooks objects: keep the first link, as
+        # _record_mapping does; the caller's transaction (the outbox answer) rolls back with it.
+        taken = [
+            f"{kind} {obj['Id']}"
+            for kind, _, obj in rows
+            if QuickBooksMapping.objects.filter(realm_id=run.realm_id, kind=kind, qbo_id=str(obj["Id"])).exists()
+        ]
+        raise ApplicationError(
+            f"QuickBooks {', '.join(taken) or 'objects'} already linked to other FieldSync records.",
+            code="mapping_conflict",
+        ) from None
+
+
 def _outbox_request(run: _Run, *, operation: str, kind: str, local_key: str, payload: dict) -> QuickBooksRequest:
     """The request to send for this object: a pending one is re-sent unchanged; otherwise a new one is written."""
     pending = QuickBooksRequest.objects.filter(
@@ -1045,6 +1086,8 @@ def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | Quick
         _finish_request(run, request, error=exc)
         return {_parse_batch_item_id(item["bId"])[1]: exc for item in items}
     results: dict[str, dict | QuickBooksError] = {}
+    created: list[tuple[str, str, dict]] = []
+    entities: list[str] = []
     with transaction.atomic():
         _finish_request(run, request, response=answers)
         for answer in answers:
@@ -1054,8 +1097,11 @@ def _send_batch(run: _Run, request: QuickBooksRequest) -> dict[str, dict | Quick
             else:
                 entity = next(key for key in answer if key != "bId")
                 results[local_key] = answer[entity]
-                _record_mapping(run, kind, local_key, answer[entity], linked=False)
-                _remember_answer(run, entity, answer[entity])
+                created.append((kind, local_key, answer[entity]))
+                entities.append(entity)
+        _record_mappings(run, created)
+    for entity, (_, _, obj) in zip(entities, created, strict=True):
+        _remember_answer(run, entity, obj)
     return results
 
 
@@ -1624,14 +1670,14 @@ def _ensure_invoices(
         )
     for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():
         invoice = invoices[int(local_key)]
-        mapping = _record_batch_create(
+        qbo_id = _record_batch_create(
             run, Kind.INVOICE, local_key, outcome, payments_of[invoice.pk], f"Invoice {invoice.number}"
         )
-        if mapping is None:
+        if qbo_id is None:
             if isinstance(outcome, QuickBooksObjectNotFoundError):
                 _detect_stale_names(run, invoice, customer_ids, item_ids, payments_of[invoice.pk])
             continue
-        result[invoice.pk] = mapping.qbo_id
+        result[invoice.pk] = qbo_id
     _check_invoices_before_payments(run, payments, invoices, result)
     _wait_with_held_or_failed_partners(run, payments)
     return result
@@ -2071,9 +2117,9 @@ def _ensure_invoices_alone(
         entries.append((str(invoice.pk), payload))
     for local_key, outcome in _create_many(run, entity="Invoice", kind=Kind.INVOICE, entries=entries).items():
         invoice = by_pk[int(local_key)]
-        mapping = _record_batch_create(run, Kind.INVOICE, local_key, outcome, [invoice.pk], f"Invoice {invoice.number}")
-        if mapping is not None:
-            qbo_ids[invoice.pk] = mapping.qbo_id
+        qbo_id = _record_batch_create(run, Kind.INVOICE, local_key, outcome, [invoice.pk], f"Invoice {invoice.number}")
+        if qbo_id is not None:
+            qbo_ids[invoice.pk] = qbo_id
         elif isinstance(outcome, QuickBooksObjectNotFoundError):
             _detect_stale_names(run, invoice, customer_ids, item_ids, [invoice.pk])
     _check_invoices_alone(run, by_pk, qbo_ids)
@@ -2165,8 +2211,9 @@ def _ensure_payments(
 
 def _record_batch_create(
     run: _Run, kind: str, local_key: str, outcome: dict | QuickBooksError, payment_ids: Iterable[int], what: str
-) -> QuickBooksMapping | None:
-    """Record one answer of a batch create: the mapping and an attempt, or the failure of the payments behind it."""
+) -> str | None:
+    """Record one answer of a batch create: an attempt, or the failure of the payments behind it. Returns the QuickBooks
+    Id of the created object (_send_batch mapped it, to the Id QuickBooks answered), None if it was not created."""
     operation = f"create {kind.capitalize()} (batch)"
     if isinstance(outcome, QuickBooksError) and outcome.retryable:
         run.transient = outcome  # the payments stay pending and are sent again in a later run (a new request id)
@@ -2194,17 +2241,17 @@ def _record_batch_create(
             message=outcome.message,
         )
         return None
-    mapping = QuickBooksMapping.objects.get(realm_id=run.realm_id, kind=kind, local_key=local_key)  # see _send_batch
+    qbo_id = str(outcome["Id"])  # as _send_batch mapped it, in the transaction that closed the request
     _attempt(
         run,
         payment_ids,
         operation=operation,
         object_kind=kind,
         local_key=local_key,
-        qbo_id=mapping.qbo_id,
+        qbo_id=qbo_id,
         outcome=ExportAttempt.Outcome.OK,
     )
-    return mapping
+    return qbo_id
 
 
 def _payment_method_ref(run: _Run, method: str) -> dict | None:

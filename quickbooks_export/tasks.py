@@ -19,19 +19,22 @@ RUN_TASK = "quickbooks_export.tasks.export_run_task"
 
 
 def export_run_task(realm_id: str, request_id: str | None = None) -> str:
-    """`request_id`: the id of the web request (or run) that queued this one, so the logs of the run and of its
+    """Run the company's exporter (and, in threads, those of up to EXPORT_COMPANIES_PER_WORKER - 1 other companies
+    with pending work and no runner); returns what the company's own run did. `request_id`: the id of the web request
+    (or run) that queued this one, so the logs of the run and of its
     QuickBooks calls carry it (fieldsync.observability); a run queued by the sweep gets a fresh one."""
     from fieldsync.metrics import quickbooks_calls_flush
 
-    from .services import export_run
+    from .runner_pool import export_runs_serve
 
+    # The company's runner, and while it runs those of other companies waiting for one (runner_pool.py).
     with request_id_bound(request_id):
         try:
-            result = export_run(realm_id=realm_id)
+            results = export_runs_serve(realm_id=realm_id, request_id=request_id)
         finally:
             quickbooks_calls_flush()
-        logger.info("Export run for company %s: %s", realm_id, result)
-    return result
+        logger.info("Export runs from the task for company %s: %s", realm_id, results)
+    return results[realm_id]
 
 
 def enqueue_export_run(realm_id: str, *, delay: float = 0.0, request_id: str | None = None) -> None:

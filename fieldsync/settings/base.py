@@ -252,6 +252,9 @@ QBO_LIMIT_REQUESTS_PER_SECOND = env.int("QBO_LIMIT_REQUESTS_PER_SECOND", default
 EXPORT_RUN_SECONDS = env.float("EXPORT_RUN_SECONDS", default=150.0)
 # How long a runner's hold on a company lasts without renewal; a crashed runner's work resumes after it.
 EXPORT_LEASE_SECONDS = env.float("EXPORT_LEASE_SECONDS", default=180.0)
+# Companies one export task serves at once, each runner in a thread of the worker (quickbooks_export/runner_pool.py):
+# a runner mostly waits for its company's QuickBooks budget, so one worker can keep several companies exporting.
+EXPORT_COMPANIES_PER_WORKER = env.int("FIELDSYNC_EXPORT_COMPANIES_PER_WORKER", default=4)
 # A create still unanswered after this long is looked up in QuickBooks by FieldSync's own marker (and adopted if
 # found) before anything is sent again: Intuit does not document how long QuickBooks remembers a requestid.
 EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS = env.float("EXPORT_OUTBOX_LOOKUP_AFTER_SECONDS", default=900.0)

@@ -22,3 +22,8 @@ QBO_API_BASE_URL = ""
 # throttling tests set their own low rates.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fieldsync-tests"}}
 FIELDSYNC_API_THROTTLE_RATES = {"api_client": "100000/minute", "staff_user": "100000/minute"}
+
+# An export task serves its own company in the calling thread, as before runner_pool.py: tests that call the task
+# inside a test transaction (SQLite, no commit) would hide their rows from a runner thread. The tests of the pool
+# (tests/quickbooks_export/export/test_runner_pool.py) set their own width on PostgreSQL.
+EXPORT_COMPANIES_PER_WORKER = 1

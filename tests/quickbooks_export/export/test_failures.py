@@ -202,14 +202,14 @@ def test_a_crash_between_the_answer_and_the_mapping_is_replayed_not_posted_again
     from quickbooks_export import services
 
     payments = three_paid_invoices()
-    real_record = services._record_mapping
+    real_record = services._record_mappings  # what a batch answer is recorded through
 
-    def die_on_payments(run, kind, local_key, obj, *, linked):
-        if kind == "payment":
+    def die_on_payments(run, rows):
+        if any(kind == "payment" for kind, _, _ in rows):
             raise RuntimeError("worker killed")
-        return real_record(run, kind, local_key, obj, linked=linked)
+        return real_record(run, rows)
 
-    monkeypatch.setattr(services, "_record_mapping", die_on_payments)
+    monkeypatch.setattr(services, "_record_mappings", die_on_payments)
     export_batch_start(payments=[p.pk for p in payments], selection="all", source="command")
     with pytest.raises(RuntimeError):
         export_run(realm_id=qbo_company.realm_id, sleep=lambda s: None)
@@ -224,7 +224,7 @@ def test_a_crash_between_the_answer_and_the_mapping_is_replayed_not_posted_again
 
     assert ManualHandlingItem.objects.filter(payment=payments[0]).exists()
 
-    monkeypatch.setattr(services, "_record_mapping", real_record)
+    monkeypatch.setattr(services, "_record_mappings", real_record)
     drain(qbo_company.realm_id)
     assert_exactly_once(qbo_company, payments)
 

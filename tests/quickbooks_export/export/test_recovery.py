@@ -48,18 +48,18 @@ def a_day_passes():
 
 def test_payments_whose_answer_was_lost_and_request_id_forgotten_are_adopted_a_day_later(qbo_company, monkeypatch):
     payments = three_paid_invoices()
-    real_record = engine._record_mapping
+    real_record = engine._record_mappings  # what a batch answer is recorded through
 
-    def die_on_payments(run, kind, local_key, obj, *, linked):
-        if kind == "payment":
+    def die_on_payments(run, rows):
+        if any(kind == "payment" for kind, _, _ in rows):
             raise RuntimeError("worker killed")  # QuickBooks created them; FieldSync never saw the answer
-        return real_record(run, kind, local_key, obj, linked=linked)
+        return real_record(run, rows)
 
-    monkeypatch.setattr(engine, "_record_mapping", die_on_payments)
+    monkeypatch.setattr(engine, "_record_mappings", die_on_payments)
     export_batch_start(payments=[p.pk for p in payments], selection="all", source="command")
     with pytest.raises(RuntimeError):
         export_run(realm_id=qbo_company.realm_id, sleep=lambda s: None)
-    monkeypatch.setattr(engine, "_record_mapping", real_record)
+    monkeypatch.setattr(engine, "_record_mappings", real_record)
     assert QuickBooksRequest.objects.filter(state=PENDING).count() == 1
 
     assert qbo_company.server.forget_request_ids(qbo_company.realm_id) > 0

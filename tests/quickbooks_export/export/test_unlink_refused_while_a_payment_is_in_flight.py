@@ -21,18 +21,18 @@ def test_unlink_is_refused_while_a_payment_of_the_invoice_is_in_flight(qbo_sandb
     qbo_company = connect(qbo_sandbox, settings, profile=profile)
     invoice = issued_invoice(customer=CustomerFactory(), amount="100.00")
     payment = pay(invoice, "100.00")
-    real_record = engine._record_mapping
+    real_record = engine._record_mappings  # what a batch answer is recorded through
 
-    def die_on_payments(run, kind, local_key, obj, *, linked):
-        if kind == "payment":
+    def die_on_payments(run, rows):
+        if any(kind == "payment" for kind, _, _ in rows):
             raise RuntimeError("worker killed")  # QuickBooks created it; FieldSync never saw the answer
-        return real_record(run, kind, local_key, obj, linked=linked)
+        return real_record(run, rows)
 
-    monkeypatch.setattr(engine, "_record_mapping", die_on_payments)
+    monkeypatch.setattr(engine, "_record_mappings", die_on_payments)
     export_batch_start(payments=[payment.pk], selection="one", source="command")
     with pytest.raises(RuntimeError):
         export_run(realm_id=qbo_company.realm_id, sleep=lambda s: None)
-    monkeypatch.setattr(engine, "_record_mapping", real_record)
+    monkeypatch.setattr(engine, "_record_mappings", real_record)
     payment.refresh_from_db()
     assert payment.export_status == Payment.ExportStatus.EXPORTING
     assert QuickBooksRequest.objects.filter(state=QuickBooksRequest.State.PENDING).count() == 1
