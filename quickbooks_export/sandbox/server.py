@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -799,6 +800,14 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     app: SandboxApp
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up before its answer was written (its own timeout) is the client's business, as it
+        is for QuickBooks: logged at debug, not printed as a traceback. Anything else is still reported."""
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipeError, ConnectionResetError, ...
+            logger.debug("%s hung up before its answer was written", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxServer:

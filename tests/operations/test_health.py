@@ -67,6 +67,8 @@ def test_the_newest_of_several_clusters_counts(client):
 
 
 def test_not_ready_without_any_worker_heartbeat(client):
+    business_unit_default()  # the unit every installation has (a test before this one may have flushed it)
+
     response = client.get("/health/ready")
 
     assert response.status_code == 503
