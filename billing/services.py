@@ -37,6 +37,7 @@ from .money import MAX_AMOUNT, MAX_QUANTITY, ZERO, check_currency, format_money,
 from .selectors import (
     ExportReadiness,
     InvoiceState,
+    invoice_balances,
     invoice_get_with_balances,
     payment_export_readiness_map,
     payment_with_amounts,
@@ -648,7 +649,7 @@ def _invoice_sync_paid_status(invoice: Invoice, *, open_balance: Decimal | None 
     if invoice.status not in (Invoice.Status.OPEN, Invoice.Status.PAID):
         return
     if open_balance is None:
-        open_balance = invoice_get_with_balances(invoice_id=invoice.pk).open_balance
+        open_balance = invoice_balances(invoice_id=invoice.pk).open_balance
     status = Invoice.Status.PAID if open_balance <= 0 else Invoice.Status.OPEN
     if status != invoice.status:
         invoice.status = status
@@ -684,7 +685,7 @@ def _apply(
         )
     if invoice.currency != payment.currency:
         raise ApplicationError(f"{invoice.number} is in {invoice.currency}.", code="currency_mismatch")
-    balances = invoice_get_with_balances(invoice_id=invoice.pk)
+    balances = invoice_balances(invoice_id=invoice.pk)
     open_balance = balances.open_balance
     if amount > open_balance:
         raise ApplicationError(

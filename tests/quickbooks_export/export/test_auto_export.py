@@ -21,6 +21,7 @@ from quickbooks_export.auto_export import (
     auto_export_settings_update,
     auto_export_start,
     auto_export_summary_send,
+    invoice_paid_listener,
 )
 from quickbooks_export.models import AutoExportSettings, ExportAttempt, ExportBatch
 from quickbooks_export.selectors import export_batch_counts
@@ -199,3 +200,18 @@ def test_no_summary_when_nothing_waits(qbo_company):
 
     assert auto_export_summary_send() == 0
     assert mail.outbox == []
+
+
+def test_paying_in_full_queues_nothing_for_a_company_exporting_on_a_schedule(
+    qbo_company, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    auto_export_settings_update(realm_id=qbo_company.realm_id, mode=Mode.HOURLY, nightly_at=None, user=None)
+    invoice = issued_invoice(amount="40.00")
+    with django_capture_on_commit_callbacks(execute=True):
+        pay(invoice, "40.00")
+    assert queued_auto_exports() == []
+
+    auto_export_settings_update(realm_id=qbo_company.realm_id, mode=Mode.WHEN_PAID, nightly_at=None, user=None)
+    with django_assert_num_queries(2):  # the company's mode in one statement, then the task queued (django-q's ORM)
+        invoice_paid_listener(invoice.pk)
+    assert queued_auto_exports() == [(AUTO_EXPORT_TASK, ("when_paid", qbo_company.realm_id))]
